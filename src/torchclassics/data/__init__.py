@@ -1,0 +1,1 @@
+"""Data sources: synthetic curves and clusters, MNIST, image folders."""

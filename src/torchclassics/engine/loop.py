@@ -1,0 +1,276 @@
+"""The training loop: the subject of the lessons, in plain PyTorch.
+
+    for epoch in epochs:
+        for inputs, targets in batches:
+            optimizer.zero_grad(); loss = loss_fn(model(inputs), targets); loss.backward(); optimizer.step()
+        evaluate on the held-out split; log; checkpoint
+
+What differs between lessons comes in through a :class:`Task` (the model, the
+data, the loss, per-batch metrics, an optional ``forward`` that carries an RNN's
+hidden state, an ``on_epoch_end`` that records frames for a GIF), never through a
+copy of this loop.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import checkpoint
+from ..errors import UserError
+from .rundir import RunDir
+
+Forward = Callable[[nn.Module, Any, Any], tuple[Any, Any]]
+
+
+def plain_forward(model: nn.Module, inputs, state):
+    return model(inputs), state
+
+
+def detach_state(state):
+    """Truncated back-propagation through time: keep the hidden state's value, cut its graph."""
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return type(state)(detach_state(s) for s in state)
+
+
+def accuracy_sum(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Number of right answers in a batch (metrics are sums; the loop divides by samples)."""
+    return (outputs.argmax(dim=1) == targets).sum()
+
+
+@dataclass
+class Task:
+    """What one lesson hands the engine."""
+
+    model: nn.Module
+    train: Any                     # .epoch(n) yields (inputs, targets); len() = batches; .n_samples
+    test: Any | None               # same interface, or None
+    loss_fn: Callable              # (outputs, targets) -> mean loss over the batch
+    metrics: dict[str, Callable] = field(default_factory=dict)  # name -> (outputs, targets) -> sum over batch
+    forward: Forward = plain_forward
+    carry_state: bool = False      # pass the hidden state from batch to batch within an epoch
+    on_epoch_end: Callable[[int, nn.Module, dict], None] | None = None  # (epoch, model, record)
+    record: dict = field(default_factory=dict)  # what on_epoch_end keeps; saved in checkpoints
+    monitor: str = "test_loss"     # the metric that picks best.pt
+    mode: str = "min"              # "min" or "max"
+
+
+@dataclass
+class FitResult:
+    history: list[dict]
+    best: dict
+    train_s: float
+    steps: int
+    step_losses: list[float]
+    resumed_from: int = 0
+
+
+def build_optimizer(params: dict, model: nn.Module, prefix: str = "") -> torch.optim.Optimizer:
+    """``torch.optim.<optimizer>(model.parameters(), lr=lr, **optimizer_args)``."""
+    name = params.get(prefix + "optimizer", "SGD")
+    cls = getattr(torch.optim, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+        raise UserError(f"optimizer='{name}': not a torch.optim optimizer.")
+    kwargs = dict(params.get(prefix + "optimizer_args") or {})
+    for key, value in kwargs.items():
+        if isinstance(value, list):  # JSON has no tuples: betas=[0.9, 0.99]
+            kwargs[key] = tuple(value)
+    try:
+        return cls(model.parameters(), lr=params["lr"], **kwargs)
+    except (TypeError, ValueError) as err:
+        raise UserError(f"optimizer {name} with lr={params['lr']} and optimizer_args={kwargs}: {err}.") from None
+
+
+def build_scheduler(params: dict, optimizer) -> Any:
+    """``scheduler: {"name": "StepLR", "step_size": 10, "gamma": 0.5}`` or null; stepped once per epoch."""
+    spec = params.get("scheduler")
+    if not spec:
+        return None
+    spec = dict(spec)
+    name = spec.pop("name", None)
+    cls = getattr(torch.optim.lr_scheduler, str(name), None)
+    if not isinstance(cls, type):
+        raise UserError(f"scheduler name '{name}': not in torch.optim.lr_scheduler (e.g. StepLR, CosineAnnealingLR).")
+    try:
+        return cls(optimizer, **spec)
+    except (TypeError, ValueError) as err:
+        raise UserError(f"scheduler {name} with {spec}: {err}.") from None
+
+
+def _is_better(value: float, best: float | None, mode: str) -> bool:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    return best is None or (value < best if mode == "min" else value > best)
+
+
+class Trainer:
+    """Runs a Task for ``params['epochs']`` epochs, writing metrics and checkpoints into ``run``."""
+
+    def __init__(self, task: Task, params: dict, run: RunDir, device: torch.device,
+                 tag: str = "", quiet: bool = False, distributed=None, report: Callable | None = None):
+        self.task, self.params, self.run, self.device = task, params, run, device
+        self.tag, self.quiet, self.report = tag, quiet, report
+        self.model = task.model.to(device)
+        self.train_model = distributed.wrap(self.model) if distributed else self.model
+        self.optimizer = build_optimizer(params, self.model)
+        self.scheduler = build_scheduler(params, self.optimizer)
+        self.clip = params.get("clip_grad_norm")
+        self.ckpt_dir = run.checkpoints / tag if tag else run.checkpoints
+        self.history: list[dict] = []
+        self.step_losses: list[float] = []
+        self.best: dict = {"metric": task.monitor, "value": None, "epoch": None}
+        self.epoch, self.step = 0, 0
+        self.train_s = 0.0
+
+    # -- one step and one epoch -------------------------------------------------
+    def train_epoch(self, epoch: int) -> dict:
+        task, model, optimizer = self.task, self.train_model, self.optimizer
+        model.train()
+        sums = {"loss": torch.zeros((), device=self.device)}
+        sums.update({k: torch.zeros((), device=self.device) for k in task.metrics})
+        seen, state = 0, None
+        for inputs, targets in task.train.epoch(epoch):
+            kept = {}
+
+            def closure():  # LBFGS calls it several times per step; the others once
+                optimizer.zero_grad(set_to_none=True)
+                outputs, new_state = task.forward(model, inputs, state)
+                loss = task.loss_fn(outputs, targets)
+                loss.backward()
+                if self.clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), self.clip)
+                kept.setdefault("outputs", outputs.detach())
+                kept.setdefault("loss", loss.detach())
+                kept.setdefault("state", new_state)
+                return loss
+
+            optimizer.step(closure)
+            if task.carry_state:
+                state = detach_state(kept["state"])
+            n = len(targets)
+            seen += n
+            self.step += 1
+            sums["loss"] += kept["loss"] * n
+            for name, metric in task.metrics.items():
+                sums[name] += metric(kept["outputs"], targets)
+            self.step_losses.append(kept["loss"])
+            if self.bar is not None:
+                self.bar.update(1)
+        self.step_losses[-len(task.train):] = [float(v) for v in self.step_losses[-len(task.train):]]
+        if not math.isfinite(float(sums["loss"])):
+            raise UserError(f"training diverged at epoch {epoch} (loss is {float(sums['loss'])}); "
+                            f"try a smaller lr (now {self.params.get('lr')}).")
+        return {name: float(total) / max(seen, 1) for name, total in sums.items()}
+
+    @torch.no_grad()
+    def evaluate(self, data=None) -> dict:
+        """Loss and metrics averaged over every held-out sample, prefixed ``test_``."""
+        task, data = self.task, data if data is not None else self.task.test
+        if data is None:
+            return {}
+        self.model.eval()
+        sums = {"loss": 0.0, **{k: 0.0 for k in task.metrics}}
+        seen, state = 0, None
+        totals = {k: torch.zeros((), device=self.device) for k in sums}
+        for inputs, targets in data.epoch(0):
+            outputs, state = task.forward(self.model, inputs, state)
+            if not task.carry_state:
+                state = None
+            n = len(targets)
+            seen += n
+            totals["loss"] += task.loss_fn(outputs, targets) * n
+            for name, metric in task.metrics.items():
+                totals[name] += metric(outputs, targets)
+        return {f"test_{k}": float(v) / max(seen, 1) for k, v in totals.items()}
+
+    # -- checkpoints ------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "rng": checkpoint.rng_state(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "best": self.best,
+            "history": self.history,
+            "step_losses": self.step_losses,
+            "record": self.task.record,
+            "train_s": self.train_s,
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler and state["scheduler"]:
+            self.scheduler.load_state_dict(state["scheduler"])
+        checkpoint.set_rng_state(state["rng"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.best, self.history = state["best"], state["history"]
+        self.step_losses, self.train_s = list(state["step_losses"]), state["train_s"]
+        self.task.record.clear()
+        self.task.record.update(state["record"])
+
+    def try_resume(self) -> int:
+        last = self.ckpt_dir / "last.pt"
+        if not last.exists():
+            return 0
+        self.load_state(checkpoint.load(last, map_location=self.device))
+        self.run.truncate_metrics(self.epoch, self.tag)
+        self.run.info(f"resumed {self.tag or 'training'} from {last} at epoch {self.epoch}", echo=not self.quiet)
+        return self.epoch
+
+    def save(self, improved: bool) -> None:
+        if not self.run.writer:
+            return
+        state = self.state()
+        if improved:
+            checkpoint.save_atomic(state, self.ckpt_dir / "best.pt")
+        checkpoint.save_atomic(state, self.ckpt_dir / "last.pt")
+
+    # -- the whole fit ----------------------------------------------------------
+    def fit(self, resume: bool = False) -> FitResult:
+        task, epochs = self.task, int(self.params["epochs"])
+        resumed_from = self.try_resume() if resume else 0
+        total = (epochs - self.epoch) * len(task.train)
+        self.bar = tqdm(total=total, desc=self.tag or self.run.path.name, disable=True if self.quiet else None,
+                        leave=False, unit="step")
+        try:
+            while self.epoch < epochs:
+                epoch = self.epoch + 1
+                start = time.perf_counter()
+                train_metrics = self.train_epoch(epoch)
+                if self.scheduler is not None and not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    self.scheduler.step()
+                self.train_s += time.perf_counter() - start
+                test_metrics = self.evaluate()
+                if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    self.scheduler.step(test_metrics.get("test_loss", train_metrics["loss"]))
+                if task.on_epoch_end is not None:
+                    task.on_epoch_end(epoch, self.model, task.record)
+                row = {"epoch": epoch, "step": self.step, **train_metrics, **test_metrics,
+                       "lr": self.optimizer.param_groups[0]["lr"], "train_s": round(self.train_s, 4)}
+                if self.tag:
+                    row["tag"] = self.tag
+                self.history.append(row)
+                self.epoch = epoch
+                watched = row.get(task.monitor)
+                improved = _is_better(watched, self.best["value"], task.mode)
+                if improved:
+                    self.best = {"metric": task.monitor, "value": watched, "epoch": epoch}
+                self.save(improved)
+                self.run.append_metrics(row)
+                self.bar.set_postfix(loss=f"{train_metrics['loss']:.4g}")
+                if self.report is not None:
+                    self.report(epoch, row)
+        finally:
+            self.bar.close()
+        return FitResult(self.history, self.best, self.train_s, self.step, self.step_losses, resumed_from)

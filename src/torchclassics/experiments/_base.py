@@ -1,0 +1,48 @@
+"""What every experiment provides, and the defaults most of them use."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..engine.loop import FitResult, Task, Trainer
+
+
+class Experiment:
+    """Subclass, decorate with ``@experiment("name")``, and give at least ``build``.
+
+    The engine calls, in order: ``build`` (data, model, loss: a Task), ``train``
+    (by default the one Trainer), ``final_metrics`` and, on the writing process
+    only, ``figures``. Everything shown to a reader of the run directory comes
+    from these.
+    """
+
+    name = ""
+    description = ""
+    # What search optimises and best.pt follows: (metric, "min" | "max").
+    objective = ("test_loss", "min")
+
+    def build(self, params: dict, device: torch.device) -> Task:
+        raise NotImplementedError
+
+    def train(self, task: Task, make_trainer, resume: bool) -> tuple[FitResult, Trainer]:
+        """``make_trainer(task, params=None, tag="")`` gives a Trainer writing into this run."""
+        trainer = make_trainer(task)
+        return trainer.fit(resume=resume), trainer
+
+    def final_metrics(self, task: Task, fit: FitResult, trainer: Trainer) -> dict:
+        """Flat name -> value; held-out metrics start with ``test_``. Default: the last epoch's row."""
+        last = dict(fit.history[-1]) if fit.history else {}
+        for key in ("epoch", "step", "lr", "train_s", "tag"):
+            last.pop(key, None)
+        return last
+
+    def extra_summary(self, task: Task, fit: FitResult, trainer: Trainer) -> dict:
+        """Anything else worth keeping in summary.json (e.g. first predictions)."""
+        return {}
+
+    def figures(self, task: Task, fit: FitResult, trainer: Trainer, figures_dir: Path) -> None:
+        """Draw into ``figures_dir``. Never trains."""
+
+    def predict(self, model, params: dict, files: list[Path], device) -> list[dict]:
+        raise NotImplementedError(f"{self.name} does not predict from files")

@@ -1,0 +1,84 @@
+"""Curve fitting: a 1 -> 10 -> 1 ReLU net learns y = x^2 + noise (seed 000, "regression")."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..data.batches import TensorBatches
+from ..data.synthetic import parabola
+from ..engine.loop import Task
+from ..models.mlp import Net
+from ..registry import experiment
+from ..viz.animate import animate
+from ..viz.plots import loss_curves, new_figure, save
+from ._base import Experiment
+
+
+def every_nth_epoch(params: dict) -> int:
+    """Epochs between two GIF frames: about ``gif_frames`` frames whatever the length."""
+    return max(1, params["epochs"] // max(1, params.get("gif_frames", 40)))
+
+
+def record_predictions(x: torch.Tensor, every: int):
+    """An on_epoch_end hook keeping the model's curve every ``every`` epochs (GIF frames)."""
+
+    def on_epoch_end(epoch, model, record):
+        if epoch % every == 0 or epoch == 1:
+            model.eval()
+            with torch.no_grad():
+                record.setdefault("frames", []).append({"epoch": epoch, "y": model(x).flatten().cpu()})
+
+    return on_epoch_end
+
+
+def mse_metrics(history_row: dict) -> dict:
+    """The loss is the MSE; name it so readers find ``mse`` and ``test_mse``."""
+    metrics = dict(history_row)
+    metrics["mse"] = metrics.pop("loss")
+    if "test_loss" in metrics:
+        metrics["test_mse"] = metrics.pop("test_loss")
+    return metrics
+
+
+@experiment("regression")
+class Regression(Experiment):
+    description = "fit y = x^2 + noise with a 1-10-1 ReLU net (SGD, MSE; figure, loss curve, GIF)"
+    objective = ("test_mse", "min")
+
+    def build(self, params, device):
+        x, y = parabola(params["n_points"], params["seed"], params["noise"])
+        # Held-out points: the same curve at fresh random x, with fresh noise.
+        g = torch.Generator().manual_seed(params["seed"] + 1)
+        x_test = torch.rand(params["n_points"], 1, generator=g) * 2 - 1
+        y_test = x_test.pow(2) + params["noise"] * torch.rand(x_test.shape, generator=g)
+        batch = params["batch_size"] or len(x)
+        self.x, self.y = x, y
+        return Task(
+            model=Net(1, params["hidden"], 1),
+            train=TensorBatches(x, y, batch_size=batch, shuffle=True, seed=params["seed"], device=device),
+            test=TensorBatches(x_test, y_test, batch_size=len(x_test), shuffle=False, device=device),
+            loss_fn=nn.MSELoss(),
+            on_epoch_end=record_predictions(x.to(device), every_nth_epoch(params)),
+            monitor="test_loss",
+        )
+
+    def final_metrics(self, task, fit, trainer):
+        return mse_metrics(super().final_metrics(task, fit, trainer))
+
+    def figures(self, task, fit, trainer, figures_dir):
+        x, y = self.x.flatten().numpy(), self.y.flatten().numpy()
+        frames = task.record.get("frames", [])
+
+        def draw(ax, frame):
+            ax.scatter(x, y, s=10, c="tab:blue", label="data")
+            ax.plot(x, frame["y"].numpy(), "r-", lw=3, label="net")
+            mse = float(((frame["y"] - self.y.flatten()) ** 2).mean())
+            ax.set(title=f"epoch {frame['epoch']}   MSE {mse:.4f}", ylim=(-0.2, 1.4))
+            ax.legend(loc="upper center")
+
+        if frames:
+            fig = new_figure(5, 4)
+            draw(fig.add_subplot(1, 1, 1), frames[-1])
+            save(fig, figures_dir / "fit.png")
+            animate(frames, draw, figures_dir / "animation.gif")
+        loss_curves(fit.history, figures_dir / "loss.png", "regression: MSE")

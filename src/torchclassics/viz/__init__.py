@@ -1,0 +1,1 @@
+"""Figures, GIFs, embeddings and the HTML report. Viz reads; it never trains."""
