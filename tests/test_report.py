@@ -49,6 +49,10 @@ def add_study(root: Path) -> None:
         write_run(root / "classification" / f"lr_study-trial-{trial}", "classification",
                   {"seed": 0, "hidden": 10, "epochs": 3, "optimizer_args": {}, "lr": lr}, rows, final(rows),
                   extra={"study": "lr_study", "trial": trial})
+    # a pruned trial: no summary.json, only search.py's trial.json saying why
+    pruned = write_run(root / "classification" / "lr_study-trial-2", "classification",
+                       {"seed": 0, "hidden": 10, "epochs": 3, "optimizer_args": {}, "lr": 3.0}, history_rows(1, 9.0))
+    (pruned / "trial.json").write_text(json.dumps({"study": "lr_study", "trial": 2, "state": "pruned", "epoch": 1}))
 
 
 @pytest.fixture(scope="module")
@@ -88,12 +92,13 @@ def test_report_is_written_to_the_root_by_default_with_every_run(runs_dir, repor
     assert report == runs_dir / "report.html"
     html = report.read_text()
     runs = collect_runs(runs_dir)
-    assert len(runs) == 9  # 4 synthetic + 2 trials + 2 optimizers + 1 real; the 2 damaged ones skipped
+    assert len(runs) == 10  # 4 synthetic + 3 trials + 2 optimizers + 1 real; the 2 damaged ones skipped
     assert html.count('<section class="card run"') == len(runs)
     assert len(re.findall(r"<tr data-experiment=", html)) == len(runs)
     for run in runs:
         assert f"/ {run['run']}<span" in html
     assert 'class="badge unfinished"' in section_of(html, "killed")
+    assert 'class="badge pruned"' in section_of(html, "lr_study-trial-2")
 
 
 def test_page_is_self_contained(report):
@@ -133,7 +138,7 @@ def test_study_is_shown_with_history_and_best_values(report):
     html = report.read_text()
     study = html.split('<section class="card study" data-study="lr_study">')[1].split("</section>")[0]
     assert "0.123" in study and "minimize" in study and 'alt="history.png"' in study
-    assert study.count("lr_study-trial-") == 2
+    assert study.count("lr_study-trial-") == 3 and "pruned" in study
 
 
 def test_output_option_and_user_errors(runs_dir, tmp_path, capsys):

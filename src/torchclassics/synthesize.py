@@ -96,6 +96,24 @@ def last_logged_metrics(history: list[dict]) -> dict:
     return metrics
 
 
+def read_trial_marker(path: Path) -> dict:
+    """search.py's ``trial.json`` (study, trial, state); {} when absent or unreadable (it is only a hint)."""
+    if not (path / "trial.json").is_file():
+        return {}
+    try:
+        return read_json_object(path / "trial.json")
+    except ValueError:
+        return {}
+
+
+def run_status(finished: bool, marker: dict) -> str:
+    """finished, or why not: a search trial says (pruned, failed); any other run is unfinished."""
+    if finished:
+        return "finished"
+    state = str(marker.get("state") or "")
+    return state if state in ("pruned", "failed") else "unfinished"
+
+
 def read_run(path: Path, root: Path) -> dict | None:
     """Everything a reader shows of one run directory; None when it is not a run or is unreadable."""
     try:
@@ -113,6 +131,7 @@ def read_run(path: Path, root: Path) -> dict | None:
             warn(f"{err}; skipped that run.")
             return None
     history = read_history(path)
+    marker = read_trial_marker(path)
     finished = bool(summary)
     metrics = summary.get("metrics") if finished else last_logged_metrics(history)
     best = summary.get("best") if isinstance(summary.get("best"), dict) else {}
@@ -123,6 +142,7 @@ def read_run(path: Path, root: Path) -> dict | None:
         "experiment": str(summary.get("experiment") or params["experiment"]),
         "run": str(summary.get("run") or path.name),
         "finished": finished,
+        "status": run_status(finished, marker),
         "params": {k: v for k, v in params.items() if k != "experiment"},
         "metrics": metrics if isinstance(metrics, dict) else {},
         "best": best,
@@ -130,8 +150,8 @@ def read_run(path: Path, root: Path) -> dict | None:
         "train_s": summary.get("train_s", history[-1].get("train_s") if history else None),
         "device": summary.get("device"),
         "seed": summary.get("seed", params.get("seed")),
-        "study": summary.get("study"),
-        "trial": summary.get("trial"),
+        "study": summary.get("study", marker.get("study")),
+        "trial": summary.get("trial", marker.get("trial")),
         "history": history,
         "figures": figure_files(path / "figures"),
         "summary": summary,
@@ -215,8 +235,7 @@ def table(runs: list[dict]) -> tuple[list[str], list[dict]]:
                + ["best_metric", "best_value", "best_epoch", "wall_s"])
     rows = []
     for run in runs:
-        row = {"experiment": run["experiment"], "run": run["run"],
-               "status": "finished" if run["finished"] else "unfinished"}
+        row = {"experiment": run["experiment"], "run": run["run"], "status": run["status"]}
         if study_columns:
             row.update(study=run["study"], trial=run["trial"])
         row.update({column: run["params"].get(key) for key, column in param_columns.items()})

@@ -47,6 +47,7 @@ td.num { text-align:right; font-variant-numeric:tabular-nums; }
 tbody tr:hover { background:#f3f6fb; }
 .badge { display:inline-block; padding:0 8px; border-radius:10px; font-size:12px; font-weight:600; margin-left:6px; vertical-align:middle; }
 .badge.finished { background:#dcfce7; color:#166534; } .badge.unfinished { background:#fef3c7; color:#92400e; }
+.badge.pruned { background:#e0e7ff; color:#3730a3; } .badge.failed { background:#fee2e2; color:#991b1b; }
 .card { background:#fff; border:1px solid var(--line); border-radius:10px; padding:16px 20px; margin:14px 0; }
 .meta { color:var(--muted); margin:0 0 6px; font-size:13px; }
 .cols { display:flex; gap:28px; flex-wrap:wrap; }
@@ -241,7 +242,7 @@ def loss_html(run: dict) -> str:
 
 
 def run_section(index: int, run: dict) -> str:
-    status = "finished" if run["finished"] else "unfinished"
+    status = run["status"]
     meta = [escape(run["id"])]
     for label, value in (("device", run["device"]), ("seed", run["seed"]), ("wall", seconds(run["wall_s"])),
                          ("training", seconds(run["train_s"])), ("epochs logged", len(run["history"]) or None)):
@@ -261,7 +262,7 @@ def run_section(index: int, run: dict) -> str:
     metrics_title = "Metrics" if run["finished"] else "Metrics (last logged epoch)"
     return f"""
 <section class="card run" id="{anchor(index)}" data-experiment="{escape(run['experiment'])}">
-  <h3>{escape(run['experiment'])} / {escape(run['run'])}<span class="badge {status}">{status}</span></h3>
+  <h3>{escape(run['experiment'])} / {escape(run['run'])}<span class="badge {escape(status)}">{escape(status)}</span></h3>
   <p class="meta">{' · '.join(meta)}</p>
   <div class="cols">
     <div><h4>Parameters</h4>{key_value_table(run['params'])}</div>
@@ -281,7 +282,7 @@ def study_section(study: dict, runs: list[dict]) -> str:
     trial_rows = "".join(
         f'<tr><td>{escape(format_cell(r["trial"]))}</td><td><a href="#{anchor(i)}">{escape(r["run"])}</a></td>'
         f'{cell_html(r["metrics"].get(metric)) if metric else "<td></td>"}'
-        f'<td>{"finished" if r["finished"] else "unfinished"}</td></tr>'
+        f'<td>{escape(r["status"])}</td></tr>'
         for i, r in sorted(trials, key=lambda t: (number(t[1]["trial"]) is None, number(t[1]["trial"]) or 0)))
     trial_table = (f'<table class="kv"><tr><td>trial</td><td>run</td><td>{escape(str(metric or ""))}</td>'
                    f'<td>status</td></tr>{trial_rows}</table>' if trials else '<p class="empty">no trial runs below this folder</p>')
