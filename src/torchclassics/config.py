@@ -151,8 +151,12 @@ def optimizer_names() -> list[str]:
     )
 
 
+# Names the lessons use for a torch.optim class with particular arguments.
+OPTIMIZER_ALIASES = {"Momentum": "SGD"}
+
+
 def check_optimizer(key: str, name: str) -> None:
-    known = optimizer_names()
+    known = optimizer_names() + sorted(OPTIMIZER_ALIASES)
     if name not in known:
         close = difflib.get_close_matches(name, known, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
@@ -170,7 +174,7 @@ def validate(params: dict) -> None:
     if isinstance(params.get("optimizer"), str):
         check_optimizer("optimizer", params["optimizer"])
     for name in params.get("optimizers", []) or []:
-        check_optimizer("optimizers", name.split(":")[0] if isinstance(name, str) else str(name))
+        check_optimizer("optimizers", str(name))
     if "test_fraction" in params and not 0 < params["test_fraction"] < 1:
         raise UserError(f"test_fraction={params['test_fraction']}: must be between 0 and 1.")
 

@@ -13,7 +13,9 @@ copy of this loop.
 from __future__ import annotations
 
 import math
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -26,6 +28,10 @@ from ..errors import UserError
 from .rundir import RunDir
 
 Forward = Callable[[nn.Module, Any, Any], tuple[Any, Any]]
+
+
+class Diverged(UserError):
+    """The loss became inf or NaN: the run stops with a hint instead of training on garbage."""
 
 
 def plain_forward(model: nn.Module, inputs, state):
@@ -105,6 +111,24 @@ def build_scheduler(params: dict, optimizer) -> Any:
         raise UserError(f"scheduler {name} with {spec}: {err}.") from None
 
 
+SMALL_MODEL_PARAMETERS = 100_000
+
+
+@contextmanager
+def threads_for(model: nn.Module, device: torch.device):
+    """One CPU thread for tiny models: their ops are microseconds, and spreading each one over
+    threads costs more than it gains (measured: 100 steps of the 2-10-2 net, 0.11 s with one
+    thread vs 4.6 s with two on a loaded 2-core machine). Restored afterwards."""
+    before = torch.get_num_threads()
+    small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMETERS
+    if device.type == "cpu" and small:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _is_better(value: float, best: float | None, mode: str) -> bool:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return False
@@ -129,6 +153,9 @@ class Trainer:
         self.best: dict = {"metric": task.monitor, "value": None, "epoch": None}
         self.epoch, self.step = 0, 0
         self.train_s = 0.0
+        self.pending_best: dict | None = None
+        self.last_save = time.monotonic()
+        self.checkpoint_seconds = float(os.environ.get("TORCHCLASSICS_CHECKPOINT_SECONDS", 2.0))
 
     # -- one step and one epoch -------------------------------------------------
     def train_epoch(self, epoch: int) -> dict:
@@ -166,8 +193,8 @@ class Trainer:
                 self.bar.update(1)
         self.step_losses[-len(task.train):] = [float(v) for v in self.step_losses[-len(task.train):]]
         if not math.isfinite(float(sums["loss"])):
-            raise UserError(f"training diverged at epoch {epoch} (loss is {float(sums['loss'])}); "
-                            f"try a smaller lr (now {self.params.get('lr')}).")
+            raise Diverged(f"{self.tag + ': ' if self.tag else ''}training diverged at epoch {epoch} "
+                           f"(loss is {float(sums['loss'])}); try a smaller lr (now {self.params.get('lr')}).")
         return {name: float(total) / max(seen, 1) for name, total in sums.items()}
 
     @torch.no_grad()
@@ -177,9 +204,8 @@ class Trainer:
         if data is None:
             return {}
         self.model.eval()
-        sums = {"loss": 0.0, **{k: 0.0 for k in task.metrics}}
         seen, state = 0, None
-        totals = {k: torch.zeros((), device=self.device) for k in sums}
+        totals = {k: torch.zeros((), device=self.device) for k in ("loss", *task.metrics)}
         for inputs, targets in data.epoch(0):
             outputs, state = task.forward(self.model, inputs, state)
             if not task.carry_state:
@@ -228,49 +254,65 @@ class Trainer:
         self.run.info(f"resumed {self.tag or 'training'} from {last} at epoch {self.epoch}", echo=not self.quiet)
         return self.epoch
 
-    def save(self, improved: bool) -> None:
-        if not self.run.writer:
+    def keep_best(self) -> None:
+        """Hold the best weights in memory; they reach best.pt with the next checkpoint."""
+        weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.pending_best = {"model": weights, "epoch": self.epoch, "best": dict(self.best)}
+
+    def save(self, final: bool = False) -> None:
+        """Write best.pt (if it changed) then last.pt, at most every ``checkpoint_seconds``.
+
+        Tiny lessons run hundreds of epochs a second; writing every epoch would cost more
+        than training. Resuming is exact from any epoch, so the interval loses only time."""
+        due = time.monotonic() - self.last_save >= self.checkpoint_seconds
+        if not self.run.writer or not (final or due):
             return
-        state = self.state()
-        if improved:
-            checkpoint.save_atomic(state, self.ckpt_dir / "best.pt")
-        checkpoint.save_atomic(state, self.ckpt_dir / "last.pt")
+        if self.pending_best is not None:
+            checkpoint.save_atomic(self.pending_best, self.ckpt_dir / "best.pt")
+            self.pending_best = None
+        checkpoint.save_atomic(self.state(), self.ckpt_dir / "last.pt")
+        self.last_save = time.monotonic()
 
     # -- the whole fit ----------------------------------------------------------
     def fit(self, resume: bool = False) -> FitResult:
-        task, epochs = self.task, int(self.params["epochs"])
+        epochs = int(self.params["epochs"])
         resumed_from = self.try_resume() if resume else 0
-        total = (epochs - self.epoch) * len(task.train)
+        total = (epochs - self.epoch) * len(self.task.train)
         self.bar = tqdm(total=total, desc=self.tag or self.run.path.name, disable=True if self.quiet else None,
                         leave=False, unit="step")
         try:
-            while self.epoch < epochs:
-                epoch = self.epoch + 1
-                start = time.perf_counter()
-                train_metrics = self.train_epoch(epoch)
-                if self.scheduler is not None and not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    self.scheduler.step()
-                self.train_s += time.perf_counter() - start
-                test_metrics = self.evaluate()
-                if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    self.scheduler.step(test_metrics.get("test_loss", train_metrics["loss"]))
-                if task.on_epoch_end is not None:
-                    task.on_epoch_end(epoch, self.model, task.record)
-                row = {"epoch": epoch, "step": self.step, **train_metrics, **test_metrics,
-                       "lr": self.optimizer.param_groups[0]["lr"], "train_s": round(self.train_s, 4)}
-                if self.tag:
-                    row["tag"] = self.tag
-                self.history.append(row)
-                self.epoch = epoch
-                watched = row.get(task.monitor)
-                improved = _is_better(watched, self.best["value"], task.mode)
-                if improved:
-                    self.best = {"metric": task.monitor, "value": watched, "epoch": epoch}
-                self.save(improved)
-                self.run.append_metrics(row)
-                self.bar.set_postfix(loss=f"{train_metrics['loss']:.4g}")
-                if self.report is not None:
-                    self.report(epoch, row)
+            with threads_for(self.model, self.device):
+                while self.epoch < epochs:
+                    self.run_epoch(self.epoch + 1, final=self.epoch + 1 == epochs)
         finally:
             self.bar.close()
         return FitResult(self.history, self.best, self.train_s, self.step, self.step_losses, resumed_from)
+
+    def run_epoch(self, epoch: int, final: bool) -> None:
+        """Train one epoch, evaluate, log, checkpoint."""
+        task = self.task
+        start = time.perf_counter()
+        train_metrics = self.train_epoch(epoch)
+        plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        if self.scheduler is not None and not plateau:
+            self.scheduler.step()
+        self.train_s += time.perf_counter() - start
+        test_metrics = self.evaluate()
+        if plateau:
+            self.scheduler.step(test_metrics.get("test_loss", train_metrics["loss"]))
+        if task.on_epoch_end is not None:
+            task.on_epoch_end(epoch, self.model, task.record)
+        row = {"epoch": epoch, "step": self.step, **train_metrics, **test_metrics,
+               "lr": self.optimizer.param_groups[0]["lr"], "train_s": round(self.train_s, 4)}
+        if self.tag:
+            row["tag"] = self.tag
+        self.history.append(row)
+        self.epoch = epoch
+        if _is_better(row.get(task.monitor), self.best["value"], task.mode):
+            self.best = {"metric": task.monitor, "value": row[task.monitor], "epoch": epoch}
+            self.keep_best()
+        self.save(final=final)
+        self.run.append_metrics(row)
+        self.bar.set_postfix(loss=f"{train_metrics['loss']:.4g}")
+        if self.report is not None:
+            self.report(epoch, row)

@@ -1,0 +1,91 @@
+"""A linear layer two ways on seed 001's 17-point toy data: by hand, and with nn.Linear + SGD."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..data.batches import TensorBatches
+from ..data.synthetic import toy_line
+from ..engine.loop import Task
+from ..registry import experiment
+from ..viz.plots import loss_curves, new_figure, save
+from ._base import Experiment
+
+
+def fit_by_hand(x: torch.Tensor, y: torch.Tensor, lr: float, epochs: int, seed: int) -> dict:
+    """The lesson itself: tensors w and b with requires_grad, the loss, backward, and
+    the update written out (what an optimizer's step does for plain SGD)."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(1, 1, generator=g).requires_grad_()
+    b = torch.zeros(1, requires_grad=True)
+    losses = []
+    for _ in range(epochs):
+        y_pred = x @ w + b
+        loss = ((y - y_pred) ** 2).mean()
+        loss.backward()
+        with torch.no_grad():  # the update must not itself be recorded by autograd
+            w -= lr * w.grad
+            b -= lr * b.grad
+            w.grad.zero_()
+            b.grad.zero_()
+        losses.append(loss.item())
+    with torch.no_grad():
+        final = float(((y - (x @ w + b)) ** 2).mean())
+        w, b = w.detach(), b.detach()
+    return {"w": w.item(), "b": b.item(), "loss": final, "losses": losses}
+
+
+def least_squares(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
+    """The exact answer both fits walk towards: (w, b, mse)."""
+    design = torch.cat([x, torch.ones_like(x)], dim=1)
+    solution = torch.linalg.lstsq(design, y).solution
+    w, b = float(solution[0]), float(solution[1])
+    return w, b, float(((y - (x * w + b)) ** 2).mean())
+
+
+@experiment("linear")
+class Linear(Experiment):
+    description = "seed 001's toy line fitted by hand (w, b, manual update) and with nn.Linear + SGD"
+    objective = ("loss", "min")
+
+    def build(self, params, device):
+        self.x, self.y = toy_line()
+        self.params = params
+        return Task(
+            model=nn.Linear(1, 1),
+            train=TensorBatches(self.x, self.y, batch_size=len(self.x), shuffle=False, device=device),
+            test=None,
+            loss_fn=nn.MSELoss(),
+            monitor="loss",
+        )
+
+    def train(self, task, make_trainer, resume):
+        self.by_hand = fit_by_hand(self.x, self.y, self.params["lr"], self.params["epochs"], self.params["seed"])
+        return super().train(task, make_trainer, resume)
+
+    def final_metrics(self, task, fit, trainer):
+        w, b, mse = least_squares(self.x, self.y)
+        layer = task.model
+        return {
+            "loss": fit.history[-1]["loss"] if fit.history else float("nan"),
+            "linear_w": float(layer.weight), "linear_b": float(layer.bias),
+            "by_hand_loss": self.by_hand["loss"], "by_hand_w": self.by_hand["w"], "by_hand_b": self.by_hand["b"],
+            "least_squares_loss": mse, "least_squares_w": w, "least_squares_b": b,
+        }
+
+    def figures(self, task, fit, trainer, figures_dir):
+        x, y = self.x.flatten(), self.y.flatten()
+        line = torch.linspace(float(x.min()), float(x.max()), 2)
+        layer = task.model.cpu()
+        fig = new_figure(6, 4.5)
+        ax = fig.add_subplot(1, 1, 1)
+        ax.plot(x, y, "ro", label="data")
+        ax.plot(line, line * self.by_hand["w"] + self.by_hand["b"], "b-", label="by hand")
+        with torch.no_grad():
+            ax.plot(line, layer(line.unsqueeze(1)).flatten(), "g--", label="nn.Linear + SGD")
+        w, b, _ = least_squares(self.x, self.y)
+        ax.plot(line, line * w + b, "k:", label="least squares")
+        ax.set(xlabel="x", ylabel="y", title="a linear layer, two ways")
+        ax.legend()
+        save(fig, figures_dir / "fit.png")
+        loss_curves(fit.history, figures_dir / "loss.png", "nn.Linear: MSE")

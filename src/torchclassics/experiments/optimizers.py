@@ -1,0 +1,96 @@
+"""One 1 -> 20 -> 1 net per optimizer on the same batches (seed 000, "optimizers").
+
+Every net starts from the same weights and sees the same batches in the same order,
+so the curves differ by the optimizer alone (the seed's nets started apart)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import OPTIMIZER_ALIASES
+from ..data.batches import TensorBatches
+from ..data.synthetic import parabola
+from ..engine.loop import Diverged, FitResult, Task
+from ..models.mlp import Net
+from ..registry import experiment
+from ..viz.plots import new_figure, save
+from ._base import Experiment
+
+
+def optimizer_params(params: dict, name: str) -> dict:
+    """The engine's params for one net: its torch.optim class and that optimizer's arguments."""
+    return {**params, "optimizer": OPTIMIZER_ALIASES.get(name, name),
+            "optimizer_args": dict(params.get("optimizer_args", {}).get(name, {}))}
+
+
+def combined(fits: dict[str, FitResult]) -> FitResult:
+    """One FitResult for the run: every net's rows, the best held-out loss of all."""
+    history = [row for fit in fits.values() for row in fit.history]
+    bests = [dict(fit.best, optimizer=name) for name, fit in fits.items() if fit.best["value"] is not None]
+    best = min(bests, key=lambda b: b["value"]) if bests else {"metric": "test_loss", "value": None, "epoch": None}
+    return FitResult(history, best, sum(f.train_s for f in fits.values()), sum(f.steps for f in fits.values()),
+                     [], min(f.resumed_from for f in fits.values()))
+
+
+@experiment("optimizers")
+class Optimizers(Experiment):
+    description = "SGD, Momentum, RMSprop, Adam (or any torch.optim list) training the same net on y = x^2"
+    objective = ("test_loss", "min")
+
+    def build(self, params, device):
+        self.params, self.device = params, device
+        x, y = parabola(params["n_points"], params["seed"], params["noise"], uniform_noise=False)
+        g = torch.Generator().manual_seed(params["seed"] + 1)
+        x_test = torch.rand(params["n_points"] // 5, 1, generator=g) * 2 - 1
+        y_test = x_test.pow(2) + params["noise"] * torch.randn(x_test.shape, generator=g)
+        self.train_data = TensorBatches(x, y, batch_size=params["batch_size"], shuffle=True, seed=params["seed"], device=device)
+        self.test_data = TensorBatches(x_test, y_test, batch_size=len(x_test), shuffle=False, device=device)
+        self.nets = {}
+        for name in params["optimizers"]:
+            torch.manual_seed(params["seed"])  # the same initial weights for every optimizer
+            self.nets[name] = Net(1, params["hidden"], 1)
+        return self.task_for(params["optimizers"][0])
+
+    def task_for(self, name: str) -> Task:
+        return Task(model=self.nets[name], train=self.train_data, test=self.test_data, loss_fn=nn.MSELoss())
+
+    def train(self, task, make_trainer, resume):
+        self.fits, self.diverged, trainer = {}, {}, None
+        for name in self.params["optimizers"]:
+            trainer = make_trainer(self.task_for(name), optimizer_params(self.params, name), tag=name)
+            try:
+                self.fits[name] = trainer.fit(resume=resume)
+            except Diverged as err:  # one optimizer blowing up is a result of the comparison, not an error
+                self.diverged[name] = str(err)
+                trainer.run.info(str(err), echo=True)
+        if not self.fits:
+            raise Diverged(f"every optimizer diverged at lr={self.params['lr']}; try a smaller lr.")
+        return combined(self.fits), trainer
+
+    def final_metrics(self, task, fit, trainer):
+        metrics = {}
+        for name, result in self.fits.items():
+            last = result.history[-1]
+            metrics[f"loss_{name}"] = last["loss"]
+            metrics[f"test_loss_{name}"] = last["test_loss"]
+        finals = {name: result.history[-1]["test_loss"] for name, result in self.fits.items()}
+        metrics["test_loss"] = min(finals.values())
+        return metrics
+
+    def extra_summary(self, task, fit, trainer):
+        finals = {name: result.history[-1]["test_loss"] for name, result in self.fits.items()}
+        return {"best_optimizer": min(finals, key=finals.get), "diverged": self.diverged}
+
+    def figures(self, task, fit, trainer, figures_dir):
+        fig = new_figure(9, 4)
+        ax = fig.add_subplot(1, 2, 1)
+        for name, result in self.fits.items():
+            ax.plot(result.step_losses, label=name, lw=1)
+        ax.set(xlabel="step", ylabel="training loss (batch)", ylim=(0, 0.2), title="loss per step")
+        ax.legend()
+        ax = fig.add_subplot(1, 2, 2)
+        for name, result in self.fits.items():
+            ax.plot([r["epoch"] for r in result.history], [r["test_loss"] for r in result.history], marker="o", ms=3, label=name)
+        ax.set(xlabel="epoch", ylabel="held-out MSE", yscale="log", title="held-out loss per epoch")
+        ax.legend()
+        save(fig, figures_dir / "loss.png")

@@ -1,0 +1,94 @@
+"""An RNN reads sin(t) and predicts cos(t), window after window (seed 000, "RNN regression").
+
+The hidden state is carried from one window to the next and detached in between
+(truncated back-propagation through time): that carried state is what tells the net
+on which side of the curve it is, since sin alone does not fix the sign of cos."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.batches import TensorBatches
+from ..data.synthetic import sin_cos_windows
+from ..engine.loop import Task
+from ..models.rnn import SinCosRNN
+from ..registry import experiment
+from ..viz.animate import animate
+from ..viz.plots import loss_curves, new_figure, save
+from ._base import Experiment
+from .regression import mse_metrics
+
+
+def rnn_forward(model, inputs, state):
+    return model(inputs, state)
+
+
+def record_test_predictions(test: TensorBatches, every: int):
+    """Keep the prediction over the held-out windows every ``every`` epochs (GIF frames)."""
+
+    def on_epoch_end(epoch, model, record):
+        if epoch % every == 0 or epoch == 1:
+            record.setdefault("frames", []).append({"epoch": epoch, "y": predict_sequence(model, test)})
+
+    return on_epoch_end
+
+
+@torch.no_grad()
+def predict_sequence(model, data: TensorBatches) -> torch.Tensor:
+    """The model's output over consecutive windows, state carried, flattened in time."""
+    model.eval()
+    outputs, state = [], None
+    for inputs, _ in data.epoch(0):
+        prediction, state = model(inputs, state)
+        outputs.append(prediction.flatten().cpu())
+    return torch.cat(outputs)
+
+
+@experiment("rnn_sincos")
+class RnnSinCos(Experiment):
+    description = "an RNN predicts cos(t) from sin(t), hidden state carried across windows (TBPTT)"
+    objective = ("test_mse", "min")
+
+    def build(self, params, device):
+        self.params = params
+        steps, n_train = params["time_steps"], params["train_windows"]
+        x, y, t = sin_cos_windows(n_train, steps)
+        x_test, y_test, t_test = sin_cos_windows(params["test_windows"], steps, start_window=n_train)
+        self.t_test, self.y_test = t_test.flatten(), y_test.flatten()
+        # Windows follow each other in time: no shuffling, one window per step as in the seed.
+        test = TensorBatches(x_test, y_test, batch_size=params["batch_size"], shuffle=False, device=device)
+        every = max(1, params["epochs"] // max(1, params.get("gif_frames", 30)))
+        return Task(
+            model=SinCosRNN(params["hidden"]),
+            train=TensorBatches(x, y, batch_size=params["batch_size"], shuffle=False, device=device),
+            test=test,
+            loss_fn=nn.MSELoss(),
+            forward=rnn_forward,
+            carry_state=True,
+            on_epoch_end=record_test_predictions(test, every),
+        )
+
+    def final_metrics(self, task, fit, trainer):
+        return mse_metrics(super().final_metrics(task, fit, trainer))
+
+    def figures(self, task, fit, trainer, figures_dir):
+        t, target = self.t_test.numpy(), self.y_test.numpy()
+        shown = slice(0, 10 * self.params["time_steps"])  # the first ten held-out windows
+
+        def draw(ax, frame):
+            ax.plot(t[shown], np.sin(t[shown]), "b:", lw=1, label="input sin(t)")
+            ax.plot(t[shown], target[shown], "r-", label="target cos(t)")
+            ax.plot(t[shown], frame["y"].numpy()[shown], "k--", label="RNN")
+            mse = float(((frame["y"] - self.y_test) ** 2).mean())
+            ax.set(xlabel="t", ylim=(-1.3, 1.6), title=f"epoch {frame['epoch']}   held-out MSE {mse:.4f}")
+            ax.legend(loc="upper right", ncol=3, fontsize=8)
+
+        frames = task.record.get("frames", [])
+        if frames:
+            final = {"epoch": fit.history[-1]["epoch"], "y": predict_sequence(task.model, task.test)}
+            fig = new_figure(8, 3.5)
+            draw(fig.add_subplot(1, 1, 1), final)
+            save(fig, figures_dir / "prediction.png")
+            animate(frames, draw, figures_dir / "animation.gif", size=(8, 3.5))
+        loss_curves(fit.history, figures_dir / "loss.png", "rnn_sincos: MSE")
