@@ -251,7 +251,7 @@ class Trainer:
             return 0
         self.load_state(checkpoint.load(last, map_location=self.device))
         self.run.truncate_metrics(self.epoch, self.tag)
-        self.run.info(f"resumed {self.tag or 'training'} from {last} at epoch {self.epoch}", echo=not self.quiet)
+        self.run.info(f"resumed {self.tag or 'training'} from {last} at epoch {self.epoch}", echo=True)
         return self.epoch
 
     def keep_best(self) -> None:

@@ -68,7 +68,7 @@ class Linear(Experiment):
         layer = task.model
         return {
             "loss": fit.history[-1]["loss"] if fit.history else float("nan"),
-            "linear_w": float(layer.weight), "linear_b": float(layer.bias),
+            "linear_w": layer.weight.item(), "linear_b": layer.bias.item(),
             "by_hand_loss": self.by_hand["loss"], "by_hand_w": self.by_hand["w"], "by_hand_b": self.by_hand["b"],
             "least_squares_loss": mse, "least_squares_w": w, "least_squares_b": b,
         }

@@ -1,0 +1,166 @@
+"""The training engine: metrics over samples, optimizers by name (LBFGS too), schedulers,
+clipping, carried hidden state, seeding, and checkpoints that load with weights_only."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from torchclassics import run
+from torchclassics.data.batches import TensorBatches
+from torchclassics.engine import checkpoint
+from torchclassics.engine.loop import Task, Trainer, accuracy_sum, detach_state
+from torchclassics.engine.rundir import RunDir
+from torchclassics.errors import UserError
+
+
+def make_trainer(tmp_path, task, **params):
+    run_dir = RunDir(tmp_path / "run")
+    run_dir.prepare({"experiment": "test"}, resume=False)
+    base = {"optimizer": "SGD", "lr": 0.1, "epochs": 1, "optimizer_args": {}}
+    return Trainer(task, {**base, **params}, run_dir, torch.device("cpu"), quiet=True)
+
+
+class Constant(nn.Module):
+    """Predicts class 0 always; one parameter so optimizers have something to hold."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return torch.stack([torch.ones(len(x)), torch.zeros(len(x))], dim=1) + self.bias * 0
+
+
+def test_metrics_are_averaged_over_samples_not_batches(tmp_path):
+    # 5 samples in batches of 4 and 1: three of the first four are class 0, the last one too.
+    y = torch.tensor([0, 0, 0, 1, 0])
+    x = torch.zeros(5, 1)
+    task = Task(model=Constant(), train=TensorBatches(x, y, batch_size=4, shuffle=False),
+                test=TensorBatches(x, y, batch_size=4, shuffle=False), loss_fn=nn.CrossEntropyLoss(),
+                metrics={"accuracy": accuracy_sum})
+    trainer = make_trainer(tmp_path, task)
+    assert trainer.evaluate()["test_accuracy"] == pytest.approx(4 / 5)  # the batch mean would say 0.875
+
+
+def test_uneven_batches_and_drop_last():
+    data = TensorBatches(torch.arange(10), torch.arange(10), batch_size=4, shuffle=True, seed=3)
+    sizes = [len(b[0]) for b in data.epoch(1)]
+    assert sizes == [4, 4, 2] and len(data) == 3
+    assert sorted(torch.cat([b[0] for b in data.epoch(1)]).tolist()) == list(range(10))
+    dropped = TensorBatches(torch.arange(10), torch.arange(10), batch_size=4, drop_last=True)
+    assert [len(b[0]) for b in dropped.epoch(1)] == [4, 4] and len(dropped) == 2
+
+
+def test_shuffling_depends_on_seed_and_epoch_only():
+    a = TensorBatches(torch.arange(20), torch.arange(20), batch_size=20, seed=7)
+    b = TensorBatches(torch.arange(20), torch.arange(20), batch_size=20, seed=7)
+    torch.rand(5)  # global RNG use must not change the order
+    assert torch.equal(next(a.epoch(2))[0], next(b.epoch(2))[0])
+    assert not torch.equal(next(a.epoch(2))[0], next(a.epoch(3))[0])
+
+
+def test_ddp_shards_partition_one_permutation():
+    shards = [TensorBatches(torch.arange(12), torch.arange(12), batch_size=12, seed=1).shard(r, 3) for r in range(3)]
+    seen = torch.cat([next(s.epoch(1))[0] for s in shards])
+    assert sorted(seen.tolist()) == list(range(12))
+
+
+@pytest.mark.parametrize("optimizer, args", [("LBFGS", {"max_iter": 4}), ("Rprop", {}), ("Adam", {"betas": [0.9, 0.99]})])
+def test_any_torch_optim_by_name_trains(tmp_path, optimizer, args):
+    result = run("regression", out=tmp_path / optimizer, figures=False, optimizer=optimizer,
+                 optimizer_args=args, lr=0.05 if optimizer != "LBFGS" else 0.5, epochs=30)
+    first = json.loads((tmp_path / optimizer / "metrics.jsonl").read_text().splitlines()[0])
+    assert result.metrics["mse"] < first["loss"]
+
+
+def test_scheduler_changes_the_learning_rate(tmp_path):
+    run("regression", out=tmp_path / "r", figures=False, epochs=4,
+        scheduler={"name": "StepLR", "step_size": 2, "gamma": 0.5})
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert lrs == pytest.approx([0.2, 0.1, 0.1, 0.05])
+
+
+def test_unknown_scheduler_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="not in torch.optim.lr_scheduler"):
+        run("regression", out=tmp_path / "r", figures=False, scheduler={"name": "Nope"})
+
+
+def test_gradient_clipping_bounds_the_update(tmp_path):
+    x = torch.ones(4, 1) * 100
+    y = torch.zeros(4, 1)
+    model = nn.Linear(1, 1)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        model.bias.fill_(0.0)
+    task = Task(model=model, train=TensorBatches(x, y, batch_size=4, shuffle=False), test=None, loss_fn=nn.MSELoss(),
+                monitor="loss")
+    trainer = make_trainer(tmp_path, task, lr=1.0, clip_grad_norm=0.5)
+    trainer.fit()
+    step = torch.cat([(model.weight - 1.0).flatten(), model.bias.flatten()]).norm()
+    assert step.item() == pytest.approx(0.5, rel=1e-4)
+
+
+def test_divergence_is_reported_with_the_lr(tmp_path):
+    with pytest.raises(UserError, match=r"diverged .*lr \(now 1000000.0\)"):
+        run("regression", out=tmp_path / "r", figures=False, lr=1e6, epochs=20)
+
+
+def test_detach_state_cuts_the_graph_of_tensors_and_tuples():
+    h = torch.ones(2, requires_grad=True) * 2
+    c = torch.ones(2, requires_grad=True) * 3
+    out = detach_state((h, c))
+    assert isinstance(out, tuple) and not any(t.requires_grad for t in out)
+    assert detach_state(None) is None
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
+    a = run("classification", out=tmp_path / "a", figures=False, epochs=5)
+    b = run("classification", out=tmp_path / "b", figures=False, epochs=5)
+    c = run("classification", out=tmp_path / "c", figures=False, epochs=5, seed=2)
+    assert a.metrics == b.metrics
+    assert a.metrics != c.metrics
+
+
+def test_run_directory_contract(tmp_path):
+    result = run("regression", out=tmp_path / "r", epochs=10, figures=False)
+    path = Path(result.run_dir)
+    summary = json.loads((path / "summary.json").read_text())
+    for key in ("experiment", "params", "seed", "device", "wall_s", "train_s", "versions", "metrics", "best"):
+        assert key in summary
+    assert summary["train_s"] <= summary["wall_s"]
+    assert json.loads((path / "params.json").read_text())["epochs"] == 10
+    assert len((path / "metrics.jsonl").read_text().splitlines()) == 10
+    assert (path / "train.log").read_text()
+    assert summary["best"]["metric"] == "test_loss" and 1 <= summary["best"]["epoch"] <= 10
+    for name in ("last", "best"):
+        state = torch.load(path / "checkpoints" / f"{name}.pt", weights_only=True)
+        assert set(state["model"]) == set(result.model.state_dict())
+    assert not list((path / "checkpoints").glob("*.tmp"))
+
+
+def test_new_run_directory_under_runs_root(isolated_runs_root):
+    result = run("regression", epochs=2, figures=False)
+    assert Path(result.run_dir).parent == isolated_runs_root / "regression"
+
+
+def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "last.pt"
+    checkpoint.save_atomic({"x": torch.ones(1)}, path)
+
+    class Unsaveable:
+        def __reduce__(self):
+            raise RuntimeError("cannot pickle")
+
+    with pytest.raises(Exception):
+        checkpoint.save_atomic({"x": Unsaveable()}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(1))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_corrupt_checkpoint_is_a_user_error(tmp_path):
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot read checkpoint"):
+        checkpoint.load(path)
