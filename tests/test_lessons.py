@@ -1,0 +1,143 @@
+"""Each lesson, run through the CLI, shows what it claims."""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from torchclassics.cli import main
+from torchclassics.lessons import LESSONS, list_lessons
+
+SIX = ["tensors", "activations", "losses", "build", "save_restore", "dataloader"]
+
+
+def run_cli(name: str, out, capsys) -> str:
+    assert main(["lesson", name, "--out", str(out)]) == 0
+    return capsys.readouterr().out
+
+
+def test_list_shows_the_six_lessons_in_order(capsys):
+    assert main(["lesson", "--list"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == SIX
+    assert [name for name, _ in list_lessons()] == SIX == list(LESSONS)
+
+
+def test_unknown_lesson_is_one_line_with_a_suggestion(capsys):
+    assert main(["lesson", "los"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown lesson 'los'" in err and "did you mean 'losses'" in err and len(err.splitlines()) == 1
+
+
+def test_tensors_share_memory_and_match_numpy(tmp_path, capsys):
+    out = run_cli("tensors", tmp_path, capsys)
+    assert "shares memory: True" in out
+    assert "array  = [[-1, 1, 2], [3, 4, 100]]" in out  # writes through the tensor reached the array
+    assert "copied = [[0, 1, 2], [3, 4, 5]]" in out  # torch.tensor copied
+    assert out.count("same: True") == 5 and "same: False" not in out
+    assert "matrix product      numpy [[7.0, 10.0], [15.0, 22.0]]" in out
+    assert "x.grad = [[0.5, 1.0], [1.5, 2.0]]" in out  # d mean(x^2)/dx = x/2
+    assert out.rstrip().endswith("(lesson tensors has no figure)")
+
+
+def test_activations_gradients_and_figure(tmp_path, capsys):
+    from torchclassics.lessons.activations import activations, value_and_gradient
+
+    out = run_cli("activations", tmp_path / "figs", capsys)
+    figure = tmp_path / "figs" / "activations.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 20_000
+    assert out.rstrip().endswith(f"figures written to {tmp_path / 'figs'}")
+    for name in ["Sigmoid", "Tanh", "ReLU", "Softplus", "LeakyReLU", "PReLU", "RReLU", "ELU", "GELU"]:
+        assert re.search(rf"^  {name}\s+f  \[", out, re.M), name
+    # The drawn gradients are the known derivatives.
+    x = torch.linspace(-5, 5, 41)
+    modules = activations()
+    s, ds = value_and_gradient(modules["Sigmoid"], x)
+    assert torch.allclose(ds, s * (1 - s), atol=1e-6)
+    t, dt = value_and_gradient(modules["Tanh"], x)
+    assert torch.allclose(dt, 1 - t * t, atol=1e-6)
+    _, dsoft = value_and_gradient(modules["Softplus"], x)
+    assert torch.allclose(dsoft, torch.sigmoid(x), atol=1e-6)  # softplus' = sigmoid
+    _, drelu = value_and_gradient(modules["ReLU"], x)
+    assert torch.equal(drelu, (x > 0).float())
+    sigmoid_10 = float(re.search(r"sigmoid'\(10\) = ([0-9.e+-]+)", out).group(1))
+    assert sigmoid_10 == pytest.approx(math.exp(-10) / (1 + math.exp(-10)) ** 2, rel=1e-2)
+    assert "8 of 8 ReLU units output 0" in out and "with LeakyReLU 0 of 8 are stuck" in out
+
+
+def test_losses_equal_hand_computations(tmp_path, capsys):
+    out = run_cli("losses", tmp_path, capsys)
+    rows = re.findall(r"^(\S.*?)\s+(-?\d+\.\d{6})\s+(-?\d+\.\d{6})\s+(True|False)\s", out, re.M)
+    names = [name for name, *_ in rows]
+    assert names == ["MSELoss", "L1Loss", "SmoothL1Loss", "CrossEntropyLoss", "NLLLoss", "NLLLoss(weight)",
+                     "BCEWithLogitsLoss", "NLLLoss 2-D", "seed -log p (label 1, p=0.1)",
+                     "seed -log p (label 0, p=0.1)"]
+    for name, by_torch, by_hand, equal in rows:
+        assert equal == "True" and float(by_torch) == pytest.approx(float(by_hand), abs=1e-6), name
+    values = {name: float(by_torch) for name, by_torch, *_ in rows}
+    # Worked out on paper: d = [-0.5, 0.5, 0, 1].
+    assert values["MSELoss"] == 0.375 and values["L1Loss"] == 0.5 and values["SmoothL1Loss"] == 0.1875
+    assert values["seed -log p (label 1, p=0.1)"] == pytest.approx(-math.log(0.1), abs=1e-6)
+    assert values["NLLLoss(weight)"] > values["NLLLoss"]
+    assert "RuntimeError: Trying to backward through the graph a second time" in out
+    assert "2 x one call: True" in out and "prints None" in out
+
+
+def test_loss_checks_detect_a_wrong_formula():
+    from torchclassics.lessons.losses import Check
+
+    assert not Check("x", "", by_torch=0.375, by_hand=0.38).equal
+    assert Check("x", "", by_torch=0.375, by_hand=0.375 + 1e-9).equal
+
+
+def test_build_class_and_sequential_are_the_same_function(tmp_path, capsys):
+    out = run_cli("build", tmp_path, capsys)
+    assert "(hidden): Linear(in_features=1, out_features=10, bias=True)" in out
+    assert "(1): ReLU()" in out
+    assert "max |net1(x) - net2(x)| on 100 points = 0\n" in out
+    assert "without copying: max difference = 0 " in out
+
+
+def test_save_restore_identical_fits_and_pickle_refused(tmp_path, capsys):
+    out = run_cli("save_restore", tmp_path, capsys)
+    assert out.count("identical to net1: True") == 3
+    assert "Unsupported global" in out and "Sequential" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pt2", "net_params.pt", "save_restore.png"]
+    state = torch.load(tmp_path / "net_params.pt", weights_only=True)
+    assert list(state) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    # The archive alone (no class needed) reproduces the net the state_dict describes.
+    whole = torch.export.load(tmp_path / "net.pt2").module()
+    x = torch.linspace(-1, 1, 7).unsqueeze(1)
+    by_hand = torch.relu(x @ state["0.weight"].T + state["0.bias"]) @ state["2.weight"].T + state["2.bias"]
+    assert torch.allclose(whole(x), by_hand, atol=1e-6)
+
+
+SEED_PRINTOUT = """\
+Epoch: 0 | Step: 0 | batch x: [6, 7, 2, 3, 1] | batch y: [5, 4, 9, 8, 10]
+Epoch: 0 | Step: 1 | batch x: [9, 10, 4, 8, 5] | batch y: [2, 1, 7, 3, 6]
+Epoch: 1 | Step: 0 | batch x: [3, 4, 2, 9, 10] | batch y: [8, 7, 9, 2, 1]
+Epoch: 1 | Step: 1 | batch x: [1, 7, 8, 5, 6] | batch y: [10, 4, 3, 6, 5]
+Epoch: 2 | Step: 0 | batch x: [3, 9, 2, 6, 7] | batch y: [8, 2, 9, 5, 4]
+Epoch: 2 | Step: 1 | batch x: [10, 4, 8, 1, 5] | batch y: [1, 7, 3, 10, 6]"""
+
+
+def test_dataloader_prints_the_seeds_batches(tmp_path, capsys):
+    out = run_cli("dataloader", tmp_path, capsys)
+    lines = [line.strip() for line in out.splitlines() if line.startswith("  Epoch")]
+    assert "\n".join(lines[:6]) == SEED_PRINTOUT  # with 2 workers, as in the seed
+    partial, dropped = lines[6:9], lines[9:]
+    assert [len(re.search(r"batch x: \[(.*?)\]", line).group(1).split(",")) for line in partial] == [4, 4, 2]
+    assert dropped == partial[:2]
+
+
+def test_dataloader_is_spawn_safe_and_independent_of_workers():
+    from torchclassics.lessons.dataloader import epoch_batches, make_loader
+
+    in_process = epoch_batches(make_loader(workers=0))
+    spawned = epoch_batches(make_loader(workers=1, context="spawn"), epochs=3)
+    assert spawned == in_process
+    for _, _, xs, ys in in_process:
+        assert np.allclose(np.add(xs, ys), 11)  # pairs stay together
