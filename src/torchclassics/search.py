@@ -1,0 +1,710 @@
+"""Hyper-parameter search with Optuna: ``torchclassics search NAME --trials N``.
+
+Each trial is an ordinary run (``<runs root>/<name>/<study>-trial-<n>``, found by
+synthesize and report like any other) whose summary.json names its study and
+trial. The study lives in a storage that several processes share: by default an
+Optuna journal file, ``<runs root>/studies/<study>/journal.log`` (Optuna's advice
+over SQLite for parallel workers on one machine), or any RDB URL
+(``postgresql://...``) for workers on several machines. Running the same command
+again continues the study.
+
+    search("regression", trials=8, workers=2)   # 8 trials, 2 at a time, each in its own process
+
+Every trial trains with the experiment's own seed, so trials differ only by the
+hyper-parameters the sampler picked.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import multiprocessing
+import os
+import re
+import socket
+import sys
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import config, registry
+from .engine.rundir import runs_root, write_json_atomic
+from .errors import UserError
+
+SPEC_FORMS = ("loguniform:LOW:HIGH, uniform:LOW:HIGH, int:LOW:HIGH[:STEP], logint:LOW:HIGH, "
+              "choice:V1,V2,... (e.g. lr=loguniform:1e-4:1e-1, hidden=int:4:64, batch_size=choice:32,64,128)")
+_KINDS = ("loguniform", "uniform", "int", "logint", "choice")
+# Metric names where larger is better, for a --metric given without --direction.
+_LARGER_IS_BETTER = ("accuracy", "acc", "f1", "auc", "precision", "recall", "r2")
+# Regression-style experiments call their MSE loss "mse" only in the final metrics;
+# the per-epoch rows the engine reports still call it "loss".
+_ROW_ALIASES = {"test_mse": "test_loss", "mse": "loss"}
+# Seconds between heartbeats of a trial on an RDB storage; a trial silent for
+# _GRACE_S is failed by the next worker that starts a trial (any machine).
+_HEARTBEAT_S, _GRACE_S = 30, 120
+_REPORTS_PER_TRIAL = 50
+
+
+# -- the search space ------------------------------------------------------------
+@dataclass(frozen=True)
+class Dimension:
+    """One searched parameter: ``key=kind:...`` parsed."""
+
+    key: str
+    kind: str
+    low: float | int | None = None
+    high: float | int | None = None
+    step: int | None = None
+    choices: tuple = ()
+
+    def suggest(self, trial) -> Any:
+        if self.kind == "choice":
+            return trial.suggest_categorical(self.key, list(self.choices))
+        if self.kind in ("int", "logint"):
+            return trial.suggest_int(self.key, self.low, self.high, step=self.step or 1, log=self.kind == "logint")
+        return trial.suggest_float(self.key, self.low, self.high, log=self.kind == "loguniform")
+
+    def distribution(self):
+        """The Optuna distribution ``suggest`` asks for (to check it against earlier trials)."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        if self.kind == "choice":
+            return CategoricalDistribution(list(self.choices))
+        if self.kind in ("int", "logint"):
+            return IntDistribution(self.low, self.high, step=self.step or 1, log=self.kind == "logint")
+        return FloatDistribution(self.low, self.high, log=self.kind == "loguniform")
+
+    def spec(self) -> str:
+        if self.kind == "choice":
+            return "choice:" + ",".join(json.dumps(c) if not isinstance(c, str) else c for c in self.choices)
+        return f"{self.kind}:{self.low}:{self.high}" + (f":{self.step}" if self.step else "")
+
+    def corners(self) -> list:
+        """The values that, if accepted by the experiment, make every sample acceptable."""
+        return list(self.choices) if self.kind == "choice" else [self.low, self.high]
+
+
+def _number(text: str, integer: bool, where: str) -> float | int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"{where}: '{text}' is not a number. Allowed forms: {SPEC_FORMS}.") from None
+    if integer:
+        if not value.is_integer():
+            raise UserError(f"{where}: '{text}' is not an integer.")
+        return int(value)
+    return value
+
+
+def _choice_value(text: str, where: str) -> Any:
+    """JSON values (numbers, true/false, "quoted") or, failing that, the bare string."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+    if value is not None and not isinstance(value, (bool, int, float, str)):
+        raise UserError(f"{where}: choice '{text}' must be a number, string or boolean.")
+    return value
+
+
+def parse_dimension(key: str, spec: str) -> Dimension:
+    """``("lr", "loguniform:1e-4:1e-1")`` -> Dimension; a UserError listing the forms otherwise."""
+    where = f"search space {key}={spec}"
+    if not isinstance(spec, str):
+        raise UserError(f"search space {key}: expected a string such as \"loguniform:1e-4:1e-1\", got {json.dumps(spec)}.")
+    kind, _, rest = spec.strip().partition(":")
+    kind = kind.strip().lower()
+    if kind not in _KINDS:
+        raise UserError(f"{where}: unknown kind '{kind}'. Allowed forms: {SPEC_FORMS}.")
+    if kind == "choice":
+        choices = tuple(_choice_value(v.strip(), where) for v in rest.split(",") if v.strip())
+        if not choices:
+            raise UserError(f"{where}: no choices. Write e.g. {key}=choice:32,64,128.")
+        return Dimension(key, kind, choices=choices)
+    parts = rest.split(":") if rest else []
+    integer = kind in ("int", "logint")
+    allowed = (2, 3) if kind == "int" else (2,)
+    if len(parts) not in allowed:
+        raise UserError(f"{where}: expected {kind}:LOW:HIGH{'[:STEP]' if kind == 'int' else ''}. "
+                        f"Allowed forms: {SPEC_FORMS}.")
+    low, high = (_number(p.strip(), integer, where) for p in parts[:2])
+    step = _number(parts[2].strip(), True, where) if len(parts) == 3 else None
+    if not low < high:
+        raise UserError(f"{where}: LOW ({low}) must be smaller than HIGH ({high}).")
+    if kind in ("loguniform", "logint") and low <= 0:
+        raise UserError(f"{where}: a log scale needs LOW > 0 (got {low}).")
+    if step is not None and step <= 0:
+        raise UserError(f"{where}: STEP must be > 0 (got {step}).")
+    return Dimension(key, kind, low, high, step)
+
+
+def parse_param(text: str) -> Dimension:
+    """One ``--param KEY=SPEC``."""
+    key, sep, spec = text.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--param '{text}': expected KEY=SPEC, e.g. --param lr=loguniform:1e-4:1e-1.")
+    return parse_dimension(key.strip(), spec.strip())
+
+
+def search_json_path(name: str) -> Path:
+    """``search.json`` beside the experiment's params.json."""
+    return config.params_path(name).parent / "search.json"
+
+
+def load_space(name: str, params: list[str] | None) -> list[Dimension]:
+    """The ``--param`` entries when there are any (they replace search.json), else search.json."""
+    if params:
+        space = [parse_param(p) for p in params]
+        source = "--param"
+    else:
+        path = search_json_path(name)
+        if not path.is_file():
+            raise UserError(f"no search space for '{name}': write {path} (an object key -> spec, e.g. "
+                            f"{{\"lr\": \"loguniform:1e-4:1e-1\"}}) or pass --param KEY=SPEC. Forms: {SPEC_FORMS}.")
+        space = [parse_dimension(key, spec) for key, spec in config.read_json(path).items()]
+        source = str(path)
+    keys = [d.key for d in space]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise UserError(f"{source}: {', '.join(repeated)} given more than once.")
+    if not space:
+        raise UserError(f"{source}: the search space is empty; give at least one KEY=SPEC.")
+    return space
+
+
+def check_space(name: str, space: list[Dimension], fixed: dict) -> dict:
+    """Fail before any trial starts: every key must exist and every corner of its range
+    must be a valid value (type, > 0 for rates and sizes). Returns the fixed parameters."""
+    both = sorted(set(fixed) & {d.key for d in space})
+    if both:
+        raise UserError(f"{', '.join(both)}: both fixed (--set) and searched (--param/search.json); keep one.")
+    params = config.resolve(name, fixed)
+    for dim in space:
+        for value in dim.corners():
+            try:
+                config.resolve(name, {**fixed, dim.key: value})
+            except UserError as err:
+                raise UserError(f"search space {dim.key}: {err}") from None
+    return params
+
+
+# -- objective and direction --------------------------------------------------------
+def objective_of(experiment, metric: str | None, direction: str | None) -> tuple[str, str]:
+    """(metric, "minimize" | "maximize"): the experiment's unless overridden."""
+    default_metric, mode = experiment.objective
+    if direction not in (None, "minimize", "maximize"):
+        raise UserError(f"--direction {direction}: choose minimize or maximize.")
+    if metric is None or metric == default_metric:
+        return default_metric, direction or ("maximize" if mode == "max" else "minimize")
+    guessed = "maximize" if any(word in metric.lower() for word in _LARGER_IS_BETTER) else "minimize"
+    return metric, direction or guessed
+
+
+def row_value(row: dict, metric: str) -> float | None:
+    """The objective in one epoch's metrics row, or None when the rows do not carry it."""
+    value = row.get(metric, row.get(_ROW_ALIASES.get(metric, ""), None))
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+# -- the plan every worker follows ------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    """Everything a worker process needs, picklable (workers are spawned)."""
+
+    name: str
+    study: str
+    storage: str          # an RDB URL, or the path of a journal file
+    space: tuple
+    sets: tuple
+    metric: str
+    direction: str
+    pruner: str
+    warmup: int
+    runs_root: str
+    device: str
+    threads: int = 0      # torch threads per worker; 0 leaves torch's default
+    report_every: int = 1  # epochs between two intermediate values
+
+
+def _check_study_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise UserError(f"--study '{name}': use letters, digits, '.', '_' and '-' (it names a folder).")
+    return name
+
+
+def is_url(storage: str) -> bool:
+    return "://" in storage
+
+
+def open_storage(storage: str):
+    """An Optuna storage: an RDB URL (with heartbeats, so a killed trial ends FAILED), or a journal file."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
+
+    if not is_url(storage):
+        # Absolute: Optuna's lock is a symlink to this path, and it can only tell a stale lock
+        # (left by a killed worker) when that link resolves; a relative one never does.
+        path = Path(storage).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Symlink locks need a privilege on Windows; Optuna advises the open-file lock there.
+        lock = JournalFileOpenLock(str(path)) if os.name == "nt" else None
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+    try:
+        with warnings.catch_warnings():  # heartbeat is "experimental" in Optuna but long in use
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(storage, heartbeat_interval=_HEARTBEAT_S, grace_period=_GRACE_S)
+    except ImportError as err:
+        raise UserError(f"--storage {shown_storage(storage)}: the database driver is missing ({err}). "
+                        "For PostgreSQL: pip install psycopg2-binary.") from None
+    except Exception as err:  # sqlalchemy's errors: bad URL, unreachable server, refused login
+        raise UserError(f"--storage {shown_storage(storage)}: cannot open the study database: "
+                        f"{str(err).splitlines()[0]}") from None
+
+
+def shown_storage(storage: str) -> str:
+    """The storage for printing: a URL without its password."""
+    if not is_url(storage):
+        return storage
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(storage).render_as_string(hide_password=True)
+    except Exception:  # not a URL sqlalchemy understands; nothing secret to hide then
+        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", storage)
+
+
+def make_pruner(kind: str, warmup: int):
+    import optuna
+
+    if kind == "none":
+        return optuna.pruners.NopPruner()
+    if kind == "median":
+        # Early epochs are noisy: a slow starter is not yet a bad trial.
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup)
+    raise UserError(f"--pruner {kind}: choose median or none.")
+
+
+def make_sampler():
+    import optuna
+
+    # constant_liar: parallel workers do not all sample the same promising point.
+    return optuna.samplers.TPESampler(constant_liar=True)
+
+
+def open_study(plan: Plan, storage):
+    """Create the study, or continue it; it must be the same experiment, metric and direction."""
+    import optuna
+
+    study = optuna.create_study(study_name=plan.study, storage=storage, direction=plan.direction,
+                                sampler=make_sampler(), pruner=make_pruner(plan.pruner, plan.warmup),
+                                load_if_exists=True)
+    attrs = study.user_attrs
+    kept = {"experiment": plan.name, "metric": plan.metric}
+    for key, value in kept.items():
+        if key in attrs and attrs[key] != value:
+            raise UserError(f"study '{plan.study}' searches {key} '{attrs[key]}', not '{value}'; "
+                            "choose another --study or drop the override.")
+    if study.direction.name.lower() != plan.direction:
+        raise UserError(f"study '{plan.study}' is set to {study.direction.name.lower()}, not {plan.direction}; "
+                        "choose another --study.")
+    for key, value in kept.items():
+        if key not in attrs:
+            study.set_user_attr(key, value)
+    return study
+
+
+def describe(distribution) -> str:
+    """An Optuna distribution written back as a spec (``loguniform:0.01:0.5``)."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        return "choice:" + ",".join(str(c) for c in distribution.choices)
+    log = getattr(distribution, "log", False)
+    if isinstance(distribution, IntDistribution):
+        kind = "logint" if log else "int"
+        step = f":{distribution.step}" if distribution.step not in (None, 1) else ""
+        return f"{kind}:{distribution.low}:{distribution.high}{step}"
+    return f"{'loguniform' if log else 'uniform'}:{distribution.low:g}:{distribution.high:g}"
+
+
+def check_space_against_study(study, space: list[Dimension]) -> None:
+    """Optuna refuses to sample a name with another kind of range than earlier trials used
+    (uniform vs log, int vs float, other choices); say so before a trial starts."""
+    from optuna.distributions import check_distribution_compatibility
+
+    for dim in space:
+        wanted = dim.distribution()
+        for trial in study.get_trials(deepcopy=False):
+            earlier = trial.distributions.get(dim.key)
+            if earlier is None:
+                continue
+            try:
+                check_distribution_compatibility(earlier, wanted)
+            except ValueError as err:
+                raise UserError(f"search space {dim.key}={dim.spec()}: trial {trial.number} of study "
+                                f"'{study.study_name}' searched {dim.key}={describe(earlier)} ({err}) Keep the same "
+                                "kind of range, or start a new study with --study NAME.") from None
+            break  # one earlier trial is enough: the study holds one kind per name
+
+
+# -- trials that died with their process ---------------------------------------------
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (Linux), to tell a process from a later one with its id."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else fields[19]  # zombie/dead: the process has ended
+
+
+def process_alive(pid: int, started: str | None) -> bool:
+    if Path("/proc/self/stat").exists():
+        now = _process_start(pid)
+        return now is not None and (started is None or now == started)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": _process_start(os.getpid())}
+
+
+def fail_dead_trials(study) -> list[int]:
+    """Mark FAIL the RUNNING trials whose process on this machine has ended (SIGKILL, power cut).
+
+    Journal storage has no heartbeat, so a killed worker would leave its trial RUNNING
+    for ever; each trial records its host and process, and any later command on that
+    host finishes the job. (On an RDB storage Optuna's heartbeat also covers other hosts.)
+    """
+    from optuna.trial import TrialState
+
+    storage, host, failed = study._storage, socket.gethostname(), []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = trial.user_attrs
+        if attrs.get("host") != host or not isinstance(attrs.get("pid"), int):
+            continue
+        if process_alive(attrs["pid"], attrs.get("pid_start")):
+            continue
+        with contextlib.suppress(Exception):  # it may have finished meanwhile: nothing to do then
+            storage.set_trial_system_attr(trial._trial_id, "fail_reason",
+                                          f"its process {attrs['pid']} on {host} ended mid-trial")
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            failed.append(trial.number)
+    return failed
+
+
+# -- one trial ----------------------------------------------------------------------
+def trial_dir(plan: Plan, number: int) -> Path:
+    """``<runs root>/<name>/<study>-trial-<n>``; a suffix if a deleted study left that folder behind."""
+    base = Path(plan.runs_root) / plan.name / f"{plan.study}-trial-{number}"
+    path, n = base, 1
+    while path.exists() and any(path.iterdir()):
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def write_trial_marker(path: Path, plan: Plan, trial, state: str, **extra) -> None:
+    """``trial.json`` in the run directory: which study and trial, and how it ended.
+
+    Pruned and failed trials get no summary.json (api.run writes it on success only);
+    this file tells a reader why."""
+    if path.is_dir():
+        write_json_atomic(path / "trial.json", {"study": plan.study, "trial": trial.number, "state": state,
+                                                "metric": plan.metric, "params": trial.params, **extra})
+
+
+class EpochReporter:
+    """``report(epoch, row)`` for api.run: hands the objective to Optuna every ``every`` epochs,
+    and prunes when told."""
+
+    def __init__(self, trial, metric: str, every: int = 1):
+        self.trial, self.metric, self.every = trial, metric, every
+        self.epoch, self.value = None, None
+        self.reported: set[int] = set()
+
+    def __call__(self, epoch: int, row: dict) -> None:
+        import optuna
+
+        value = row_value(row, self.metric)
+        if value is None or epoch in self.reported or not math.isfinite(value) or epoch % self.every:
+            return  # a row without the metric, a second model's row for the same epoch, or not due
+        self.reported.add(epoch)
+        self.epoch, self.value = epoch, value
+        self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch} ({self.metric}={value:.4g})")
+
+
+class MetricMissing(Exception):
+    """The objective metric is not among a finished run's metrics: stop the whole search."""
+
+
+def _say(plan: Plan, message: str) -> None:
+    print(f"[search {plan.study}] {message}", file=sys.stderr, flush=True)
+
+
+def _shown_params(params: dict) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def make_objective(plan: Plan):
+    import optuna
+
+    from .api import run
+
+    def objective(trial) -> float:
+        for key, value in _owner().items():
+            trial.set_user_attr(key, value)
+        sampled = {dim.key: dim.suggest(trial) for dim in plan.space}
+        out = trial_dir(plan, trial.number)
+        trial.set_user_attr("run_dir", str(out.resolve()))
+        reporter = EpochReporter(trial, plan.metric, plan.report_every)
+        try:
+            result = run(plan.name, runs_dir=plan.runs_root, out=out, device=plan.device, quiet=True,
+                         figures=False, sets=list(plan.sets), report=reporter,
+                         summary_extra={"study": plan.study, "trial": trial.number}, **sampled)
+        except optuna.TrialPruned as err:
+            write_trial_marker(out, plan, trial, "pruned", epoch=reporter.epoch, value=reporter.value)
+            _say(plan, f"trial {trial.number} {err}: {_shown_params(sampled)}")
+            raise
+        except (Exception, KeyboardInterrupt) as err:
+            write_trial_marker(out, plan, trial, "failed", reason=str(err) or type(err).__name__)
+            _say(plan, f"trial {trial.number} failed: {err}")
+            raise
+        if plan.metric not in result.metrics:
+            raise MetricMissing(f"--metric {plan.metric}: not among the metrics of {plan.name} "
+                                f"({', '.join(sorted(result.metrics))}).")
+        value = float(result.metrics[plan.metric])
+        write_trial_marker(out, plan, trial, "complete", value=value)
+        _say(plan, f"trial {trial.number} {plan.metric}={value:.6g}: {_shown_params(sampled)} ({out})")
+        return value
+
+    return objective
+
+
+@contextlib.contextmanager
+def _quiet_optuna():
+    """Optuna logs each failed trial with a traceback; our own one-line messages say enough."""
+    import optuna
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+def run_trials(plan: Plan, n_trials: int) -> None:
+    """``n_trials`` trials, one after another, in this process."""
+    import optuna
+
+    if plan.threads:
+        import torch
+
+        torch.set_num_threads(plan.threads)
+    with _quiet_optuna():
+        study = optuna.load_study(study_name=plan.study, storage=open_storage(plan.storage),
+                                  sampler=make_sampler(), pruner=make_pruner(plan.pruner, plan.warmup))
+        # A UserError inside one trial (e.g. training diverged at a high lr) fails that trial only.
+        study.optimize(make_objective(plan), n_trials=n_trials, catch=(UserError,))
+
+
+def _worker_main(plan: Plan, n_trials: int, conn) -> None:
+    """Entry point of a spawned worker: run its trials, send back None or (kind, message)."""
+    problem = None
+    try:
+        run_trials(plan, n_trials)
+    except (UserError, MetricMissing) as err:
+        problem = ("user", str(err))
+    except KeyboardInterrupt:
+        problem = ("user", "interrupted")
+    except Exception:  # a bug: keep the traceback for the report
+        problem = ("bug", traceback.format_exc())
+    conn.send(problem)
+    conn.close()
+
+
+def shares(trials: int, workers: int) -> list[int]:
+    """``trials`` split as evenly as possible; their sum is exactly ``trials``."""
+    return [trials // workers + (1 if i < trials % workers else 0) for i in range(workers)]
+
+
+@dataclass
+class WorkerProblems:
+    errors: list        # (kind, message) a worker sent back: "user" mistakes or "bug" tracebacks
+    deaths: list        # workers that ended without a word (killed): their trials are failed, the study goes on
+
+
+def run_workers(plan: Plan, counts: list[int]) -> WorkerProblems:
+    """One spawned process per count, sharing the storage."""
+    ctx = multiprocessing.get_context("spawn")  # fork would copy torch's threads and locks
+    started = []
+    for i, count in enumerate(counts):
+        receive, send = ctx.Pipe(duplex=False)
+        process = ctx.Process(target=_worker_main, args=(plan, count, send), name=f"search-worker-{i}")
+        process.start()
+        send.close()
+        started.append((process, receive))
+    try:
+        for process, _ in started:
+            process.join()
+    except KeyboardInterrupt:
+        for process, _ in started:  # Ctrl-C reached the workers too: let them mark their trials
+            process.join(timeout=30)
+            if process.is_alive():
+                process.terminate()
+        raise
+    problems = WorkerProblems([], [])
+    for process, receive in started:
+        try:
+            problem = receive.recv()
+        except EOFError:  # it died before sending anything (SIGKILL, out of memory)
+            problem = None
+        if problem is not None:
+            problems.errors.append(problem)
+        elif process.exitcode != 0:
+            code = process.exitcode
+            ended = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            problems.deaths.append(f"{process.name} (pid {process.pid}) {ended}; its running trial is marked failed")
+    return problems
+
+
+# -- the end of a search --------------------------------------------------------------
+def plot_history(trials, metric: str, direction: str, path: Path, title: str) -> Path:
+    """Objective per trial (dots), pruned trials at their last value (crosses), best so far (line)."""
+    from optuna.trial import TrialState
+
+    from .viz.plots import new_figure, save
+
+    fig = new_figure(6.4, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    done = [(t.number, t.value) for t in trials if t.state == TrialState.COMPLETE]
+    pruned = [(t.number, t.intermediate_values[t.last_step]) for t in trials
+              if t.state == TrialState.PRUNED and t.last_step is not None]
+    if done:
+        ax.scatter(*zip(*done), s=20, c="tab:blue", label="complete", zorder=3)
+        better = min if direction == "minimize" else max
+        best, xs, ys = None, [], []
+        for number, value in done:
+            best = value if best is None else better(best, value)
+            xs.append(number)
+            ys.append(best)
+        last = max(t.number for t in trials)
+        ax.step(xs + [last], ys + [ys[-1]], where="post", c="tab:red", label="best so far")
+    if pruned:
+        ax.scatter(*zip(*pruned), marker="x", c="tab:gray", label="pruned (last value)", zorder=2)
+    values = [v for _, v in done + pruned]
+    if values and min(values) > 0 and max(values) / min(values) > 20:
+        ax.set_yscale("log")
+    ax.set(xlabel="trial", ylabel=metric, title=title)
+    if done or pruned:
+        ax.legend()
+    return save(fig, path)
+
+
+def finish(study, plan: Plan, study_dir: Path, storage_shown: str) -> dict:
+    """best_params.json and history.png beside the study; the dict the CLI prints."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = study.best_trial if complete else None
+    record = {
+        "study": plan.study,
+        "metric": plan.metric,
+        "direction": plan.direction,
+        "best_value": best.value if best else None,
+        "best_params": best.params if best else {},
+        "best_trial": best.number if best else None,
+        "n_trials": len(trials),
+        "best_run_dir": best.user_attrs.get("run_dir") if best else None,
+    }
+    best_path = study_dir / "best_params.json"
+    write_json_atomic(best_path, record)
+    history = plot_history(trials, plan.metric, plan.direction, study_dir / "history.png",
+                           f"{plan.study}: {plan.metric} ({plan.direction})")
+    states = {}
+    for t in trials:
+        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+    return {"study": plan.study, "storage": storage_shown, "metric": plan.metric, "direction": plan.direction,
+            "n_trials": len(trials), "trials_by_state": states, "best_value": record["best_value"],
+            "best_params": record["best_params"], "best_trial": record["best_trial"],
+            "best_run_dir": record["best_run_dir"], "best_params_path": str(best_path),
+            "history_path": str(history)}
+
+
+def search(name: str, trials: int = 10, space: list[str] | None = None, sets: list[str] | None = None,
+           study_name: str | None = None, storage: str | None = None, workers: int = 1,
+           pruner: str = "median", metric: str | None = None, direction: str | None = None,
+           runs_dir: str | None = None, device: str = "auto") -> dict:
+    """Add ``trials`` trials to the study (created or continued), ``workers`` at a time.
+
+    ``space``: ``KEY=SPEC`` strings (default: experiments/NAME/search.json); ``sets``:
+    fixed ``KEY=VALUE`` overrides for every trial. Returns the best trial so far and
+    where best_params.json and history.png were written.
+    """
+    experiment = registry.get(name)
+    config.check_device(device)
+    if trials < 1:
+        raise UserError(f"--trials {trials}: must be at least 1.")
+    if workers < 1:
+        raise UserError(f"--workers {workers}: must be at least 1.")
+    fixed = dict(config.parse_override(s) for s in sets or [])
+    dims = load_space(name, space)
+    params = check_space(name, dims, fixed)
+    metric, direction = objective_of(experiment, metric, direction)
+    study_name = _check_study_name(study_name or name)
+    root = runs_root(runs_dir)
+    study_dir = root / "studies" / study_name
+    study_dir.mkdir(parents=True, exist_ok=True)
+    storage = storage or str(study_dir / "journal.log")
+    workers = min(workers, trials)
+    epochs = params.get("epochs")
+    plan = Plan(name=name, study=study_name, storage=storage, space=tuple(dims), sets=tuple(sets or []),
+                metric=metric, direction=direction, pruner=pruner,
+                warmup=max(1, epochs // 10) if isinstance(epochs, int) else 1,
+                # Each report is a locked, fsync'ed journal write: ~50 per trial are plenty to
+                # prune on, and the same steps in every trial keep the median comparable.
+                report_every=max(1, epochs // _REPORTS_PER_TRIAL) if isinstance(epochs, int) else 1,
+                runs_root=str(root), device=device,
+                # K workers on C cores: C/K torch threads each, not C each fighting for the cores
+                threads=max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0)
+    if not is_url(storage) and os.path.lexists(storage + ".lock"):
+        _say(plan, f"{storage}.lock exists: another search is writing, or a killed one left it behind; "
+                   "Optuna removes a lock untouched for 30 s, so this may wait that long")
+    with _quiet_optuna():
+        study = open_study(plan, open_storage(storage))
+        check_space_against_study(study, dims)
+        stale = fail_dead_trials(study)
+    if stale:
+        _say(plan, f"trials {', '.join(map(str, stale))} were left running by a process that ended; marked failed")
+    _say(plan, f"{trials} trial(s) of {name}, {workers} at a time; {metric} ({direction}); "
+               f"storage {shown_storage(storage)}; study has {len(study.trials)} trial(s) so far")
+    problems = WorkerProblems([], [])
+    if workers == 1:
+        try:
+            run_trials(plan, trials)
+        except MetricMissing as err:
+            problems.errors.append(("user", str(err)))
+    else:
+        problems = run_workers(plan, shares(trials, workers))
+    with _quiet_optuna():
+        fail_dead_trials(study)
+        result = finish(study, plan, study_dir, shown_storage(storage))
+    for death in problems.deaths:
+        _say(plan, death)
+    for kind, message in problems.errors:
+        if kind == "bug":
+            raise RuntimeError(f"a search worker failed:\n{message}")
+        raise UserError(message)
+    return result

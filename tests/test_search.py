@@ -1,0 +1,217 @@
+"""Hyper-parameter search: space parsing, parallel workers, continuing a study, pruning, killed trials."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from torchclassics import registry, search as search_module
+from torchclassics.errors import UserError
+from torchclassics.search import (Dimension, fail_dead_trials, load_space, objective_of, open_storage,
+                                  parse_dimension, parse_param, search, shares)
+
+FAST = ["epochs=20"]
+BEST_KEYS = {"study", "metric", "direction", "best_value", "best_params", "best_trial", "n_trials", "best_run_dir"}
+
+
+def load(runs: Path, study: str = "regression"):
+    storage = open_storage(str(runs / "studies" / study / "journal.log"))
+    return optuna.load_study(study_name=study, storage=storage)
+
+
+# -- the search space -------------------------------------------------------------------
+def test_every_spec_form_parses():
+    assert parse_dimension("lr", "loguniform:1e-4:1e-1") == Dimension("lr", "loguniform", 1e-4, 1e-1)
+    assert parse_dimension("lr", "uniform:0.1:0.5") == Dimension("lr", "uniform", 0.1, 0.5)
+    assert parse_dimension("hidden", "int:4:64") == Dimension("hidden", "int", 4, 64)
+    assert parse_dimension("hidden", "int:4:64:4") == Dimension("hidden", "int", 4, 64, 4)
+    assert parse_dimension("hidden", "logint:2:128") == Dimension("hidden", "logint", 2, 128)
+    assert parse_param("x=choice:32, 64,true,Adam,\"SGD\"").choices == (32, 64, True, "Adam", "SGD")
+
+
+@pytest.mark.parametrize("text, says", [
+    ("lr=normal:0:1", "unknown kind 'normal'"),
+    ("lr=uniform:0.1", "expected uniform:LOW:HIGH"),
+    ("lr=loguniform:0:1", "LOW > 0"),
+    ("lr=uniform:0.5:0.1", "must be smaller"),
+    ("hidden=int:1.5:4", "not an integer"),
+    ("hidden=int:4:8:0", "STEP must be > 0"),
+    ("lr=uniform:a:1", "'a' is not a number"),
+    ("batch_size=choice:", "no choices"),
+    ("lr", "expected KEY=SPEC"),
+])
+def test_a_bad_spec_is_a_user_error_naming_it(text, says):
+    with pytest.raises(UserError, match=says) as err:
+        parse_param(text)
+    if "kind" in says:
+        assert "loguniform:LOW:HIGH" in str(err.value) and "choice:V1,V2" in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["regression", "classification"])
+def test_shipped_search_json_is_a_valid_space(name):
+    space = load_space(name, None)
+    assert {d.key for d in space} == {"lr", "hidden"}
+    search_module.check_space(name, space, {})
+
+
+@pytest.mark.parametrize("param, says", [
+    ("hiden=int:4:8", "Did you mean 'hidden'"),
+    ("hidden=choice:small,large", "hidden"),
+    ("lr=uniform:0:0.5", "lr=0"),
+])
+def test_the_whole_space_is_checked_before_any_trial(tmp_path, param, says):
+    with pytest.raises(UserError, match=says):
+        search("regression", trials=2, space=[param], runs_dir=str(tmp_path))
+    assert not (tmp_path / "regression").exists()  # no trial started
+
+
+def test_a_key_both_fixed_and_searched_is_refused(tmp_path):
+    with pytest.raises(UserError, match="both fixed"):
+        search("regression", trials=1, space=["lr=uniform:0.1:0.2"], sets=["lr=0.1"], runs_dir=str(tmp_path))
+
+
+def test_objective_comes_from_the_experiment_unless_overridden():
+    regression = registry.get("regression")
+    assert objective_of(regression, None, None) == ("test_mse", "minimize")
+    assert objective_of(regression, "test_accuracy", None) == ("test_accuracy", "maximize")
+    assert objective_of(regression, "mse", "maximize") == ("mse", "maximize")
+
+
+def test_worker_shares_add_up_to_exactly_the_trials_asked():
+    assert shares(8, 2) == [4, 4]
+    assert shares(5, 3) == [2, 2, 1]
+    assert sum(shares(7, 4)) == 7
+
+
+# -- whole searches ----------------------------------------------------------------------------
+def test_parallel_search_then_the_same_command_continues_the_study(tmp_path):
+    first = search("regression", trials=4, workers=2, sets=FAST, runs_dir=str(tmp_path), device="cpu")
+    assert first["n_trials"] == 4 and first["study"] == "regression"
+    runs = sorted(p.name for p in (tmp_path / "regression").iterdir())
+    assert runs == [f"regression-trial-{n}" for n in range(4)]
+    for n in range(4):
+        run = tmp_path / "regression" / f"regression-trial-{n}"
+        assert json.loads((run / "params.json").read_text())["epochs"] == 20
+        marker = json.loads((run / "trial.json").read_text())
+        if marker["state"] == "complete":
+            summary = json.loads((run / "summary.json").read_text())
+            assert (summary["study"], summary["trial"]) == ("regression", n)
+            assert summary["metrics"]["test_mse"] == pytest.approx(marker["value"])
+
+    best = json.loads((tmp_path / "studies" / "regression" / "best_params.json").read_text())
+    assert set(best) == BEST_KEYS
+    assert best["best_params"] == first["best_params"] and set(best["best_params"]) == {"lr", "hidden"}
+    assert Path(best["best_run_dir"]).name == f"regression-trial-{best['best_trial']}"
+    assert (tmp_path / "studies" / "regression" / "history.png").read_bytes()[:4] == b"\x89PNG"
+
+    second = search("regression", trials=2, sets=FAST, runs_dir=str(tmp_path), device="cpu")
+    assert second["n_trials"] == 6
+    assert [t.number for t in load(tmp_path).trials] == list(range(6))
+    assert (tmp_path / "regression" / "regression-trial-5" / "params.json").is_file()
+    assert second["best_value"] <= first["best_value"]  # minimising: the best never gets worse
+
+
+class PruneAtEpoch3(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return trial.last_step is not None and trial.last_step >= 3
+
+
+def test_a_pruned_trial_leaves_a_sensible_run_directory(tmp_path, monkeypatch):
+    monkeypatch.setattr(search_module, "make_pruner", lambda kind, warmup: PruneAtEpoch3())
+    # The engine checkpoints every few seconds; make every epoch due, so last.pt holds epoch 3.
+    monkeypatch.setenv("TORCHCLASSICS_CHECKPOINT_SECONDS", "0")
+    result = search("regression", trials=1, sets=FAST, runs_dir=str(tmp_path), device="cpu")
+    assert load(tmp_path).trials[0].state == TrialState.PRUNED
+    run = tmp_path / "regression" / "regression-trial-0"
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
+    assert (run / "params.json").is_file() and (run / "checkpoints" / "last.pt").is_file()
+    assert not (run / "summary.json").exists()  # api.run writes it for finished runs only
+    marker = json.loads((run / "trial.json").read_text())
+    assert (marker["state"], marker["epoch"], marker["study"]) == ("pruned", 3, "regression")
+    assert result["best_value"] is None and result["n_trials"] == 1
+
+
+def test_a_diverging_trial_fails_alone_and_the_search_goes_on(tmp_path):
+    result = search("regression", trials=2, space=["lr=choice:1000"], sets=FAST, runs_dir=str(tmp_path),
+                    pruner="none", device="cpu")
+    assert [t.state for t in load(tmp_path).trials] == [TrialState.FAIL, TrialState.FAIL]
+    assert result["trials_by_state"] == {"fail": 2}
+    marker = json.loads((tmp_path / "regression" / "regression-trial-0" / "trial.json").read_text())
+    assert marker["state"] == "failed" and "diverged" in marker["reason"]
+
+
+def test_rdb_storage_url_works_and_hides_its_password(tmp_path):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    result = search("regression", trials=1, sets=FAST, storage=url, study_name="shared", runs_dir=str(tmp_path),
+                    device="cpu")
+    assert result["storage"] == url and result["n_trials"] == 1
+    assert optuna.load_study(study_name="shared", storage=url).trials[0].state == TrialState.COMPLETE
+    assert (tmp_path / "regression" / "shared-trial-0" / "summary.json").is_file()
+    with pytest.raises(UserError) as err:
+        search("regression", trials=1, sets=FAST, storage="nosuchdb://user:secret@localhost/x",
+               runs_dir=str(tmp_path))
+    assert "secret" not in str(err.value)
+
+
+def test_a_continued_study_keeps_its_metric_and_kinds_of_range(tmp_path):
+    search("regression", trials=1, sets=["epochs=2"], study_name="s", runs_dir=str(tmp_path), device="cpu")
+    with pytest.raises(UserError, match="searches metric 'test_mse'"):
+        search("regression", trials=1, sets=["epochs=2"], study_name="s", metric="mse", runs_dir=str(tmp_path))
+    with pytest.raises(UserError, match="lr=uniform:0.1:0.2: trial 0 .* --study NAME"):
+        search("regression", trials=1, space=["lr=uniform:0.1:0.2"], sets=["epochs=2"], study_name="s",
+               runs_dir=str(tmp_path))
+    assert len(load(tmp_path, "s").trials) == 1  # refused before any trial
+
+
+# -- trials whose process died ------------------------------------------------------------------
+def test_a_running_trial_of_a_dead_process_is_failed(tmp_path):
+    storage = open_storage(str(tmp_path / "journal.log"))
+    study = optuna.create_study(study_name="s", storage=storage)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for pid in (dead.pid, os.getpid()):
+        trial = study.ask()
+        for key, value in search_module._owner().items():
+            trial.set_user_attr(key, value)
+        trial.set_user_attr("pid", pid)
+        if pid == dead.pid:
+            trial.set_user_attr("pid_start", None)
+    assert fail_dead_trials(study) == [0]
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.RUNNING]
+
+
+def test_sigkill_mid_trial_then_the_next_search_fails_it_and_goes_on(tmp_path):
+    command = [sys.executable, "-m", "torchclassics", "search", "regression", "--trials", "1",
+               "--runs-dir", str(tmp_path), "--param", "lr=uniform:0.05:0.1", "--pruner", "none",
+               "--set", "epochs=1000000", "--device", "cpu"]
+    worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = tmp_path / "regression" / "regression-trial-0" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and metrics.stat().st_size > 0):
+        assert worker.poll() is None, "the search ended before it could be killed"
+        assert time.monotonic() < deadline, "the trial never started training"
+        time.sleep(0.1)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    assert load(tmp_path).trials[0].state == TrialState.RUNNING  # what SIGKILL leaves behind
+
+    result = search("regression", trials=1, space=["lr=uniform:0.05:0.1"], sets=FAST, runs_dir=str(tmp_path),
+                    device="cpu")
+    trials = load(tmp_path).trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert "ended mid-trial" in trials[0].system_attrs["fail_reason"]
+    assert result["n_trials"] == 2 and result["best_trial"] == 1
+
+
+def test_an_objective_metric_the_runs_do_not_have_stops_the_search(tmp_path):
+    with pytest.raises(UserError, match="--metric test_nothing: not among the metrics of regression .*test_mse"):
+        search("regression", trials=3, sets=["epochs=2"], metric="test_nothing", runs_dir=str(tmp_path), device="cpu")
+    assert len(load(tmp_path).trials) == 1  # stopped after the first trial, not three
