@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .errors import UserError
@@ -22,16 +23,19 @@ def _add_run(sub) -> None:
 
 
 def _add_search(sub) -> None:
-    p = sub.add_parser("search", help="hyper-parameter search with Optuna")
+    p = sub.add_parser("search", help="hyper-parameter search with Optuna",
+                       description="Every trial trains with the experiment's seed, so trials differ only by "
+                                   "their hyper-parameters.")
     p.add_argument("name")
     p.add_argument("--trials", type=int, default=10, help="trials to add to the study (default 10)")
     p.add_argument("--param", dest="space", action="append", default=[], metavar="KEY=SPEC",
                    help="search space entry, e.g. lr=loguniform:1e-4:1e-1, batch_size=choice:32,64, "
-                        "hidden=int:4:64 (default: experiments/NAME/search.json)")
+                        "hidden=int:4:64 (default: experiments/NAME/search.json; --param entries replace it)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed override for every trial")
     p.add_argument("--study", help="study name (default: NAME); the same name continues the study")
-    p.add_argument("--storage", help="Optuna storage URL (default: a journal file under the runs root)")
+    p.add_argument("--storage", help="an RDB URL (postgresql://..., sqlite:///...) or a journal file path "
+                                     "(default: RUNS_DIR/studies/STUDY/journal.log)")
     p.add_argument("--workers", type=int, default=1, help="trials run at a time, each in its own process")
     p.add_argument("--pruner", default="median", choices=["median", "none"])
     p.add_argument("--metric", help="objective metric (default: the experiment's)")
@@ -93,6 +97,8 @@ def _cmd_run(args) -> int:
 
     result = run(args.name, out=args.out, runs_dir=args.runs_dir, device=args.device, resume=args.resume,
                  quiet=not (args.progress or sys.stderr.isatty()), figures=not args.no_figures, sets=args.sets)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun, rank 0 speaks for all
     print(f"{args.name}: {result.run_dir}")
     _print_metrics(result.metrics)
     return 0

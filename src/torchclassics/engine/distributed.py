@@ -29,6 +29,12 @@ class Distributed:
         ids = [self.local_rank] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The sum over every process (train metrics are counted on each process's shard)."""
+        tensor = tensor.clone()
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
     def share(self, value):
         """Rank 0's value, on every rank (e.g. the run directory's name)."""
         box = [value]

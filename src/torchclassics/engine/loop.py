@@ -143,6 +143,7 @@ class Trainer:
         self.task, self.params, self.run, self.device = task, params, run, device
         self.tag, self.quiet, self.report = tag, quiet, report
         self.model = task.model.to(device)
+        self.distributed = distributed
         self.train_model = distributed.wrap(self.model) if distributed else self.model
         self.optimizer = build_optimizer(params, self.model)
         self.scheduler = build_scheduler(params, self.optimizer)
@@ -192,6 +193,9 @@ class Trainer:
             if self.bar is not None:
                 self.bar.update(1)
         self.step_losses[-len(task.train):] = [float(v) for v in self.step_losses[-len(task.train):]]
+        if self.distributed:
+            sums = {name: self.distributed.sum(total) for name, total in sums.items()}
+            seen = int(self.distributed.sum(torch.tensor(seen, device=self.device)))
         if not math.isfinite(float(sums["loss"])):
             raise Diverged(f"{self.tag + ': ' if self.tag else ''}training diverged at epoch {epoch} "
                            f"(loss is {float(sums['loss'])}); try a smaller lr (now {self.params.get('lr')}).")
@@ -315,4 +319,8 @@ class Trainer:
         self.run.append_metrics(row)
         self.bar.set_postfix(loss=f"{train_metrics['loss']:.4g}")
         if self.report is not None:
-            self.report(epoch, row)
+            try:
+                self.report(epoch, row)
+            except BaseException:
+                self.save(final=True)  # a pruned or interrupted run keeps its last finished epoch
+                raise
