@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from . import checkpoint
 from ..errors import UserError
 from .rundir import RunDir
+from .tensorboard import Curves
 
 Forward = Callable[[nn.Module, Any, Any], tuple[Any, Any]]
 
@@ -284,12 +285,14 @@ class Trainer:
         total = (epochs - self.epoch) * len(self.task.train)
         self.bar = tqdm(total=total, desc=self.tag or self.run.path.name, disable=True if self.quiet else None,
                         leave=False, unit="step")
+        self.curves = Curves(self.run.path, self.tag, self.epoch, enabled=self.run.writer)
         try:
             with threads_for(self.model, self.device):
                 while self.epoch < epochs:
                     self.run_epoch(self.epoch + 1, final=self.epoch + 1 == epochs)
         finally:
             self.bar.close()
+            self.curves.close()
         return FitResult(self.history, self.best, self.train_s, self.step, self.step_losses, resumed_from)
 
     def run_epoch(self, epoch: int, final: bool) -> None:
@@ -317,6 +320,7 @@ class Trainer:
             self.keep_best()
         self.save(final=final)
         self.run.append_metrics(row)
+        self.curves.log(row)
         self.bar.set_postfix(loss=f"{train_metrics['loss']:.4g}")
         if self.report is not None:
             try:
