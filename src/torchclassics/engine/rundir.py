@@ -76,13 +76,13 @@ class RunDir:
         """Create the folder for a new run, or check it for a resumed one.
 
         A new run refuses a folder that already holds a run, so nothing is overwritten."""
+        if not self.writer:
+            return  # under DDP rank 0 checks and writes; the others may see its files already
         if resume:
             if not (self.path / "params.json").is_file():
                 raise UserError(f"--resume: {self.path} holds no run to resume (no params.json).")
         elif self.path.exists() and any(self.path.iterdir()):
             raise UserError(f"{self.path} already holds files; choose a new --out, or add --resume to continue it.")
-        if not self.writer:
-            return
         self.figures.mkdir(parents=True, exist_ok=True)
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         if not resume:
