@@ -1,0 +1,459 @@
+"""Image folders, read the same way on every machine.
+
+Two layouts are recognised, whichever the folder has:
+
+* Kaggle's Dogs vs Cats ``train/``: one folder of ``<class>.<n>.<ext>`` files
+  (``cat.0.jpg``, ``dog.0.jpg``), the label being the prefix;
+* torchvision's ImageFolder: one sub-folder per class (``root/cat/x.jpg``), any
+  number of classes.
+
+Every listing is sorted (the seed's Dogs vs Cats code gave different results on
+two machines because ``os.listdir`` order differs), the train/validation split
+is a seeded permutation of that sorted list, and the augmentation of one sample
+is seeded by (seed, epoch, sample), so the batches do not depend on the machine,
+on the number of worker processes, or on whether a run was resumed.
+
+Every file is decoded once before training (threads; JPEGs at reduced scale when
+that is still large enough): unreadable ones (truncated, zero bytes, not an image)
+are reported in one line and left out, and for a small folder the decoded, resized
+pixels are kept in memory so that later epochs never touch the disk again.
+
+    folder = ImageFolderData(root, image_size=64, val_fraction=0.2, seed=0)
+    train = ImageBatches(folder, "train", batch_size=32, device=device, augment=RandomCropFlip(64))
+    for inputs, targets in train.epoch(1): ...
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision.transforms import v2
+from tqdm.auto import tqdm
+
+from ..errors import UserError
+from .batches import epoch_generator
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+KAGGLE_NAME = re.compile(r"^(?P<label>[^.]+)\.(?P<number>\d+)\.(?P<ext>[^.]+)$")
+# ImageNet statistics: what torchvision's pretrained weights expect, and a fine default for the rest.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+LAYOUTS_HELP = (
+    "Accepted layouts: Kaggle's (one folder of <class>.<n>.<ext> files, e.g. train/cat.0.jpg, train/dog.0.jpg) "
+    "or torchvision's ImageFolder (one sub-folder per class, e.g. root/cat/*.jpg, root/dog/*.jpg)."
+)
+SHOWN_SKIPPED = 5  # how many skipped files the warning names
+
+
+# -- listing ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImageListing:
+    """The labelled image files of a folder, in sorted order."""
+
+    root: Path
+    layout: str                      # "kaggle" or "imagefolder"
+    classes: tuple[str, ...]         # sorted; a label is an index into it
+    files: tuple[str, ...]           # paths relative to root, sorted
+    labels: tuple[int, ...]
+    unlabelled: tuple[str, ...] = ()  # image files whose name carries no class (Kaggle layout)
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+
+
+def _sorted_entries(folder: Path) -> list[os.DirEntry]:
+    """Visible entries sorted by name: the same order on every file system."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
+    except OSError as err:
+        raise UserError(f"cannot list {folder}: {err.strerror}.") from None
+
+
+def _images_under(folder: Path, root: Path) -> list[str]:
+    """Image files anywhere below ``folder``, relative to ``root``, in sorted order."""
+    found = []
+    for entry in _sorted_entries(folder):
+        if entry.is_dir():
+            found.extend(_images_under(Path(entry.path), root))
+        elif entry.is_file() and is_image_name(entry.name):
+            found.append(Path(entry.path).relative_to(root).as_posix())
+    return found
+
+
+def _kaggle_listing(root: Path, names: list[str]) -> ImageListing:
+    labelled = [(name, KAGGLE_NAME.match(name)) for name in names]
+    classes = tuple(sorted({m["label"] for _, m in labelled if m}))
+    index = {label: k for k, label in enumerate(classes)}
+    files = tuple(name for name, m in labelled if m)
+    labels = tuple(index[m["label"]] for _, m in labelled if m)
+    unlabelled = tuple(name for name, m in labelled if not m)
+    return ImageListing(root, "kaggle", classes, files, labels, unlabelled)
+
+
+def _looks_like_kaggle_parent(root: Path, class_files: dict[str, list[str]]) -> str | None:
+    """The folder above Kaggle's train/ (train/ and test1/ side by side) would pass for an
+    ImageFolder with classes 'test1' and 'train'; name the sub-folder meant instead."""
+    for name, files in class_files.items():
+        prefixes = {m["label"] for f in files if (m := KAGGLE_NAME.match(Path(f).name))}
+        if len(prefixes) >= 2:
+            return name
+    return None
+
+
+def _imagefolder_listing(root: Path, class_dirs: list[os.DirEntry]) -> ImageListing:
+    class_files = {d.name: _images_under(Path(d.path), root) for d in class_dirs}
+    kaggle_inside = _looks_like_kaggle_parent(root, class_files)
+    if kaggle_inside:
+        raise UserError(f"data_root={root} looks like the folder above Kaggle's train folder: "
+                        f"{root / kaggle_inside} holds <class>.<n>.<ext> files. "
+                        f"Set data_root={root / kaggle_inside}.")
+    empty = [name for name, files in class_files.items() if not files]
+    if empty:
+        raise UserError(f"class folder {root / empty[0]} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
+                        f"add images or remove the folder. Empty classes: {', '.join(empty)}.")
+    classes = tuple(class_files)
+    files = tuple(f for name in classes for f in class_files[name])
+    labels = tuple(k for k, name in enumerate(classes) for _ in class_files[name])
+    return ImageListing(root, "imagefolder", classes, files, labels)
+
+
+def list_image_folder(root) -> ImageListing:
+    """The labelled images of ``root``, its layout detected; a UserError for anything else."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise UserError(f"data_root={root}: no such folder. {LAYOUTS_HELP}")
+    entries = _sorted_entries(root)
+    top_images = [e.name for e in entries if e.is_file() and is_image_name(e.name)]
+    class_dirs = [e for e in entries if e.is_dir()]
+    if any(KAGGLE_NAME.match(name) for name in top_images):
+        listing = _kaggle_listing(root, top_images)
+    elif class_dirs:
+        listing = _imagefolder_listing(root, class_dirs)
+    elif top_images:
+        raise UserError(f"data_root={root}: its images (e.g. {top_images[0]}) carry no class: neither named "
+                        f"<class>.<n>.<ext> nor in one sub-folder per class. {LAYOUTS_HELP}")
+    else:
+        raise UserError(f"data_root={root} holds no images ({', '.join(IMAGE_EXTENSIONS)}). {LAYOUTS_HELP}")
+    if len(listing.classes) < 2:
+        raise UserError(f"data_root={root}: found only the class '{listing.classes[0]}'; a classifier needs at "
+                        f"least two. {LAYOUTS_HELP}")
+    return listing
+
+
+def split_indices(labels, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded, stratified train/validation split of a sorted listing: indices, each part sorted.
+
+    Each class gives ``round(val_fraction * n)`` of its files (at least one, and at least one
+    stays for training) to validation."""
+    labels = torch.as_tensor(labels)
+    generator = torch.Generator().manual_seed(seed)
+    val = []
+    for label in range(int(labels.max()) + 1 if len(labels) else 0):
+        members = torch.nonzero(labels == label).flatten()
+        if len(members) < 2:
+            continue
+        n_val = min(max(round(val_fraction * len(members)), 1), len(members) - 1)
+        val.extend(members[torch.randperm(len(members), generator=generator)[:n_val]].tolist())
+    val_set = set(val)
+    return [i for i in range(len(labels)) if i not in val_set], sorted(val)
+
+
+# -- decoding --------------------------------------------------------------------------------------
+def load_image(path, size: int) -> torch.Tensor:
+    """One image file as a ``3 x size x size`` uint8 tensor: shorter side resized to ``size``,
+    centre crop. Training, evaluation and predict all read pixels through here."""
+    with Image.open(path) as image:
+        # JPEG: let the decoder scale down by 1/2, 1/4 or 1/8 while the result stays >= size (far faster).
+        image.draft("RGB", (size, size))
+        image = image.convert("RGB")  # decodes everything: a truncated or corrupt file raises here
+    image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
+
+
+def why_unreadable(err: Exception, path) -> str:
+    """The decoder's message, short, on one line, without the path (the warning names the file)."""
+    text = " ".join(str(err).replace(f" '{path}'", "").replace(str(path), "").split())
+    return (text or type(err).__name__)[:80]
+
+
+@dataclass
+class ScanResult:
+    readable: list[bool]                 # per file of the listing
+    skipped: list[tuple[str, str]]       # (file, reason), listing order
+    pixels: torch.Tensor | None = None   # N x 3 x S x S uint8 when cached (rows of unreadable files are zero)
+
+
+def scan_files(root: Path, files, size: int, keep_pixels: bool, threads: int | None = None) -> ScanResult:
+    """Decode every file once, in threads (PIL releases the GIL while decoding)."""
+    pixels = torch.zeros(len(files), 3, size, size, dtype=torch.uint8) if keep_pixels else None
+
+    def decode(index: int):
+        try:
+            image = load_image(root / files[index], size)
+        except Exception as err:  # any decoder error means "unreadable", whatever the format raises
+            return why_unreadable(err, root / files[index])
+        if pixels is not None:
+            pixels[index] = image
+        return None
+
+    threads = threads or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        reasons = list(tqdm(pool.map(decode, range(len(files))), total=len(files), desc="reading images",
+                            unit="img", leave=False, disable=None if len(files) > 2000 else True))
+    skipped = [(files[i], why) for i, why in enumerate(reasons) if why is not None]
+    return ScanResult([why is None for why in reasons], skipped, pixels)
+
+
+def warn_skipped(root: Path, skipped: list[tuple[str, str]], total: int) -> None:
+    """One line on stderr: how many files were left out, and the first few by name."""
+    if not skipped:
+        return
+    shown = "; ".join(f"{name} ({why})" for name, why in skipped[:SHOWN_SKIPPED])
+    more = f"; and {len(skipped) - SHOWN_SKIPPED} more" if len(skipped) > SHOWN_SKIPPED else ""
+    print(f"warning: skipped {len(skipped)} of {total} image files in {root} that cannot be used: {shown}{more}",
+          file=sys.stderr, flush=True)
+
+
+# -- one folder, split -----------------------------------------------------------------------------
+class ImageFolderData:
+    """An image folder, listed and split on first use, decoded once on first use of its pixels.
+
+    ``cache``: keep the decoded pixels in memory when they take at most ``cache_max_mb``."""
+
+    def __init__(self, root, image_size: int, val_fraction: float, seed: int,
+                 cache: bool = True, cache_max_mb: float = 1024, expected_classes=None):
+        self.root = Path(root).expanduser()
+        self.image_size, self.val_fraction, self.seed = image_size, val_fraction, seed
+        self.cache, self.cache_max_mb = cache, cache_max_mb
+        self.expected_classes = tuple(expected_classes) if expected_classes is not None else None
+
+    @functools.cached_property
+    def listing(self) -> ImageListing:
+        listing = list_image_folder(self.root)
+        if self.expected_classes is not None and listing.classes != self.expected_classes:
+            raise UserError(f"data_root={self.root} now holds the classes {', '.join(listing.classes)}; the run "
+                            f"was trained on {', '.join(self.expected_classes)}. Point data_root at its data.")
+        return listing
+
+    @functools.cached_property
+    def parts(self) -> dict[str, list[int]]:
+        train, val = split_indices(self.listing.labels, self.val_fraction, self.seed)
+        return {"train": train, "val": val}
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.listing.classes
+
+    @property
+    def cached(self) -> bool:
+        megabytes = len(self.listing.files) * 3 * self.image_size ** 2 / 2 ** 20
+        return self.cache and megabytes <= self.cache_max_mb
+
+    @functools.cached_property
+    def scan(self) -> ScanResult:
+        listing = self.listing
+        result = scan_files(listing.root, listing.files, self.image_size, keep_pixels=self.cached)
+        skipped = [(name, "no <class>.<n> in the name") for name in listing.unlabelled] + result.skipped
+        warn_skipped(listing.root, skipped, len(listing.files) + len(listing.unlabelled))
+        result.skipped = skipped
+        self._check_parts(result.readable)
+        return result
+
+    def _check_parts(self, readable: list[bool]) -> None:
+        """Every class must have training images, and there must be something to validate on."""
+        trained = {self.listing.labels[i] for i in self.parts["train"] if readable[i]}
+        missing = [name for k, name in enumerate(self.classes) if k not in trained]
+        if missing:
+            raise UserError(f"data_root={self.root}: no readable training image of class "
+                            f"{', '.join(repr(m) for m in missing)}; every class needs some.")
+        if not any(readable[i] for i in self.parts["val"]):
+            raise UserError(f"data_root={self.root}: no readable image left for validation; "
+                            "give each class at least two readable images.")
+
+    def indices(self, part: str) -> list[int]:
+        """Listing indices of the readable files of ``part`` ("train" or "val")."""
+        readable = self.scan.readable
+        return [i for i in self.parts[part] if readable[i]]
+
+    def dataset(self, part: str, augment=None) -> "ImageDataset":
+        listing = self.listing
+        return ImageDataset(listing.root, listing.files, listing.labels, self.indices(part), self.image_size,
+                            self.scan.pixels, augment)
+
+    def summary(self) -> dict:
+        """What summary.json keeps about the data."""
+        return {
+            "data_root": str(self.root),
+            "layout": self.listing.layout,
+            "classes": list(self.classes),
+            "n_train": len(self.indices("train")),
+            "n_val": len(self.indices("val")),
+            "images_cached": self.scan.pixels is not None,
+            "skipped_files": len(self.scan.skipped),
+            "skipped_examples": [f"{name} ({why})" for name, why in self.scan.skipped[:SHOWN_SKIPPED]],
+        }
+
+
+# -- samples, augmentation, batches ------------------------------------------------------------------
+def normalise(pixels: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """uint8 images ``B x 3 x H x W`` -> floats with the channel statistics removed. Done per batch on
+    the device, after the copy: bytes are 4x less to move than floats."""
+    mean = torch.as_tensor(mean, device=pixels.device).view(1, 3, 1, 1)
+    std = torch.as_tensor(std, device=pixels.device).view(1, 3, 1, 1)
+    return (pixels.float().div_(255) - mean) / std
+
+
+class RandomCropFlip:
+    """Train-time augmentation of one uint8 image tensor (torchvision.transforms.v2), seeded per sample:
+    the same (seed, epoch, sample) gives the same crop in any process, so worker count does not matter."""
+
+    def __init__(self, size: int, scale=(0.5, 1.0)):
+        self.transform = v2.Compose([v2.RandomResizedCrop(size, scale=tuple(scale), antialias=True),
+                                     v2.RandomHorizontalFlip()])
+
+    def __call__(self, pixels: torch.Tensor, seed: int) -> torch.Tensor:
+        # v2 transforms draw from the global CPU generator: fork it so training's own draws are
+        # untouched. (torch.manual_seed would also seed every accelerator: 100x slower.)
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            return self.transform(pixels)
+
+
+class ImageDataset(Dataset):
+    """Map-style dataset of (uint8 image, label) over the ``rows`` of a listing; items are
+    ``(index, sample_seed)`` pairs.
+
+    Top-level and made of plain values, so worker processes started with "spawn" can
+    unpickle it (a cached pixel tensor travels as shared memory, not as a copy). Pixels
+    come from memory when cached, else from the file."""
+
+    def __init__(self, root: Path, files, labels, rows: list[int], size: int,
+                 pixels: torch.Tensor | None = None, augment=None):
+        self.root, self.files, self.labels, self.rows = Path(root), files, labels, rows
+        self.size, self.pixels, self.augment = size, pixels, augment
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, item):
+        index, sample_seed = item
+        row = self.rows[index]
+        if self.pixels is not None:
+            image = self.pixels[row]
+        else:
+            try:
+                image = load_image(self.root / self.files[row], self.size)
+            except Exception:  # changed on disk since the scan: the batch goes on without it
+                return None
+        if self.augment is not None:
+            image = self.augment(image, sample_seed)
+        return image, self.labels[row]
+
+
+def collate_readable(samples):
+    """Stack (image, label) pairs, leaving out the samples that could not be read."""
+    samples = [s for s in samples if s is not None]
+    if not samples:
+        return None
+    return torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples])
+
+
+class SeededSampler(Sampler):
+    """Yields ``(index, sample_seed)``: a permutation drawn from (seed, epoch) alone, and per-sample
+    augmentation seeds that depend on the sample, not on its position or on sharding."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool):
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.epoch, self.rank, self.world = 0, 0, 1
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n // self.world
+
+    def __iter__(self):
+        generator = epoch_generator(self.seed, self.epoch)
+        order = torch.randperm(self.n, generator=generator) if self.shuffle else torch.arange(self.n)
+        seeds = torch.randint(0, 2 ** 62, (self.n,), generator=generator)
+        if self.world > 1:
+            order = order[: self.n - self.n % self.world][self.rank :: self.world]
+        return iter([(i, int(seeds[i])) for i in order.tolist()])
+
+
+class ImageBatches:
+    """The engine's data interface over a DataLoader: ``.epoch(n)`` yields normalised float
+    images and labels on ``device``; ``len()`` is batches per epoch; ``.n_samples``; ``.shard``.
+
+    Nothing is read until the first use, so building a Task (e.g. to predict) stays cheap."""
+
+    def __init__(self, folder: ImageFolderData, part: str, batch_size: int, device, *, shuffle: bool = False,
+                 seed: int = 0, augment=None, num_workers: int = 0, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        self.folder, self.part, self.batch_size = folder, part, batch_size
+        self.device = torch.device(device)
+        self.shuffle, self.seed, self.augment, self.num_workers = shuffle, seed, augment, num_workers
+        self.mean = torch.tensor(mean).view(1, 3, 1, 1).to(self.device)
+        self.std = torch.tensor(std).view(1, 3, 1, 1).to(self.device)
+        self.rank, self.world = 0, 1
+
+    @functools.cached_property
+    def dataset(self) -> ImageDataset:
+        return self.folder.dataset(self.part, self.augment)
+
+    @functools.cached_property
+    def sampler(self) -> SeededSampler:
+        sampler = SeededSampler(len(self.dataset), self.seed, self.shuffle)
+        sampler.rank, sampler.world = self.rank, self.world
+        return sampler
+
+    @functools.cached_property
+    def loader(self) -> DataLoader:
+        # Workers share out per-sample work: decoding, augmenting. Pixels held in memory and
+        # not augmented leave them nothing to do but their start-up.
+        idle = self.dataset.pixels is not None and self.augment is None
+        workers = 0 if idle else self.num_workers
+        return DataLoader(
+            self.dataset, batch_size=self.batch_size, sampler=self.sampler, collate_fn=collate_readable,
+            num_workers=workers, pin_memory=self.device.type == "cuda",
+            # spawn: a fresh interpreter per worker, safe with threads and CUDA (fork is not);
+            # persistent: that start-up is paid once per run, not once per epoch.
+            multiprocessing_context="spawn" if workers > 0 else None, persistent_workers=workers > 0,
+        )
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.sampler)
+
+    def __len__(self) -> int:
+        return -(-self.n_samples // self.batch_size)
+
+    def shard(self, rank: int, world: int) -> "ImageBatches":
+        """Under DDP each process takes every ``world``-th sample of the same permutation."""
+        self.rank, self.world = rank, world
+        if "sampler" in self.__dict__:
+            self.sampler.rank, self.sampler.world = rank, world
+        return self
+
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        return normalise(pixels, self.mean, self.std)
+
+    def epoch(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.sampler.set_epoch(epoch)
+        for batch in self.loader:
+            if batch is None:  # every file of the batch vanished since the scan
+                continue
+            pixels, labels = batch
+            yield (self.normalise(pixels.to(self.device, non_blocking=True)),
+                   labels.to(self.device, non_blocking=True))

@@ -1,0 +1,203 @@
+"""Dogs vs Cats (seed 001): classify the images of a folder, reproducibly.
+
+Kaggle's ``train/`` folder (``cat.0.jpg``, ``dog.0.jpg``: label from the prefix) or any
+folder with one sub-folder per class. The listing is sorted before a seeded split (the
+seed's code gave different results on two machines because ``os.listdir`` order
+differs), broken files are skipped with one warning, and the model is a small CNN
+trained from scratch (the default: minutes on a CPU, nothing to download) or the
+seed's ResNet-18 transfer learning.
+
+Class names are kept with the weights (``Task.record["classes"]``, saved in every
+checkpoint) and in summary.json, so ``predict`` names classes without the data folder.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data.images import (IMAGENET_MEAN, IMAGENET_STD, ImageBatches, ImageFolderData, RandomCropFlip, load_image,
+                           normalise, why_unreadable)
+from ..engine import checkpoint
+from ..engine.loop import Task, accuracy_sum
+from ..errors import UserError
+from ..models.resnet import FINETUNE, ResNet18Classifier
+from ..models.small_cnn import SmallCNN
+from ..registry import experiment
+from ..viz.plots import confusion_matrix, loss_curves, new_figure, save
+from ._base import Experiment
+
+MODELS = ("small_cnn", "resnet18")
+MIN_IMAGE_SIZE = 16  # four halvings in the small CNN, five in ResNet-18 (global pooling copes with 1 x 1)
+GRID_IMAGES = 16
+NO_DATA = (
+    "dogs_vs_cats needs a folder of images: download train.zip from https://www.kaggle.com/c/dogs-vs-cats/data "
+    "(a free Kaggle account), unzip it, and run with --set data_root=path/to/train. A folder with one sub-folder "
+    "per class works too. To try it offline, write synthetic shapes with "
+    "`python -m torchclassics.data.shapes shapes/` and run with --set data_root=shapes."
+)
+
+
+def check_params(params: dict) -> None:
+    """What config.validate cannot know about this experiment; data_root is checked on use."""
+    if params["model"] not in MODELS:
+        raise UserError(f"model={params['model']!r}: choose one of {', '.join(MODELS)}.")
+    if params["finetune"] not in FINETUNE:
+        raise UserError(f"finetune={params['finetune']!r}: choose one of {', '.join(FINETUNE)}.")
+    if not 0 < params["val_fraction"] < 1:
+        raise UserError(f"val_fraction={params['val_fraction']}: must be between 0 and 1.")
+    if params["image_size"] < MIN_IMAGE_SIZE:
+        raise UserError(f"image_size={params['image_size']}: must be at least {MIN_IMAGE_SIZE}.")
+    if not isinstance(params["num_workers"], int) or params["num_workers"] < 0:
+        raise UserError(f"num_workers={params['num_workers']}: must be 0 (load in this process) or more.")
+    scale = params["crop_scale"]
+    if not (isinstance(scale, list) and len(scale) == 2 and all(isinstance(v, (int, float)) for v in scale)
+            and 0 < scale[0] <= scale[1] <= 1):
+        raise UserError(f"crop_scale={json.dumps(scale)}: two numbers 0 < low <= high <= 1, the range of the "
+                        "area fraction a random crop keeps, e.g. [0.5, 1.0].")
+
+
+def data_root(params: dict) -> Path:
+    if not params.get("data_root"):
+        raise UserError(NO_DATA)
+    return Path(params["data_root"]).expanduser()
+
+
+def build_model(params: dict, n_classes: int, pretrained: bool | None = None) -> nn.Module:
+    if params["model"] == "resnet18":
+        pretrained = params["pretrained"] if pretrained is None else pretrained
+        return ResNet18Classifier(n_classes, pretrained=pretrained, finetune=params["finetune"])
+    return SmallCNN(n_classes, width=params["cnn_width"])
+
+
+def image_folder(params: dict, expected_classes=None) -> ImageFolderData:
+    return ImageFolderData(data_root(params), params["image_size"], params["val_fraction"], params["seed"],
+                           cache=params["cache_images"], cache_max_mb=params["cache_max_mb"],
+                           expected_classes=expected_classes)
+
+
+def recorded_classes(run_dir) -> list[str]:
+    """The class names a finished run was trained on: summary.json, else any checkpoint's record."""
+    summary = Path(run_dir.path) / "summary.json"
+    if summary.is_file():
+        classes = json.loads(summary.read_text()).get("classes")
+        if classes:
+            return list(classes)
+    for path in sorted(Path(run_dir.checkpoints).rglob("*.pt")):
+        classes = checkpoint.load(path).get("record", {}).get("classes")
+        if classes:
+            return list(classes)
+    raise UserError(f"{run_dir.path} records no class names (no summary.json, no checkpoint).")
+
+
+@experiment("dogs_vs_cats")
+class DogsVsCats(Experiment):
+    description = ("classify an image folder (Kaggle Dogs vs Cats or ImageFolder layout): small CNN or "
+                   "ResNet-18; sorted, seeded split; broken files skipped")
+    objective = ("test_accuracy", "max")
+
+    def build(self, params, device):
+        check_params(params)
+        self.folder = image_folder(params)
+        # Lists the folder (names only: cheap): layout errors surface before anything is written.
+        # The pixels are read on first use of the batches.
+        return self._task(params, device, list(self.folder.classes), build_model(params, len(self.folder.classes)))
+
+    def build_from_run(self, params, device, run_dir):
+        """The Task of a finished run, for evaluate and predict: class names from the run, the
+        data folder untouched until evaluate reads it, no pretrained weights (the checkpoint's replace them)."""
+        check_params(params)
+        classes = recorded_classes(run_dir)
+        self.folder = image_folder(params, expected_classes=classes) if params.get("data_root") else None
+        return self._task(params, device, classes, build_model(params, len(classes), pretrained=False))
+
+    def _task(self, params, device, classes: list[str], model: nn.Module) -> Task:
+        self.classes = classes
+        train = test = None
+        if self.folder is not None:
+            augment = RandomCropFlip(params["image_size"], params["crop_scale"]) if params["augment"] else None
+            common = dict(batch_size=params["batch_size"], device=device, seed=params["seed"],
+                          num_workers=params["num_workers"])
+            train = ImageBatches(self.folder, "train", shuffle=True, augment=augment, **common)
+            test = ImageBatches(self.folder, "val", **common)
+        return Task(model=model, train=train, test=test, loss_fn=nn.CrossEntropyLoss(),
+                    metrics={"accuracy": accuracy_sum}, record={"classes": list(classes)},
+                    monitor="test_accuracy", mode="max")
+
+    def extra_summary(self, task, fit, trainer):
+        return self.folder.summary()
+
+    # -- figures --------------------------------------------------------------------------------
+    def figures(self, task, fit, trainer, figures_dir):
+        loss_curves(fit.history, figures_dir / "loss.png", "dogs_vs_cats: loss")
+        found = validation_predictions(trainer.model, task.test, len(self.classes))
+        confusion_matrix(found["true"], found["predicted"], self.classes, figures_dir / "confusion.png",
+                         title="validation confusion matrix")
+        prediction_grid(found, self.classes, figures_dir / "predictions.png")
+
+    # -- predict --------------------------------------------------------------------------------
+    def predict(self, model, params, files, device):
+        classes = getattr(self, "classes", None)
+        if not classes:
+            raise UserError("dogs_vs_cats.predict: build the run's Task first (api.predict does).")
+        model.eval()
+        return [predict_file(model, Path(f), params["image_size"], classes, device) for f in files]
+
+
+def predict_file(model: nn.Module, path: Path, size: int, classes: list[str], device) -> dict:
+    """``{"file", "label", "probability"}`` or ``{"file", "error"}`` for one image file."""
+    if not path.is_file():
+        return {"file": str(path), "error": "no such file"}
+    try:
+        pixels = load_image(path, size)
+    except Exception as err:  # whatever the decoder raises, the answer is the same
+        return {"file": str(path), "error": f"not a readable image ({why_unreadable(err, path)})"}
+    with torch.no_grad():
+        probabilities = torch.softmax(model(normalise(pixels[None].to(device))), dim=1)[0]
+    best = int(probabilities.argmax())
+    return {"file": str(path), "label": classes[best], "probability": float(probabilities[best])}
+
+
+@torch.no_grad()
+def validation_predictions(model: nn.Module, data: ImageBatches, n_classes: int, keep: int = GRID_IMAGES) -> dict:
+    """Every validation label and prediction, and for the grid the pixels of the first images of
+    each class (``keep`` in all) and of up to ``keep // 2`` mistakes."""
+    model.eval()
+    found = {"true": [], "predicted": [], "shown": []}
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    per_class, shown_of_class, mistakes = max(1, keep // n_classes), [0] * n_classes, 0
+    for inputs, targets in data.epoch(0):
+        probabilities = torch.softmax(model(inputs), dim=1)
+        confidence, best = probabilities.max(dim=1)
+        for image, true, predicted, p in zip(inputs.cpu(), targets.tolist(), best.tolist(), confidence.tolist()):
+            wrong = true != predicted
+            if shown_of_class[true] < per_class or (wrong and mistakes < keep // 2):
+                shown_of_class[true] += 1
+                mistakes += wrong
+                found["shown"].append({"image": (image * std + mean).clamp(0, 1), "true": true,
+                                       "predicted": predicted, "probability": p})
+            found["true"].append(true)
+            found["predicted"].append(predicted)
+    return found
+
+
+def prediction_grid(found: dict, classes: list[str], path: Path, columns: int = 4) -> Path:
+    """Validation images with predicted and true labels; mistakes first, titled in red."""
+    shown = sorted(found["shown"], key=lambda s: s["true"] == s["predicted"])[:GRID_IMAGES]
+    rows = max(1, -(-len(shown) // columns))
+    fig = new_figure(2.2 * columns, 2.4 * rows + 0.4)
+    wrong_total = sum(t != p for t, p in zip(found["true"], found["predicted"]))
+    fig.suptitle(f"validation: {wrong_total} mistakes of {len(found['true'])} (red)")
+    for k, sample in enumerate(shown):
+        ax = fig.add_subplot(rows, columns, k + 1)
+        ax.imshow(sample["image"].permute(1, 2, 0).numpy())
+        wrong = sample["true"] != sample["predicted"]
+        title = f"{classes[sample['predicted']]} {sample['probability']:.2f}"
+        if wrong:
+            title = f"✗ {title}\ntrue: {classes[sample['true']]}"
+        ax.set_title(title, color="tab:red" if wrong else "black", fontsize=8)
+        ax.set_axis_off()
+    return save(fig, path)
