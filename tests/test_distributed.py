@@ -7,7 +7,7 @@ import sys
 
 
 def test_torchrun_two_processes_match_one(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}  # CPU processes (gloo)
     args = ["run", "classification", "--no-figures", "--set", "epochs=20"]
     subprocess.run([sys.executable, "-m", "torchclassics", *args, "--out", str(tmp_path / "one")],
                    check=True, capture_output=True, env=env, timeout=300)

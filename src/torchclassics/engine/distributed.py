@@ -6,6 +6,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from ..errors import UserError
+
 
 class Distributed:
     def __init__(self):
@@ -13,6 +15,10 @@ class Distributed:
         self.world = int(os.environ["WORLD_SIZE"])
         self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
         use_cuda = torch.cuda.is_available()
+        if use_cuda and self.local_rank >= torch.cuda.device_count():
+            raise UserError(f"torchrun started {os.environ.get('LOCAL_WORLD_SIZE', self.local_rank + 1)} processes on "
+                            f"this machine but it has {torch.cuda.device_count()} GPU(s): use --nproc_per_node="
+                            f"{torch.cuda.device_count()}, or CUDA_VISIBLE_DEVICES= to train on CPU processes.")
         if use_cuda:
             torch.cuda.set_device(self.local_rank)
         if not dist.is_initialized():
@@ -47,6 +53,6 @@ class Distributed:
 
 
 def from_env() -> Distributed | None:
-    if "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # started by torchrun, even with one process
         return Distributed()
     return None

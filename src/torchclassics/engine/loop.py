@@ -254,7 +254,9 @@ class Trainer:
         last = self.ckpt_dir / "last.pt"
         if not last.exists():
             return 0
-        self.load_state(checkpoint.load(last, map_location=self.device))
+        # On the CPU first: RNG states must stay CPU tensors; weights and optimizer state are
+        # copied to the model's device by load_state_dict.
+        self.load_state(checkpoint.load(last, map_location="cpu"))
         self.run.truncate_metrics(self.epoch, self.tag)
         self.run.info(f"resumed {self.tag or 'training'} from {last} at epoch {self.epoch}", echo=True)
         return self.epoch
