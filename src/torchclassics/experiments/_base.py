@@ -8,6 +8,19 @@ import torch
 from ..engine.loop import FitResult, Task, Trainer
 
 
+def frames_every(every: int, snapshot):
+    """An ``on_epoch_end`` hook keeping ``snapshot(model)`` (a dict of small tensors) at epoch 1
+    and every ``every`` epochs, in ``record["frames"]``: the frames of a training GIF."""
+
+    def on_epoch_end(epoch, model, record):
+        if epoch % every == 0 or epoch == 1:
+            model.eval()
+            with torch.no_grad():
+                record.setdefault("frames", []).append({"epoch": epoch, **snapshot(model)})
+
+    return on_epoch_end
+
+
 class Experiment:
     """Subclass, decorate with ``@experiment("name")``, and give at least ``build``.
 

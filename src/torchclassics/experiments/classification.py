@@ -12,7 +12,7 @@ from ..models.mlp import Net
 from ..registry import experiment
 from ..viz.animate import animate
 from ..viz.plots import loss_curves, new_figure, save
-from ._base import Experiment
+from ._base import Experiment, frames_every
 from .regression import every_nth_epoch
 
 GRID_STEPS = 80
@@ -27,18 +27,10 @@ def decision_grid(x: torch.Tensor, margin: float = 1.0) -> tuple[np.ndarray, np.
     return gx, gy, torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], axis=1))
 
 
-def record_decisions(x: torch.Tensor, grid: torch.Tensor, every: int):
-    """Keep the predicted class of every point and of the mesh every ``every`` epochs (GIF frames)."""
-
-    def on_epoch_end(epoch, model, record):
-        if epoch % every == 0 or epoch == 1:
-            model.eval()
-            with torch.no_grad():
-                points = model(x).argmax(1).cpu().to(torch.uint8)
-                regions = model(grid).argmax(1).cpu().to(torch.uint8)
-            record.setdefault("frames", []).append({"epoch": epoch, "points": points, "regions": regions})
-
-    return on_epoch_end
+def decisions(x: torch.Tensor, grid: torch.Tensor):
+    """The predicted class of every point and of the mesh (one GIF frame)."""
+    return lambda model: {"points": model(x).argmax(1).cpu().to(torch.uint8),
+                          "regions": model(grid).argmax(1).cpu().to(torch.uint8)}
 
 
 @experiment("classification")
@@ -58,7 +50,7 @@ class Classification(Experiment):
             test=TensorBatches(x_test, y_test, batch_size=len(x_test), shuffle=False, device=device),
             loss_fn=nn.CrossEntropyLoss(),
             metrics={"accuracy": accuracy_sum},
-            on_epoch_end=record_decisions(x.to(device), grid.to(device), every_nth_epoch(params)),
+            on_epoch_end=frames_every(every_nth_epoch(params), decisions(x.to(device), grid.to(device))),
             monitor="test_accuracy",
             mode="max",
         )

@@ -11,24 +11,12 @@ from ..models.mlp import Net
 from ..registry import experiment
 from ..viz.animate import animate
 from ..viz.plots import loss_curves, new_figure, save
-from ._base import Experiment
+from ._base import Experiment, frames_every
 
 
 def every_nth_epoch(params: dict) -> int:
     """Epochs between two GIF frames: about ``gif_frames`` frames whatever the length."""
     return max(1, params["epochs"] // max(1, params.get("gif_frames", 40)))
-
-
-def record_predictions(x: torch.Tensor, every: int):
-    """An on_epoch_end hook keeping the model's curve every ``every`` epochs (GIF frames)."""
-
-    def on_epoch_end(epoch, model, record):
-        if epoch % every == 0 or epoch == 1:
-            model.eval()
-            with torch.no_grad():
-                record.setdefault("frames", []).append({"epoch": epoch, "y": model(x).flatten().cpu()})
-
-    return on_epoch_end
 
 
 def mse_metrics(history_row: dict) -> dict:
@@ -52,13 +40,14 @@ class Regression(Experiment):
         x_test = torch.rand(params["n_points"], 1, generator=g) * 2 - 1
         y_test = x_test.pow(2) + params["noise"] * torch.rand(x_test.shape, generator=g)
         batch = params["batch_size"] or len(x)
+        x_on_device = x.to(device)
         self.x, self.y = x, y
         return Task(
             model=Net(1, params["hidden"], 1),
             train=TensorBatches(x, y, batch_size=batch, shuffle=True, seed=params["seed"], device=device),
             test=TensorBatches(x_test, y_test, batch_size=len(x_test), shuffle=False, device=device),
             loss_fn=nn.MSELoss(),
-            on_epoch_end=record_predictions(x.to(device), every_nth_epoch(params)),
+            on_epoch_end=frames_every(every_nth_epoch(params), lambda model: {"y": model(x_on_device).flatten().cpu()}),
             monitor="test_loss",
         )
 

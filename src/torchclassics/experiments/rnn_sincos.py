@@ -16,22 +16,12 @@ from ..models.rnn import SinCosRNN
 from ..registry import experiment
 from ..viz.animate import animate
 from ..viz.plots import loss_curves, new_figure, save
-from ._base import Experiment
-from .regression import mse_metrics
+from ._base import Experiment, frames_every
+from .regression import every_nth_epoch, mse_metrics
 
 
 def rnn_forward(model, inputs, state):
     return model(inputs, state)
-
-
-def record_test_predictions(test: TensorBatches, every: int):
-    """Keep the prediction over the held-out windows every ``every`` epochs (GIF frames)."""
-
-    def on_epoch_end(epoch, model, record):
-        if epoch % every == 0 or epoch == 1:
-            record.setdefault("frames", []).append({"epoch": epoch, "y": predict_sequence(model, test)})
-
-    return on_epoch_end
 
 
 @torch.no_grad()
@@ -58,7 +48,6 @@ class RnnSinCos(Experiment):
         self.t_test, self.y_test = t_test.flatten(), y_test.flatten()
         # Windows follow each other in time: no shuffling, one window per step as in the seed.
         test = TensorBatches(x_test, y_test, batch_size=params["batch_size"], shuffle=False, device=device)
-        every = max(1, params["epochs"] // max(1, params.get("gif_frames", 30)))
         return Task(
             model=SinCosRNN(params["hidden"]),
             train=TensorBatches(x, y, batch_size=params["batch_size"], shuffle=False, device=device),
@@ -66,7 +55,7 @@ class RnnSinCos(Experiment):
             loss_fn=nn.MSELoss(),
             forward=rnn_forward,
             carry_state=True,
-            on_epoch_end=record_test_predictions(test, every),
+            on_epoch_end=frames_every(every_nth_epoch(params), lambda model: {"y": predict_sequence(model, test)}),
         )
 
     def final_metrics(self, task, fit, trainer):
