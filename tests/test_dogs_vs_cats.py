@@ -37,9 +37,8 @@ def trained(kaggle, tmp_path_factory):
 
 def test_learns_and_names_the_broken_files(trained, kaggle):
     result, stderr = trained
-    # Chance is 0.5. Validation accuracy still swings from epoch to epoch at this size: best.pt
-    # (what predict uses) is held to the higher mark.
-    assert result.summary["best"]["value"] >= 0.85 and result.metrics["test_accuracy"] >= 0.7
+    # Chance is 0.5; seeds 0-4 all end at 0.95 or more here. best.pt is what predict uses.
+    assert result.metrics["test_accuracy"] >= 0.85 and result.summary["best"]["value"] >= 0.9
     warnings = [line for line in stderr.splitlines() if line.startswith("warning: skipped")]
     assert len(warnings) == 1 and "skipped 3 of 403" in warnings[0]
     assert all(path.name in warnings[0] for path in kaggle["broken"])
