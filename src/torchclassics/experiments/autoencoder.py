@@ -1,0 +1,106 @@
+"""The MNIST autoencoder: 784 pixels -> 3 numbers -> 784 pixels (seed 000 "AutoEncoder")."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import mnist
+from ..errors import UserError
+from ..models.autoencoder import AutoEncoder
+from ..registry import experiment
+from ..viz.animate import write_gif
+from ..viz.embed import codes_3d_figure
+from ..viz.plots import loss_curves, new_figure, save, to_array
+from ..engine.loop import Task
+from ._base import Experiment
+from .cnn_mnist import graphed_for_training
+from .regression import mse_metrics
+
+
+def record_reconstructions(model: AutoEncoder, pixels: torch.Tensor, record: dict):
+    """A step hook keeping the reconstructions of a few fixed test digits as uint8 (a GIF frame)."""
+
+    def hook(step: int) -> None:
+        with torch.no_grad():
+            decoded = model(pixels)
+        frame = decoded.mul(255).round_().to(torch.uint8)
+        record.setdefault("frames", []).append({"step": step, "decoded": frame})
+
+    return hook
+
+
+def draw_rows(fig, originals: np.ndarray, decoded: np.ndarray, title: str) -> None:
+    """Originals on top, reconstructions below, one column per digit."""
+    count = len(originals)
+    for row, images in enumerate((originals, decoded)):
+        for i in range(count):
+            ax = fig.add_subplot(2, count, row * count + i + 1)
+            ax.imshow(images[i].reshape(28, 28), cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_ylabel("original" if row == 0 else "decoded", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+
+
+@experiment("autoencoder")
+class Autoencoder(Experiment):
+    description = "MNIST autoencoder 784-128-64-12-3 and back (Adam, MSE; reconstructions, 3-D codes, GIF)"
+    objective = ("test_mse", "min")
+
+    def build(self, params, device):
+        data = mnist.load_mnist(params.get("data_root"), allow_download=params.get("download", True))
+        self.data = data
+        model = AutoEncoder()
+        shown = data.test_images[: params.get("shown_digits", 10)]
+        self.record: dict = {}
+        hook = record_reconstructions(model, mnist.to_unit(shown.to(device)), self.record)
+        model.to(device)  # the hook runs the model on shown digits that already live on ``device``
+        hook(0)  # the untrained net: the GIF's first frame
+        if device.type == "cuda" and params.get("cuda_graphs", False):
+            graphed_for_training(model, mnist.to_unit(data.train_images[: params["batch_size"]].to(device)))
+        train = mnist.batches(data.train_images, data.train_labels, params["batch_size"], shuffle=True,
+                              seed=params["seed"], device=device, transform=mnist.reconstruct_batch)
+        test = mnist.batches(data.test_images, data.test_labels, params.get("test_batch_size", 1000),
+                             shuffle=False, seed=params["seed"], device=device, transform=mnist.reconstruct_batch)
+        return Task(model=model, train=mnist.EveryNSteps(train, mnist.frame_interval(params, len(train)), hook),
+                    test=test, loss_fn=nn.MSELoss(), record=self.record, monitor="test_loss", mode="min")
+
+    def final_metrics(self, task, fit, trainer):
+        return mse_metrics(super().final_metrics(task, fit, trainer))
+
+    def extra_summary(self, task, fit, trainer):
+        return {"data": self.data.source}
+
+    def figures(self, task, fit, trainer, figures_dir: Path):
+        params, device = trainer.params, trainer.device
+        shown = self.data.test_images[: params.get("shown_digits", 10)].flatten(1).numpy()
+        model = task.model.eval()
+        with torch.no_grad():
+            decoded = model(mnist.to_unit(torch.from_numpy(shown).to(device))).mul(255).cpu().numpy()
+        mse = fit.history[-1].get("test_loss", float("nan")) if fit.history else float("nan")
+        fig = new_figure(max(6.0, len(shown) * 0.9), 2.6)
+        draw_rows(fig, shown, decoded, f"autoencoder: test digits and their reconstructions (test MSE {mse:.4f})")
+        save(fig, figures_dir / "reconstructions.png")
+
+        count = min(int(params.get("scatter_points", 1000)), len(self.data.test_images))
+        with torch.no_grad():
+            codes = model.encode(mnist.to_unit(self.data.test_images[:count].to(device))).cpu().numpy()
+        codes_3d_figure(codes, self.data.test_labels[:count].numpy(), figures_dir / "codes_3d.png",
+                        f"3-D codes of {count} test digits")
+
+        pictures = []
+        for frame in task.record.get("frames", []):
+            fig = new_figure(max(6.0, len(shown) * 0.9), 2.6)
+            draw_rows(fig, shown, frame["decoded"].cpu().numpy(), f"step {frame['step']}")
+            pictures.append(to_array(fig))
+        if pictures:
+            write_gif(pictures, figures_dir / "animation.gif", fps=4)
+        loss_curves(fit.history, figures_dir / "loss.png", "autoencoder: MSE")
+
+    def predict(self, model, params, files, device):
+        raise UserError("an autoencoder run reconstructs digits, it does not name them: predict needs a "
+                        "cnn_mnist or lstm_mnist run.")
