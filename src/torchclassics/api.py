@@ -137,7 +137,7 @@ def load_run(run_path: str | Path, checkpoint_name: str = "best", device: str = 
     experiment = registry.get(name)
     target = pick_device(device)
     seed_everything(params.get("seed", 0))
-    task = experiment.build(params, target)
+    task = experiment.build_from_run(params, target, run_dir)
     path = _checkpoint_path(run_dir, checkpoint_name)
     task.model.load_state_dict(checkpoint.load(path, map_location=target)["model"])
     task.model.to(target).eval()

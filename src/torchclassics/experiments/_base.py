@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 
 from ..engine.loop import FitResult, Task, Trainer
+from ..engine.rundir import RunDir
 
 
 def frames_every(every: int, snapshot):
@@ -37,6 +38,11 @@ class Experiment:
 
     def build(self, params: dict, device: torch.device) -> Task:
         raise NotImplementedError
+
+    def build_from_run(self, params: dict, device: torch.device, run_dir: RunDir) -> Task:
+        """The Task of a finished run (evaluate, predict, export); may use what the run
+        recorded (e.g. class names) instead of its data."""
+        return self.build(params, device)
 
     def train(self, task: Task, make_trainer, resume: bool) -> tuple[FitResult, Trainer]:
         """``make_trainer(task, params=None, tag="")`` gives a Trainer writing into this run."""

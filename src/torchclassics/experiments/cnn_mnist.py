@@ -193,6 +193,9 @@ class CnnMnist(MnistClassifier):
     def build(self, params, device):
         task = super().build(params, device)
         task.record = self.record  # checkpointed with the run, so a resumed run keeps its frames
+        # Convolutions are large ops: every thread helps (idle 2-core CPU: 0.94 s vs 1.29 s an epoch
+        # with two threads instead of one), although the model is small by parameter count.
+        task.cpu_threads = torch.get_num_threads()
         return task
 
     def figures(self, task, fit, trainer, figures_dir):
