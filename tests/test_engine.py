@@ -164,3 +164,14 @@ def test_corrupt_checkpoint_is_a_user_error(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="cannot read checkpoint"):
         checkpoint.load(path)
+
+
+def test_on_step_end_sees_every_optimizer_step_across_epochs(tmp_path):
+    x, y = torch.randn(10, 1), torch.randn(10, 1)
+    seen = []
+    task = Task(model=nn.Linear(1, 1), train=TensorBatches(x, y, batch_size=4, shuffle=False), test=None,
+                loss_fn=nn.MSELoss(), monitor="loss",
+                on_step_end=lambda step, model, record: seen.append((step, model.weight.item())))
+    make_trainer(tmp_path, task, epochs=2).fit()
+    assert [step for step, _ in seen] == [1, 2, 3, 4, 5, 6]  # 3 batches an epoch
+    assert len({weight for _, weight in seen}) == 6, "called after each update"

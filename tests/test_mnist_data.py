@@ -140,14 +140,10 @@ def test_batches_keep_uint8_and_normalise_each_batch(digits):
     assert abs(float(x.mean())) < 0.15 and abs(float(x.std()) - 1) < 0.15  # standardised like MNIST
 
 
-def test_every_n_steps_calls_the_hook_after_each_nth_step_across_epochs():
-    data = mnist.batches(torch.zeros(10, 28, 28, dtype=torch.uint8), torch.zeros(10, dtype=torch.long), 2,
-                         shuffle=False, seed=0, device=torch.device("cpu"))
+def test_every_n_steps_calls_the_hook_after_each_nth_step():
     steps = []
-    wrapped = mnist.EveryNSteps(data, 3, steps.append)
-    assert len(wrapped) == 5 and wrapped.n_samples == 10
-    for epoch in (1, 2):
-        for _ in wrapped.epoch(epoch):
-            pass
+    on_step_end = mnist.every_n_steps(3, steps.append)
+    for step in range(1, 11):
+        on_step_end(step, None, {})
     assert steps == [3, 6, 9]
     assert mnist.frame_interval({"epochs": 2, "gif_frames": 4}, 5) == 2

@@ -264,35 +264,17 @@ def batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, shuf
                          transform=transform, device=device)
 
 
-class EveryNSteps:
-    """Training batches that call ``hook(step)`` after every ``every``-th optimizer step.
+def every_n_steps(every: int, hook):
+    """A Task.on_step_end calling ``hook(step)`` after every ``every``-th optimizer step: GIF
+    frames inside an epoch (the lessons train for one). It runs inside the timed loop, so the
+    hook must stay cheap: copy a few kilobytes, no plotting."""
+    every = max(1, int(every))
 
-    A generator resumes only when the loop asks for the next batch, that is after the
-    optimizer step of the batch before: the moment to take a GIF frame inside an epoch
-    (the engine's own hook runs once per epoch, and the lessons train for one). The hook
-    runs inside the timed loop, so it must stay cheap: copy a few kilobytes, no plotting."""
+    def on_step_end(step, model, record):
+        if step % every == 0:
+            hook(step)
 
-    def __init__(self, batches, every: int, hook):
-        self.batches, self.every, self.hook = batches, max(1, int(every)), hook
-
-    @property
-    def n_samples(self) -> int:
-        return self.batches.n_samples
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def shard(self, rank: int, world: int) -> "EveryNSteps":
-        self.batches.shard(rank, world)
-        return self
-
-    def epoch(self, epoch: int = 0):
-        per_epoch = len(self.batches)
-        for index, batch in enumerate(self.batches.epoch(epoch)):
-            yield batch
-            step = (epoch - 1) * per_epoch + index + 1  # the step just taken
-            if step % self.every == 0:
-                self.hook(step)
+    return on_step_end
 
 
 def frame_interval(params: dict, steps_per_epoch: int) -> int:

@@ -66,6 +66,7 @@ class Task:
     forward: Forward = plain_forward
     carry_state: bool = False      # pass the hidden state from batch to batch within an epoch
     on_epoch_end: Callable[[int, nn.Module, dict], None] | None = None  # (epoch, model, record)
+    on_step_end: Callable[[int, nn.Module, dict], None] | None = None   # (step, model, record); keep it cheap
     record: dict = field(default_factory=dict)  # what on_epoch_end keeps; saved in checkpoints
     cpu_threads: int | None = None  # CPU threads while training; None: one for tiny models, else all
     monitor: str = "test_loss"     # the metric that picks best.pt
@@ -196,6 +197,8 @@ class Trainer:
             n = len(targets)
             seen += n
             self.step += 1
+            if task.on_step_end is not None:  # inside the timed loop: snapshots only, no plotting
+                task.on_step_end(self.step, self.model, task.record)
             sums["loss"] += kept["loss"] * n
             for name, metric in task.metrics.items():
                 sums[name] += metric(kept["outputs"], targets)

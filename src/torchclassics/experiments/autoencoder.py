@@ -66,8 +66,9 @@ class Autoencoder(Experiment):
                               seed=params["seed"], device=device, transform=mnist.reconstruct_batch)
         test = mnist.batches(data.test_images, data.test_labels, params.get("test_batch_size", 1000),
                              shuffle=False, seed=params["seed"], device=device, transform=mnist.reconstruct_batch)
-        return Task(model=model, train=mnist.EveryNSteps(train, mnist.frame_interval(params, len(train)), hook),
-                    test=test, loss_fn=nn.MSELoss(), record=self.record, monitor="test_loss", mode="min",
+        return Task(model=model, train=train, test=test,
+                    on_step_end=mnist.every_n_steps(mnist.frame_interval(params, len(train)), hook),
+                    loss_fn=nn.MSELoss(), record=self.record, monitor="test_loss", mode="min",
                     # small matrix products (batch 64, 220k parameters): one thread is several times
                     # faster on a busy 2-core machine (measured 7 s vs 144 s for 20 epochs) and no slower idle
                     cpu_threads=1)

@@ -114,13 +114,9 @@ class MnistClassifier(Experiment):
                               seed=params["seed"], device=device)
         test = mnist.batches(data.test_images, data.test_labels, params.get("test_batch_size", 1000),
                              shuffle=False, seed=params["seed"], device=device)
-        return Task(model=model, train=self.wrap_train(train, model, params), test=test,
+        return Task(model=model, train=train, test=test,
                     loss_fn=nn.CrossEntropyLoss(), metrics={"accuracy": accuracy_sum},
                     monitor="test_accuracy", mode="max")
-
-    def wrap_train(self, train, model, params):
-        """Where a subclass hangs per-step snapshots (GIF frames); none by default."""
-        return train
 
     # -- evaluation beyond the engine's test_accuracy --------------------------------
     def predictions(self, task: Task, device) -> torch.Tensor:
@@ -184,15 +180,11 @@ class CnnMnist(MnistClassifier):
         # faster on a CPU (measured, 1 and 2 threads); the arithmetic is the same.
         return CNN().to(memory_format=torch.channels_last) if device.type == "cpu" else CNN()
 
-    def wrap_train(self, train, model, params):
-        self.record: dict = {}
-        record_conv_weights(model, self.record)(0)  # the untrained net: the GIF's first frame
-        hook = record_conv_weights(model, self.record)
-        return mnist.EveryNSteps(train, mnist.frame_interval(params, len(train)), hook)
-
     def build(self, params, device):
         task = super().build(params, device)
-        task.record = self.record  # checkpointed with the run, so a resumed run keeps its frames
+        hook = record_conv_weights(task.model, task.record)  # task.record is checkpointed: frames survive --resume
+        hook(0)  # the untrained net: the GIF's first frame
+        task.on_step_end = mnist.every_n_steps(mnist.frame_interval(params, len(task.train)), hook)
         # Convolutions are large ops: every thread helps (idle 2-core CPU: 0.94 s vs 1.29 s an epoch
         # with two threads instead of one), although the model is small by parameter count.
         task.cpu_threads = torch.get_num_threads()
