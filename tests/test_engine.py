@@ -133,7 +133,8 @@ def test_run_directory_contract(tmp_path):
     assert json.loads((path / "params.json").read_text())["epochs"] == 10
     assert len((path / "metrics.jsonl").read_text().splitlines()) == 10
     assert (path / "train.log").read_text()
-    assert summary["best"]["metric"] == "test_loss" and 1 <= summary["best"]["epoch"] <= 10
+    assert summary["best"]["metric"] == "test_mse" and 1 <= summary["best"]["epoch"] <= 10
+    assert summary["best"]["value"] <= summary["metrics"]["test_mse"]
     for name in ("last", "best"):
         state = torch.load(path / "checkpoints" / f"{name}.pt", weights_only=True)
         assert set(state["model"]) == set(result.model.state_dict())

@@ -107,7 +107,7 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
             "steps": fit.steps,
             "resumed_from_epoch": fit.resumed_from,
             "metrics": metrics,
-            "best": fit.best,
+            "best": {**fit.best, "metric": experiment.reported_name(fit.best["metric"])},
             "train_s": round(fit.train_s, 4),
             "versions": versions(),
             **experiment.extra_summary(task, fit, trainer),
@@ -160,7 +160,7 @@ def evaluate(run_path: str | Path, checkpoint_name: str = "best", device: str = 
     experiment, params, task, target, path = load_run(run_path, checkpoint_name, device)
     run_dir = RunDir.existing(run_path)
     trainer = Trainer(task, params, run_dir, target, quiet=True)
-    metrics = trainer.evaluate()
+    metrics = {experiment.reported_name(k): v for k, v in trainer.evaluate().items()}
     return {"run": str(run_dir.path), "checkpoint": checkpoint_name, **metrics}
 
 

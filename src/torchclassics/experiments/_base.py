@@ -49,12 +49,21 @@ class Experiment:
         trainer = make_trainer(task)
         return trainer.fit(resume=resume), trainer
 
+    # What the loss is called in summary.json: "mse" makes readers find mse and test_mse.
+    loss_name = "loss"
+
+    def reported_name(self, metric: str) -> str:
+        """The summary's name of an engine metric (``test_loss`` -> ``test_mse`` for MSE lessons)."""
+        if metric in ("loss", "test_loss"):
+            return metric.replace("loss", self.loss_name)
+        return metric
+
     def final_metrics(self, task: Task, fit: FitResult, trainer: Trainer) -> dict:
         """Flat name -> value; held-out metrics start with ``test_``. Default: the last epoch's row."""
         last = dict(fit.history[-1]) if fit.history else {}
         for key in ("epoch", "step", "lr", "train_s", "tag"):
             last.pop(key, None)
-        return last
+        return {self.reported_name(key): value for key, value in last.items()}
 
     def extra_summary(self, task: Task, fit: FitResult, trainer: Trainer) -> dict:
         """Anything else worth keeping in summary.json (e.g. first predictions)."""

@@ -19,19 +19,11 @@ def every_nth_epoch(params: dict) -> int:
     return max(1, params["epochs"] // max(1, params.get("gif_frames", 40)))
 
 
-def mse_metrics(history_row: dict) -> dict:
-    """The loss is the MSE; name it so readers find ``mse`` and ``test_mse``."""
-    metrics = dict(history_row)
-    metrics["mse"] = metrics.pop("loss")
-    if "test_loss" in metrics:
-        metrics["test_mse"] = metrics.pop("test_loss")
-    return metrics
-
-
 @experiment("regression")
 class Regression(Experiment):
     description = "fit y = x^2 + noise with a 1-10-1 ReLU net (SGD, MSE; figure, loss curve, GIF)"
     objective = ("test_mse", "min")
+    loss_name = "mse"
 
     def build(self, params, device):
         x, y = parabola(params["n_points"], params["seed"], params["noise"])
@@ -51,8 +43,6 @@ class Regression(Experiment):
             monitor="test_loss",
         )
 
-    def final_metrics(self, task, fit, trainer):
-        return mse_metrics(super().final_metrics(task, fit, trainer))
 
     def figures(self, task, fit, trainer, figures_dir):
         x, y = self.x.flatten().numpy(), self.y.flatten().numpy()

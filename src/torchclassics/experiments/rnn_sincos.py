@@ -17,7 +17,7 @@ from ..registry import experiment
 from ..viz.animate import animate
 from ..viz.plots import loss_curves, new_figure, save
 from ._base import Experiment, frames_every
-from .regression import every_nth_epoch, mse_metrics
+from .regression import every_nth_epoch
 
 
 def rnn_forward(model, inputs, state):
@@ -39,6 +39,7 @@ def predict_sequence(model, data: TensorBatches) -> torch.Tensor:
 class RnnSinCos(Experiment):
     description = "an RNN predicts cos(t) from sin(t), hidden state carried across windows (TBPTT)"
     objective = ("test_mse", "min")
+    loss_name = "mse"
 
     def build(self, params, device):
         self.params = params
@@ -58,8 +59,6 @@ class RnnSinCos(Experiment):
             on_epoch_end=frames_every(every_nth_epoch(params), lambda model: {"y": predict_sequence(model, test)}),
         )
 
-    def final_metrics(self, task, fit, trainer):
-        return mse_metrics(super().final_metrics(task, fit, trainer))
 
     def figures(self, task, fit, trainer, figures_dir):
         t, target = self.t_test.numpy(), self.y_test.numpy()
