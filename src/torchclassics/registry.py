@@ -29,6 +29,13 @@ def _import_all() -> None:
             importlib.import_module(f"{package.__name__}.{module}")
 
 
+def _import_module_named(name: str) -> None:
+    from . import experiments as package
+
+    if name.isidentifier() and any(m.name == name for m in pkgutil.iter_modules(package.__path__)):
+        importlib.import_module(f"{package.__name__}.{name}")
+
+
 def names() -> list[str]:
     _import_all()
     return sorted(_EXPERIMENTS)
@@ -36,7 +43,9 @@ def names() -> list[str]:
 
 def get(name: str):
     """An instance of the experiment called ``name``; a clear error for an unknown name."""
-    _import_all()
+    _import_module_named(name)  # the usual case: experiments/<name>.py, without importing the others
+    if name not in _EXPERIMENTS:
+        _import_all()
     if name not in _EXPERIMENTS:
         close = difflib.get_close_matches(name, _EXPERIMENTS, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
