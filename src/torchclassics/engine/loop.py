@@ -140,6 +140,26 @@ def threads_for(model: nn.Module, device: torch.device, wanted: int | None = Non
         torch.set_num_threads(before)
 
 
+@torch.no_grad()
+def evaluate_task(task: Task, model: nn.Module, device: torch.device) -> dict:
+    """Loss and metrics averaged over every held-out sample, prefixed ``test_``."""
+    if task.test is None:
+        return {}
+    model.eval()
+    seen, state = 0, None
+    totals = {k: torch.zeros((), device=device) for k in ("loss", *task.metrics)}
+    for inputs, targets in task.test.epoch(0):
+        outputs, state = task.forward(model, inputs, state)
+        if not task.carry_state:
+            state = None
+        n = len(targets)
+        seen += n
+        totals["loss"] += task.loss_fn(outputs, targets) * n
+        for name, metric in task.metrics.items():
+            totals[name] += metric(outputs, targets)
+    return {f"test_{k}": float(v) / max(seen, 1) for k, v in totals.items()}
+
+
 def _is_better(value: float, best: float | None, mode: str) -> bool:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return False
@@ -214,25 +234,8 @@ class Trainer:
                            f"(loss is {float(sums['loss'])}); try a smaller lr (now {self.params.get('lr')}).")
         return {name: float(total) / max(seen, 1) for name, total in sums.items()}
 
-    @torch.no_grad()
-    def evaluate(self, data=None) -> dict:
-        """Loss and metrics averaged over every held-out sample, prefixed ``test_``."""
-        task, data = self.task, data if data is not None else self.task.test
-        if data is None:
-            return {}
-        self.model.eval()
-        seen, state = 0, None
-        totals = {k: torch.zeros((), device=self.device) for k in ("loss", *task.metrics)}
-        for inputs, targets in data.epoch(0):
-            outputs, state = task.forward(self.model, inputs, state)
-            if not task.carry_state:
-                state = None
-            n = len(targets)
-            seen += n
-            totals["loss"] += task.loss_fn(outputs, targets) * n
-            for name, metric in task.metrics.items():
-                totals[name] += metric(outputs, targets)
-        return {f"test_{k}": float(v) / max(seen, 1) for k, v in totals.items()}
+    def evaluate(self) -> dict:
+        return evaluate_task(self.task, self.model, self.device)
 
     # -- checkpoints ------------------------------------------------------------
     def state(self) -> dict:
@@ -332,8 +335,10 @@ class Trainer:
         if _is_better(row.get(task.monitor), self.best["value"], task.mode):
             self.best = {"metric": task.monitor, "value": row[task.monitor], "epoch": epoch}
             self.keep_best()
-        self.save(final=final)
+        # The row first: a checkpoint never claims an epoch whose row is missing (a resume
+        # drops rows logged after its checkpoint, never the other way round).
         self.run.append_metrics(row)
+        self.save(final=final)
         self.curves.log(row)
         self.bar.set_postfix(loss=f"{train_metrics['loss']:.4g}")
         if self.report is not None:

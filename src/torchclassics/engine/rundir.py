@@ -85,7 +85,7 @@ class RunDir:
             raise UserError(f"{self.path} already holds files; choose a new --out, or add --resume to continue it.")
         self.figures.mkdir(parents=True, exist_ok=True)
         self.checkpoints.mkdir(parents=True, exist_ok=True)
-        if not resume:
+        if not resume or self.params() != params:  # a resume may extend epochs
             write_json_atomic(self.path / "params.json", params)
         handler = logging.FileHandler(self.path / "train.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
@@ -112,9 +112,15 @@ class RunDir:
         path = self.path / "metrics.jsonl"
         if not self.writer or not path.exists():
             return
-        rows = [line for line in path.read_text().splitlines() if line.strip()]
-        kept = [r for r in rows if json.loads(r).get("tag", "") != tag or json.loads(r).get("epoch", 0) <= after_epoch]
-        path.write_text("".join(r + "\n" for r in kept))
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # the torn last line of a killed write
+                continue
+            if row.get("tag", "") != tag or row.get("epoch", 0) <= after_epoch:
+                kept.append(line)
+        path.write_text("".join(line + "\n" for line in kept))
 
     def metrics(self) -> list[dict]:
         path = self.path / "metrics.jsonl"

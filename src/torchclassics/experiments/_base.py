@@ -5,8 +5,9 @@ from pathlib import Path
 
 import torch
 
-from ..engine.loop import FitResult, Task, Trainer
+from ..engine.loop import FitResult, Task, Trainer, build_optimizer, build_scheduler
 from ..engine.rundir import RunDir
+from ..errors import UserError
 
 
 def frames_every(every: int, snapshot):
@@ -38,6 +39,15 @@ class Experiment:
 
     def build(self, params: dict, device: torch.device) -> Task:
         raise NotImplementedError
+
+    def check(self, params: dict, task: Task) -> None:
+        """Raise a UserError for what only the optimizer or scheduler can judge (their
+        arguments), before the run directory is made."""
+        build_scheduler(params, build_optimizer(params, task.model))
+
+    def checkpoint_folder(self, run_dir: RunDir) -> Path:
+        """Where evaluate, predict and export find best.pt / last.pt."""
+        return run_dir.checkpoints
 
     def build_from_run(self, params: dict, device: torch.device, run_dir: RunDir) -> Task:
         """The Task of a finished run (evaluate, predict, export); may use what the run
@@ -73,4 +83,5 @@ class Experiment:
         """Draw into ``figures_dir``. Never trains."""
 
     def predict(self, model, params: dict, files: list[Path], device) -> list[dict]:
-        raise NotImplementedError(f"{self.name} does not predict from files")
+        raise UserError(f"predict: {self.name} runs do not classify image files "
+                        "(cnn_mnist, lstm_mnist and dogs_vs_cats runs do).")

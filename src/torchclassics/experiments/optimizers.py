@@ -4,6 +4,8 @@ Every net starts from the same weights and sees the same batches in the same ord
 so the curves differ by the optimizer alone (the seed's nets started apart)."""
 from __future__ import annotations
 
+import json
+
 import torch
 from torch import nn
 
@@ -50,6 +52,16 @@ class Optimizers(Experiment):
             torch.manual_seed(params["seed"])  # the same initial weights for every optimizer
             self.nets[name] = Net(1, params["hidden"], 1)
         return self.task_for(params["optimizers"][0])
+
+    def check(self, params, task):
+        for name in params["optimizers"]:
+            super().check(optimizer_params(params, name), self.task_for(name))
+
+    def checkpoint_folder(self, run_dir):
+        """The folder of the optimizer that ended best (summary.json), else the first one."""
+        summary = run_dir.path / "summary.json"
+        best = json.loads(summary.read_text()).get("best_optimizer") if summary.is_file() else None
+        return run_dir.checkpoints / (best or self.params["optimizers"][0])
 
     def task_for(self, name: str) -> Task:
         return Task(model=self.nets[name], train=self.train_data, test=self.test_data, loss_fn=nn.MSELoss())
