@@ -117,7 +117,7 @@ def test_on_the_gpu_the_data_stays_there_and_cuda_graphs_train_like_eager(tmp_pa
 
     params = config.resolve("cnn_mnist", {"data_root": str(folder), "download": False})
     task = registry.get("cnn_mnist").build(params, torch.device("cuda"))
-    assert task.train.batches.tensors[0].is_cuda and task.train.batches.tensors[0].dtype == torch.uint8
+    assert task.train.tensors[0].is_cuda and task.train.tensors[0].dtype == torch.uint8
     inputs, targets = next(iter(task.train.epoch(1)))
     assert inputs.is_cuda and inputs.dtype == torch.float32 and targets.is_cuda
     assert getattr(task.model, "cuda_graphed", False)
