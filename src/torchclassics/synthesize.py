@@ -12,13 +12,11 @@ import csv
 import io
 import json
 import math
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
-from .engine.rundir import runs_root
+from .engine.rundir import runs_root, write_text_atomic
 from .errors import UserError
 
 FIGURE_TYPES = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
@@ -315,14 +313,6 @@ def to_csv(columns: list[str], rows: list[dict]) -> str:
 
 def to_json(columns: list[str], rows: list[dict]) -> str:
     return json.dumps([{c: row[c] for c in columns} for row in rows], indent=2, default=str)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def synthesize(root: str | Path | None = None, fmt: str = "markdown", sort: str | None = None) -> str:

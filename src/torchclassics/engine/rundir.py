@@ -30,14 +30,18 @@ def new_run_path(experiment: str, runs_dir=None) -> Path:
     return path
 
 
-def write_json_atomic(path: Path, data) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never half: temp file beside it, then os.replace."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2, default=str)
-        handle.write("\n")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
     os.chmod(tmp, 0o644)  # mkstemp makes 0600; run files are for every reader
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def versions() -> dict:
