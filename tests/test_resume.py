@@ -24,6 +24,8 @@ def rows(out: Path) -> list[dict]:
 
 
 def kill_after(proc, out: Path, n_rows: int) -> None:
+    """SIGKILL once ``n_rows`` epochs are logged: the checkpoint of the epoch before is on disk
+    then (an epoch's row is written before its checkpoint)."""
     deadline = time.monotonic() + TIMEOUT_S
     while len(rows(out)) < n_rows:
         assert proc.poll() is None, f"the run ended before it could be killed: {proc.communicate()}"
@@ -40,8 +42,8 @@ def comparable(row: dict) -> dict:
 @pytest.mark.parametrize("name, args, kill_at", [
     # Adam + cosine schedule + hidden state carried across windows
     ("rnn_sincos", ["--set", "epochs=6", "--set", "scheduler.T_max=6"], 2),
-    # several models in one run, one checkpoint folder each
-    ("optimizers", ["--set", "epochs=3", "--set", "optimizers=SGD,Adam"], 4),
+    # several models in one run, one checkpoint folder each; row 5 is Adam's 2nd epoch
+    ("optimizers", ["--set", "epochs=3", "--set", "optimizers=SGD,Adam"], 5),
 ])
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, name, args, kill_at):
     env = {**os.environ, "TORCHCLASSICS_CHECKPOINT_SECONDS": "0"}

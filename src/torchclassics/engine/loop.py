@@ -195,7 +195,7 @@ class Trainer:
         model.train()
         sums = {"loss": torch.zeros((), device=self.device)}
         sums.update({k: torch.zeros((), device=self.device) for k in task.metrics})
-        seen, state = 0, None
+        seen, state, losses = 0, None, []
         for inputs, targets in task.train.epoch(epoch):
             kept = {}
 
@@ -222,10 +222,10 @@ class Trainer:
             sums["loss"] += kept["loss"] * n
             for name, metric in task.metrics.items():
                 sums[name] += metric(kept["outputs"], targets)
-            self.step_losses.append(kept["loss"])
-            if self.bar is not None:
-                self.bar.update(1)
-        self.step_losses[-len(task.train):] = [float(v) for v in self.step_losses[-len(task.train):]]
+            losses.append(kept["loss"])
+            self.bar.update(1)
+        if losses:  # one device-to-host copy per epoch, not one per step
+            self.step_losses.extend(torch.stack(losses).tolist())
         if self.distributed:
             sums = {name: self.distributed.sum(total) for name, total in sums.items()}
             seen = int(self.distributed.sum(torch.tensor(seen, device=self.device)))
