@@ -124,4 +124,4 @@ def test_predict_with_an_autoencoder_run_is_a_one_line_error(tmp_path, capsys):
     Image.new("L", (28, 28), 0).save(image)
     assert main(["predict", str(out), str(image)]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
-    assert len(errors) == 1 and "cnn_mnist or lstm_mnist" in errors[0]
+    assert len(errors) == 1 and "autoencoder runs do not classify image files" in errors[0]

@@ -67,7 +67,7 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
     """
     started = time.perf_counter()
     experiment = registry.get(name)
-    config.check_device(device)
+    target = pick_device(device)  # a bad --device fails first, before any work
     overrides = _overrides(sets, overrides)
     if resume and out is None:
         raise UserError("--resume needs --out DIR: the run directory to continue.")
@@ -80,7 +80,7 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
         params = {"experiment": name, **config.resolve(name, overrides)}
         path = Path(out) if out else new_run_path(name, runs_dir)
         run_dir = RunDir(dist.share(path) if dist else path, writer=writer)
-    target = dist.device if dist else pick_device(device)
+    target = dist.device if dist else target
     seed_everything(params.get("seed", 0))
     task = experiment.build(params, target)  # data errors surface here, before anything is written
     experiment.check(params, task)  # so do optimizer and scheduler arguments

@@ -14,7 +14,6 @@ from typing import Any
 
 from .errors import UserError
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 # Keys that must be strictly positive wherever they appear.
 _POSITIVE = ("lr", "batch_size", "epochs", "steps", "hidden", "image_size", "n_points", "n_per_class",
              "time_steps", "train_windows", "test_windows")
@@ -46,14 +45,15 @@ def params_path(name: str) -> Path:
 
 
 def read_json(path: Path) -> dict:
+    """The JSON object in ``path``; a UserError naming the file and what is wrong with it."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise UserError(f"{path} is not valid JSON: {err.msg} at line {err.lineno}.") from None
-    except OSError as err:
-        raise UserError(f"cannot read {path}: {err.strerror}.") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}.") from None
     if not isinstance(data, dict):
-        raise UserError(f"{path} must hold a JSON object of parameters.")
+        raise UserError(f"{path} holds a JSON {type(data).__name__}, not an object.")
     return data
 
 
@@ -166,8 +166,8 @@ def optimizer_names() -> list[str]:
 OPTIMIZER_ALIASES = {"Momentum": "SGD"}
 
 
-def check_optimizer(key: str, name: str) -> None:
-    known = optimizer_names() + sorted(OPTIMIZER_ALIASES)
+def check_optimizer(key: str, name: str, aliases: bool = False) -> None:
+    known = optimizer_names() + (sorted(OPTIMIZER_ALIASES) if aliases else [])
     if name not in known:
         close = difflib.get_close_matches(name, known, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
@@ -177,7 +177,7 @@ def check_optimizer(key: str, name: str) -> None:
 def validate(params: dict) -> None:
     """Checks that hold for every experiment: positive sizes and rates, known optimizer."""
     for key, value in params.items():
-        if key in _POSITIVE or key.endswith(("_lr", "_size", "_epochs")) and key != "test_size":
+        if key in _POSITIVE or key.endswith(("_lr", "_size", "_epochs")):
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
                 raise UserError(f"{key}={value}: must be > 0.")
     if "seed" in params and not isinstance(params["seed"], int):
@@ -185,16 +185,9 @@ def validate(params: dict) -> None:
     if isinstance(params.get("optimizer"), str):
         check_optimizer("optimizer", params["optimizer"])
     for name in params.get("optimizers", []) or []:
-        check_optimizer("optimizers", str(name))
+        check_optimizer("optimizers", str(name), aliases=True)
     if "optimizers" in params and not params["optimizers"]:
         raise UserError("optimizers=[]: name at least one, e.g. --set optimizers=SGD,Adam.")
-    if "test_fraction" in params and not 0 < params["test_fraction"] < 1:
-        raise UserError(f"test_fraction={params['test_fraction']}: must be between 0 and 1.")
-
-
-def check_device(device: str) -> None:
-    if device not in DEVICES:
-        raise UserError(f"--device {device}: unknown device. Allowed: {', '.join(DEVICES)}.")
 
 
 def resolve(name: str, overrides: dict[str, Any] | None = None) -> dict:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config, registry
+from .engine.device import pick_device
 from .engine.rundir import runs_root, write_json_atomic
 from .errors import UserError
 from .synthesize import higher_is_better
@@ -654,7 +655,7 @@ def search(name: str, trials: int = 10, space: list[str] | None = None, sets: li
     where best_params.json and history.png were written.
     """
     experiment = registry.get(name)
-    config.check_device(device)
+    pick_device(device)  # a bad --device fails before any trial
     if trials < 1:
         raise UserError(f"--trials {trials}: must be at least 1.")
     if workers < 1:

@@ -16,7 +16,8 @@ import re
 import sys
 from pathlib import Path
 
-from .engine.rundir import runs_root, write_text_atomic
+from .config import read_json
+from .engine.rundir import read_metrics, runs_root, write_text_atomic
 from .errors import UserError
 
 FIGURE_TYPES = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
@@ -43,39 +44,11 @@ def existing_root(root: str | Path | None) -> Path:
     return path
 
 
-def read_json_object(path: Path) -> dict:
-    """The JSON object in ``path``; ValueError (with the reason) when it is unreadable or not an object."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err.msg} at line {err.lineno})") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read {path} ({err})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} holds a JSON {type(data).__name__}, not an object")
-    return data
-
-
 def read_history(path: Path) -> list[dict]:
     """Rows of metrics.jsonl. A torn line (a run killed mid-write) is dropped with a warning, not the run."""
-    file = path / "metrics.jsonl"
-    if not file.is_file():
-        return []
-    rows, bad = [], 0
-    for line in file.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            bad += 1
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-        else:
-            bad += 1
+    rows, bad = read_metrics(path)
     if bad:
-        warn(f"{file}: skipped {bad} unreadable line(s).")
+        warn(f"{path / 'metrics.jsonl'}: skipped {bad} unreadable line(s).")
     return rows
 
 
@@ -99,8 +72,8 @@ def read_trial_marker(path: Path) -> dict:
     if not (path / "trial.json").is_file():
         return {}
     try:
-        return read_json_object(path / "trial.json")
-    except ValueError:
+        return read_json(path / "trial.json")
+    except UserError:
         return {}
 
 
@@ -115,18 +88,18 @@ def run_status(finished: bool, marker: dict) -> str:
 def read_run(path: Path, root: Path) -> dict | None:
     """Everything a reader shows of one run directory; None when it is not a run or is unreadable."""
     try:
-        params = read_json_object(path / "params.json")
-    except ValueError as err:
-        warn(f"{err}; skipped that run.")
+        params = read_json(path / "params.json")
+    except UserError as err:
+        warn(f"{str(err).rstrip('.')}; skipped that run.")
         return None
     if "experiment" not in params:
         return None  # e.g. experiments/<name>/params.json: defaults, not a run
     summary: dict = {}
     if (path / "summary.json").exists():
         try:
-            summary = read_json_object(path / "summary.json")
-        except ValueError as err:
-            warn(f"{err}; skipped that run.")
+            summary = read_json(path / "summary.json")
+        except UserError as err:
+            warn(f"{str(err).rstrip('.')}; skipped that run.")
             return None
     history = read_history(path)
     marker = read_trial_marker(path)
@@ -184,9 +157,9 @@ def collect_studies(root: str | Path | None) -> list[dict]:
         if _hidden(path.parent, root):
             continue
         try:
-            data = read_json_object(path)
-        except ValueError as err:
-            warn(f"{err}; skipped that study.")
+            data = read_json(path)
+        except UserError as err:
+            warn(f"{str(err).rstrip('.')}; skipped that study.")
             continue
         figures = figure_files(path.parent)
         # history.png first: it is the figure a study is about

@@ -7,8 +7,8 @@
 
 What differs between lessons comes in through a :class:`Task` (the model, the
 data, the loss, per-batch metrics, an optional ``forward`` that carries an RNN's
-hidden state, an ``on_epoch_end`` that records frames for a GIF), never through a
-copy of this loop.
+hidden state, ``on_epoch_end`` / ``on_step_end`` hooks that record frames for a GIF),
+never through a copy of this loop.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import checkpoint
+from ..config import check_optimizer
 from ..errors import UserError
 from .rundir import RunDir
 from .tensorboard import Curves
@@ -67,7 +68,7 @@ class Task:
     carry_state: bool = False      # pass the hidden state from batch to batch within an epoch
     on_epoch_end: Callable[[int, nn.Module, dict], None] | None = None  # (epoch, model, record)
     on_step_end: Callable[[int, nn.Module, dict], None] | None = None   # (step, model, record); keep it cheap
-    record: dict = field(default_factory=dict)  # what on_epoch_end keeps; saved in checkpoints
+    record: dict = field(default_factory=dict)  # what the hooks keep (GIF frames); saved in checkpoints
     cpu_threads: int | None = None  # CPU threads while training; None: one for tiny models, else all
     monitor: str = "test_loss"     # the metric that picks best.pt
     mode: str = "min"              # "min" or "max"
@@ -86,9 +87,8 @@ class FitResult:
 def build_optimizer(params: dict, model: nn.Module, device: torch.device | None = None) -> torch.optim.Optimizer:
     """``torch.optim.<optimizer>(model.parameters(), lr=lr, **optimizer_args)``."""
     name = params.get("optimizer", "SGD")
-    cls = getattr(torch.optim, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
-        raise UserError(f"optimizer='{name}': not a torch.optim optimizer.")
+    check_optimizer("optimizer", name)
+    cls = getattr(torch.optim, name)
     kwargs = dict(params.get("optimizer_args") or {})
     for key, value in kwargs.items():
         if isinstance(value, list):  # JSON has no tuples: betas=[0.9, 0.99]
@@ -278,6 +278,8 @@ class Trainer:
 
     def keep_best(self) -> None:
         """Hold the best weights in memory; they reach best.pt with the next checkpoint."""
+        if not self.run.writer:
+            return
         weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.pending_best = {"model": weights, "epoch": self.epoch, "best": dict(self.best)}
 

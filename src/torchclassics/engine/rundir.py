@@ -57,6 +57,27 @@ def versions() -> dict:
     return found
 
 
+def read_metrics(run_path: Path) -> tuple[list[dict], int]:
+    """The rows of ``run_path/metrics.jsonl`` and how many lines could not be read: a run
+    killed in the middle of a write leaves a torn last line, which costs that line only."""
+    file = Path(run_path) / "metrics.jsonl"
+    if not file.is_file():
+        return [], 0
+    rows, bad = [], 0
+    for line in file.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            bad += 1
+    return rows, bad
+
+
 class RunDir:
     """One run's folder. Only the writing process (rank 0) creates files in it."""
 
@@ -113,33 +134,17 @@ class RunDir:
 
     def truncate_metrics(self, after_epoch: int, tag: str = "") -> None:
         """On resume, drop the rows of ``tag`` logged after the checkpoint (the killed run got further)."""
-        path = self.path / "metrics.jsonl"
-        if not self.writer or not path.exists():
+        if not self.writer or not (self.path / "metrics.jsonl").exists():
             return
-        kept = []
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:  # the torn last line of a killed write
-                continue
-            if row.get("tag", "") != tag or row.get("epoch", 0) <= after_epoch:
-                kept.append(line)
-        path.write_text("".join(line + "\n" for line in kept))
+        kept = [row for row in self.metrics() if row.get("tag", "") != tag or row.get("epoch", 0) <= after_epoch]
+        write_text_atomic(self.path / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in kept))
 
     def metrics(self) -> list[dict]:
-        path = self.path / "metrics.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return read_metrics(self.path)[0]
 
     def write_summary(self, summary: dict) -> None:
         if self.writer:
             write_json_atomic(self.path / "summary.json", summary)
-
-    def summary(self) -> dict:
-        from ..config import read_json
-
-        return read_json(self.path / "summary.json")
 
     def close(self) -> None:
         for handler in list(self.log.handlers):

@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from ..data import mnist
-from ..errors import UserError
 from ..models.autoencoder import AutoEncoder
 from ..registry import experiment
 from ..viz.animate import write_gif
@@ -102,7 +101,3 @@ class Autoencoder(Experiment):
         if pictures:
             write_gif(pictures, figures_dir / "animation.gif", fps=4)
         loss_curves(fit.history, figures_dir / "loss.png", "autoencoder: MSE")
-
-    def predict(self, model, params, files, device):
-        raise UserError("an autoencoder run reconstructs digits, it does not name them: predict needs a "
-                        "cnn_mnist or lstm_mnist run.")
