@@ -63,7 +63,7 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
     ``overrides`` (or ``sets``, CLI-style ``"key=value"`` strings) replace defaults of
     ``experiments/<name>/params.json``. ``out`` is the run directory itself; without it
     a new ``<runs_dir>/<name>/<timestamp>`` is made. ``report(epoch, row)`` is called
-    after every epoch (search uses it for pruning).
+    after every epoch with the metrics under their summary names (search uses it for pruning).
     """
     started = time.perf_counter()
     experiment = registry.get(name)
@@ -89,9 +89,12 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
     run_dir.prepare(params, resume)
     run_dir.info(f"{name} on {target}; params {json.dumps(params)}")
 
+    def reported_row(epoch, row):  # the per-epoch row under the names summary.json uses
+        report(epoch, {experiment.reported_name(key): value for key, value in row.items()})
+
     def make_trainer(task, trainer_params=None, tag=""):
         return Trainer(task, trainer_params or params, run_dir, target, tag=tag, quiet=quiet,
-                       distributed=dist, report=report)
+                       distributed=dist, report=reported_row if report else None)
 
     try:
         fit, trainer = experiment.train(task, make_trainer, resume)

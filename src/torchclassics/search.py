@@ -39,9 +39,6 @@ SPEC_FORMS = ("loguniform:LOW:HIGH, uniform:LOW:HIGH, int:LOW:HIGH[:STEP], login
               "choice:V1,V2,... (e.g. lr=loguniform:1e-4:1e-1, hidden=int:4:64, batch_size=choice:32,64,128)")
 _KINDS = ("loguniform", "uniform", "int", "logint", "choice")
 # Metric names where larger is better, for a --metric given without --direction.
-# Regression-style experiments call their MSE loss "mse" only in the final metrics;
-# the per-epoch rows the engine reports still call it "loss".
-_ROW_ALIASES = {"test_mse": "test_loss", "mse": "loss"}
 # Seconds between heartbeats of a trial on an RDB storage; a trial silent for
 # _GRACE_S is failed by the next worker that starts a trial (any machine).
 _HEARTBEAT_S, _GRACE_S = 30, 120
@@ -205,7 +202,7 @@ def objective_of(experiment, metric: str | None, direction: str | None) -> tuple
 
 def row_value(row: dict, metric: str) -> float | None:
     """The objective in one epoch's metrics row, or None when the rows do not carry it."""
-    value = row.get(metric, row.get(_ROW_ALIASES.get(metric, ""), None))
+    value = row.get(metric)
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 

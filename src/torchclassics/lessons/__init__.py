@@ -1,9 +1,9 @@
 """Concept demonstrations: ideas of the lessons that are not a training run.
 
-Each lesson is a module here with a one-line ``DESCRIPTION`` and a
-``run(out: Path) -> Path | None`` that prints what it shows and, when it has a
-figure, draws it into ``out``. The modules are imported only when asked for, so
-``torchclassics lesson --list`` stays instant.
+Each lesson is a module here with a ``run(out: Path) -> Path | None`` that prints
+what it shows and, when it has a figure, draws it into ``out``; its one-line
+description is in ``DESCRIPTIONS`` below. The modules are imported only when asked
+for, so ``torchclassics lesson --list`` stays instant.
 """
 from __future__ import annotations
 
