@@ -12,12 +12,14 @@ from ..viz.plots import loss_curves, new_figure, save
 from ._base import Experiment
 
 
-def fit_by_hand(x: torch.Tensor, y: torch.Tensor, lr: float, epochs: int, seed: int) -> dict:
+def fit_by_hand(x: torch.Tensor, y: torch.Tensor, lr: float, epochs: int, start: nn.Linear) -> dict:
     """The lesson itself: tensors w and b with requires_grad, the loss, backward, and
-    the update written out (what an optimizer's step does for plain SGD)."""
-    g = torch.Generator().manual_seed(seed)
-    w = torch.randn(1, 1, generator=g).requires_grad_()
-    b = torch.zeros(1, requires_grad=True)
+    the update written out (what an optimizer's step does for plain SGD).
+
+    w and b start from ``start``'s initial weights, so this fit and the nn.Linear + SGD fit
+    take the same steps and end on the same line (up to float rounding)."""
+    w = start.weight.detach().t().clone().requires_grad_()  # (1, 1): x @ w is nn.Linear's x @ W^T
+    b = start.bias.detach().clone().requires_grad_()
     losses = []
     for _ in range(epochs):
         y_pred = x @ w + b
@@ -29,10 +31,8 @@ def fit_by_hand(x: torch.Tensor, y: torch.Tensor, lr: float, epochs: int, seed: 
             w.grad.zero_()
             b.grad.zero_()
         losses.append(loss.item())
-    with torch.no_grad():
-        final = float(((y - (x @ w + b)) ** 2).mean())
-        w, b = w.detach(), b.detach()
-    return {"w": w.item(), "b": b.item(), "loss": final, "losses": losses}
+    # "loss" is the last epoch's loss before its update, as the engine logs an epoch.
+    return {"w": w.item(), "b": b.item(), "loss": losses[-1] if losses else float("nan"), "losses": losses}
 
 
 def least_squares(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
@@ -60,7 +60,7 @@ class Linear(Experiment):
         )
 
     def train(self, task, make_trainer, resume):
-        self.by_hand = fit_by_hand(self.x, self.y, self.params["lr"], self.params["epochs"], self.params["seed"])
+        self.by_hand = fit_by_hand(self.x, self.y, self.params["lr"], self.params["epochs"], task.model)
         return super().train(task, make_trainer, resume)
 
     def final_metrics(self, task, fit, trainer):
