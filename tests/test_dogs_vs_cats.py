@@ -38,7 +38,7 @@ def trained(kaggle, tmp_path_factory):
 def test_learns_and_names_the_broken_files(trained, kaggle):
     result, stderr = trained
     # Chance is 0.5; seeds 0-4 all end at 0.95 or more here. best.pt is what predict uses.
-    assert result.metrics["test_accuracy"] >= 0.85 and result.summary["best"]["value"] >= 0.9
+    assert result.metrics["val_accuracy"] >= 0.85 and result.summary["best"]["value"] >= 0.9
     warnings = [line for line in stderr.splitlines() if line.startswith("warning: skipped")]
     assert len(warnings) == 1 and "skipped 3 of 403" in warnings[0]
     assert all(path.name in warnings[0] for path in kaggle["broken"])
@@ -46,7 +46,9 @@ def test_learns_and_names_the_broken_files(trained, kaggle):
     assert summary["skipped_files"] == 3 and len(summary["skipped_examples"]) == 3
     assert summary["classes"] == ["cat", "dog"] and summary["layout"] == "kaggle"
     assert summary["n_train"] + summary["n_val"] == 400 and summary["images_cached"]
-    assert summary["best"]["metric"] == "test_accuracy"
+    assert summary["best"]["metric"] == "val_accuracy"  # a validation split, named as such
+    assert summary["objective"] == {"metric": "val_accuracy", "mode": "max"}
+    assert not any(key.startswith("test_") for key in summary["metrics"])
 
 
 def test_draws_the_validation_grid_confusion_matrix_and_curves(trained):
@@ -84,7 +86,7 @@ def test_a_finished_run_predicts_without_its_data_folder(trained, kaggle, tmp_pa
         if drop_summary:
             (run_dir / "summary.json").unlink()
         experiment = DogsVsCats()
-        task = experiment.build_from_run(params, torch.device("cpu"), RunDir.existing(run_dir))
+        task = experiment.build_from_run(params, torch.device("cpu"), RunDir.existing(run_dir), need_data=False)
         state = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
         task.model.load_state_dict(state["model"])
         row = experiment.predict(task.model, params, [image], torch.device("cpu"))[0]
@@ -118,11 +120,11 @@ def test_without_data_root_it_says_how_to_get_kaggles_data(tmp_path):
 
 
 @pytest.mark.parametrize("key, value, needle", [
-    ("model", "vgg16", "small_cnn, resnet18"),
-    ("finetune", "middle", "all, head"),
-    ("val_fraction", 1.0, "between 0 and 1"),
-    ("crop_scale", [0.9, 0.1], "crop_scale"),
-    ("image_size", 8, "at least 16"),
+    ("model", "vgg16", '"small_cnn", "resnet18"'),
+    ("finetune", "middle", '"all", "head"'),
+    ("val_fraction", 1.0, "must be < 1"),
+    ("crop_scale", [0.9, 0.1], "low <= high"),
+    ("image_size", 8, "must be >= 16"),
 ])
 def test_bad_parameters_are_user_errors(tmp_path, key, value, needle):
     with pytest.raises(UserError, match=needle):
@@ -133,7 +135,7 @@ def test_resnet18_from_random_initialisation_trains(tmp_path):
     made = shapes.make_folder(tmp_path / "data", 24, "imagefolder", size=32, broken=False)
     result = run("dogs_vs_cats", out=tmp_path / "r", data_root=str(made["root"]), model="resnet18",
                  pretrained=False, image_size=32, epochs=1, batch_size=8, figures=False)
-    assert 0 <= result.metrics["test_accuracy"] <= 1
+    assert 0 <= result.metrics["val_accuracy"] <= 1
     assert isinstance(result.model, ResNet18Classifier) and result.model.fc.out_features == 2
 
 

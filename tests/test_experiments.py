@@ -67,8 +67,11 @@ def test_linear_both_ways_approach_least_squares(tmp_path):
     result = run("linear", out=tmp_path / "l", figures=False, epochs=200)
     m = result.metrics
     start = run("linear", out=tmp_path / "l0", figures=False, epochs=1).metrics
-    assert m["least_squares_loss"] <= m["by_hand_loss"] < start["by_hand_loss"]
-    assert m["least_squares_loss"] <= m["loss"] < start["loss"]
+    assert m["least_squares_mse"] <= m["by_hand_mse"] < start["by_hand_mse"]
+    assert m["least_squares_mse"] <= m["mse"] < start["mse"]
+    # both fits start from the same weights and take the same steps: the same line
+    assert m["by_hand_w"] == pytest.approx(m["linear_w"], abs=1e-5)
+    assert m["by_hand_b"] == pytest.approx(m["linear_b"], abs=1e-5)
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert {"by_hand_w", "by_hand_b", "linear_w", "linear_b"} <= summary["metrics"].keys()
 
@@ -77,10 +80,13 @@ def test_optimizers_compares_every_named_optimizer(tmp_path):
     result = run("optimizers", out=tmp_path / "o", figures=False, epochs=2, n_points=200,
                  optimizers=["SGD", "Momentum", "Adam", "LBFGS", "Adagrad"])
     for name in ("SGD", "Momentum", "Adam", "LBFGS", "Adagrad"):
-        assert f"test_loss_{name}" in result.metrics
+        assert f"test_mse_{name}" in result.metrics
         assert (result.run_dir / "checkpoints" / name / "last.pt").is_file()
     summary = json.loads((result.run_dir / "summary.json").read_text())
-    assert summary["best_optimizer"] in ("SGD", "Momentum", "Adam", "LBFGS", "Adagrad")
+    # the winner is named once, and the same everywhere: lowest final held-out MSE, its best epoch
+    finals = {name: result.metrics[f"test_mse_{name}"] for name in ("SGD", "Momentum", "Adam", "LBFGS", "Adagrad")}
+    assert summary["best_optimizer"] == min(finals, key=finals.get) == summary["best"]["optimizer"]
+    assert result.metrics["test_mse"] == finals[summary["best_optimizer"]]
     # every net started from the same weights, so they differ by their optimizer alone
     rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert {row["tag"] for row in rows} == {"SGD", "Momentum", "Adam", "LBFGS", "Adagrad"}
@@ -103,7 +109,7 @@ def test_evaluate_and_export_of_an_optimizers_run_use_the_best_optimizer(tmp_pat
     best = json.loads((result.run_dir / "summary.json").read_text())["best_optimizer"]
     assert main(["evaluate", str(result.run_dir), "--checkpoint", "last"]) == 0
     out = capsys.readouterr().out
-    assert f"{result.metrics[f'test_loss_{best}']:.6g}" in out
+    assert f"{result.metrics[f'test_mse_{best}']:.6g}" in out
 
 
 def test_predict_on_a_run_that_does_not_classify_is_one_line(tmp_path, capsys):

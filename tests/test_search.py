@@ -13,13 +13,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from torchclassics import registry, search as search_module
+from torchclassics import api, registry, search as search_module
 from torchclassics.errors import UserError
 from torchclassics.search import (Dimension, fail_dead_trials, load_space, objective_of, open_storage,
                                   parse_dimension, parse_param, search, shares)
 
 FAST = ["epochs=20"]
-BEST_KEYS = {"study", "metric", "direction", "best_value", "best_params", "best_trial", "n_trials", "best_run_dir"}
+BEST_KEYS = {"experiment", "study", "metric", "direction", "best_value", "best_params", "best_trial", "n_trials", "best_run_dir"}
 
 
 def load(runs: Path, study: str = "regression"):
@@ -112,6 +112,12 @@ def test_parallel_search_then_the_same_command_continues_the_study(tmp_path):
     assert Path(best["best_run_dir"]).name == f"regression-trial-{best['best_trial']}"
     assert (tmp_path / "studies" / "regression" / "history.png").read_bytes()[:4] == b"\x89PNG"
 
+    # best_params.json goes back to run as a params file
+    again = api.run("regression", params_file=tmp_path / "studies" / "regression" / "best_params.json", sets=FAST,
+                out=tmp_path / "again", figures=False, device="cpu")
+    assert {k: again.summary["params"][k] for k in best["best_params"]} == best["best_params"]
+    assert again.metrics["test_mse"] == pytest.approx(best["best_value"])
+
     second = search("regression", trials=2, sets=FAST, runs_dir=str(tmp_path), device="cpu")
     assert second["n_trials"] == 6
     assert [t.number for t in load(tmp_path).trials] == list(range(6))
@@ -137,6 +143,9 @@ def test_a_pruned_trial_leaves_a_sensible_run_directory(tmp_path, monkeypatch):
     marker = json.loads((run / "trial.json").read_text())
     assert (marker["state"], marker["epoch"], marker["study"]) == ("pruned", 3, "regression")
     assert result["best_value"] is None and result["n_trials"] == 1
+    # a pruned trial names its metrics as a finished one does: one column per metric downstream
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all({"mse", "test_mse"} <= row.keys() and "test_loss" not in row for row in rows)
 
 
 def test_a_diverging_trial_fails_alone_and_the_search_goes_on(tmp_path):

@@ -8,7 +8,7 @@ from torchclassics import run
 pytest.importorskip("tensorboard")
 
 
-def scalars(run_dir, tag="test_loss"):
+def scalars(run_dir, tag="test_mse"):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run_dir / "tensorboard"))

@@ -5,11 +5,11 @@
 """
 __version__ = "0.1.0"
 
-_API = ("run", "evaluate", "predict", "list_experiments")
+_API = ("run", "evaluate", "predict", "params", "list_experiments")
 
 
 def __getattr__(name):
-    # The API imports torch (seconds); read-only commands (synthesize, report) need none of it.
+    # Loaded on first use: `import torchclassics` stays instant.
     if name in _API:
         from . import api
 

@@ -3,6 +3,11 @@
     import torchclassics
     result = torchclassics.run("regression", lr=0.2)
     result.metrics["test_mse"], result.run_dir, result.model
+
+A run goes through named steps: resolve the parameters (no torch yet, so a mistake is
+answered at once) -> build the experiment's Task -> check what only torch can judge ->
+claim the run directory -> train -> summarise -> draw. Nothing is written before the
+run directory is claimed, and every check comes before that.
 """
 from __future__ import annotations
 
@@ -12,14 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from . import config, registry
-from .engine import checkpoint
-from .engine.device import pick_device, seed_everything
-from .engine.distributed import from_env as distributed_from_env
-from .engine.loop import Trainer, evaluate_task
-from .engine.rundir import RunDir, new_run_path, versions
+from . import config, progress, registry
+from .engine.rundir import RunDir, checkpoint_interval, new_run_path
 from .errors import UserError
 
 
@@ -29,138 +28,195 @@ class RunResult:
     run_dir: Path
     metrics: dict
     summary: dict
-    model: torch.nn.Module
+    model: Any  # the trained torch.nn.Module
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in self.metrics.items() if isinstance(v, float))
         return f"RunResult({self.experiment}, {self.run_dir}, {shown})"
 
 
-def _overrides(sets: list[str] | None, kwargs: dict) -> dict:
-    overrides = dict(config.parse_override(s) for s in sets or [])
-    overrides.update(kwargs)
-    return overrides
-
-
-def _resume_params(run: RunDir, name: str, overrides: dict) -> dict:
-    """A resumed run keeps its own params.json; only ``epochs`` may grow."""
-    saved = run.params()
-    if saved.get("experiment") != name:
-        raise UserError(f"--resume: {run.path} holds a '{saved.get('experiment')}' run, not '{name}'.")
-    unexpected = sorted(set(overrides) - {"epochs"})
-    if unexpected:
-        raise UserError(f"--resume continues with the run's own params.json; drop --set {', '.join(unexpected)}.")
-    params = config.apply_overrides(saved, overrides)
-    config.validate(params)
-    return params
+def params(name: str, *, sets: list[str] | None = None, params_file: str | Path | None = None,
+           **overrides: Any) -> dict:
+    """The parameters ``run`` would use, validated, without running anything."""
+    return config.resolve(name, params_file=params_file, sets=sets or (), overrides=overrides)
 
 
 def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None = None,
-        device: str = "auto", resume: bool = False, quiet: bool = True, figures: bool = True,
-        sets: list[str] | None = None, report=None, summary_extra: dict | None = None, **overrides: Any) -> RunResult:
+        device: str = "auto", resume: bool = False, quiet: bool = False, figures: bool = True,
+        sets: list[str] | None = None, params_file: str | Path | None = None, report=None,
+        summary_extra: dict | None = None, **overrides: Any) -> RunResult:
     """Train, evaluate and draw one experiment; returns a :class:`RunResult`.
 
-    ``overrides`` (or ``sets``, CLI-style ``"key=value"`` strings) replace defaults of
-    ``experiments/<name>/params.json``. ``out`` is the run directory itself; without it
-    a new ``<runs_dir>/<name>/<timestamp>`` is made. ``report(epoch, row)`` is called
-    after every epoch with the metrics under their summary names (search uses it for pruning).
+    Parameters come from the experiment's defaults, then ``params_file`` (a params.json or
+    search's best_params.json), then ``sets`` (CLI-style ``"key=value"``) and ``overrides``.
+    ``out`` is the run directory itself; without it a new ``<runs_dir>/<name>/<timestamp>`` is
+    made. ``resume`` continues the run in ``out`` from its last checkpoint (only ``epochs`` may
+    change). ``report(epoch, row)`` is called after every epoch (search prunes with it).
+    ``quiet`` silences the progress lines on stderr.
     """
     started = time.perf_counter()
-    experiment = registry.get(name)
-    target = pick_device(device)  # a bad --device fails first, before any work
-    overrides = _overrides(sets, overrides)
+    config.check_name(name)
     if resume and out is None:
         raise UserError("--resume needs --out DIR: the run directory to continue.")
+    if resume and params_file is not None:
+        raise UserError("--resume continues with the run's own params.json; drop --params.")
+    checkpoint_interval()  # a bad $TORCHCLASSICS_CHECKPOINT_SECONDS fails before any work
+    fresh = None if resume else config.resolve(name, params_file=params_file, sets=sets or (), overrides=overrides)
+    if fresh is not None and out is not None and RunDir(Path(out)).holds_run_data():
+        raise UserError(f"{out} already holds a run; choose a new --out, or add --resume to continue it.")
+    with progress.quiet(quiet):
+        return _run(name, fresh, out=out, runs_dir=runs_dir, device=device, resume=resume, figures=figures,
+                    sets=sets or [], overrides=overrides, report=report, summary_extra=summary_extra,
+                    started=started)
+
+
+def _resumed_params(name: str, run_dir: RunDir, sets: list[str], overrides: dict) -> dict:
+    """A resumed run keeps its own params.json; only ``epochs`` may grow. A run killed before it
+    wrote params.json starts again from the experiment's parameters."""
+    changed = sorted({config.parse_set(s)[0] for s in sets} | set(overrides))
+    if any(key != "epochs" for key in changed):
+        raise UserError(f"--resume continues with the run's own params.json; drop --set "
+                        f"{', '.join(k for k in changed if k != 'epochs')} (only epochs may change).")
+    saved = run_dir.saved_params()
+    if saved is None:
+        return config.resolve(name, sets=sets, overrides=overrides)
+    return config.resolve(name, saved=(saved, str(run_dir.path / "params.json")), sets=sets, overrides=overrides)
+
+
+def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides, report, summary_extra, started):
+    from .engine.device import pick_device, seed_everything
+    from .engine.distributed import from_env as distributed_from_env
+
+    target = pick_device(device)  # a bad --device fails before any work
     dist = distributed_from_env()
     writer = dist is None or dist.is_writer
-    if resume:
-        run_dir = RunDir(Path(out), writer=writer)
-        params = _resume_params(run_dir, name, overrides)
-    else:
-        params = {"experiment": name, **config.resolve(name, overrides)}
-        path = Path(out) if out else new_run_path(name, runs_dir)
-        run_dir = RunDir(dist.share(path) if dist else path, writer=writer)
     target = dist.device if dist else target
-    seed_everything(params.get("seed", 0))
-    task = experiment.build(params, target)  # data errors surface here, before anything is written
-    experiment.check(params, task)  # so do optimizer and scheduler arguments
-    if dist:
-        task.train.shard(dist.rank, dist.world)
-    run_dir.prepare(params, resume)
-    run_dir.info(f"{name} on {target}; params {json.dumps(params)}")
-
-    def reported_row(epoch, row):  # the per-epoch row under the names summary.json uses
-        report(epoch, {experiment.reported_name(key): value for key, value in row.items()})
-
-    def make_trainer(task, trainer_params=None, tag=""):
-        return Trainer(task, trainer_params or params, run_dir, target, tag=tag, quiet=quiet,
-                       distributed=dist, report=reported_row if report else None)
-
+    run_dir = RunDir(Path(out), writer=writer) if resume else None
     try:
-        fit, trainer = experiment.train(task, make_trainer, resume)
+        if resume:
+            run_dir.claim(resume=True)
+            params = _resumed_params(name, run_dir, sets, overrides)
+        else:
+            params = fresh
+        experiment = registry.get(name)
+        seed_everything(params["seed"])
+        with progress.phase(f"preparing {name} (data, model)"):
+            task = experiment.build(params, target)  # data errors surface here, before anything is written
+        experiment.check(params, task)  # so do optimizer and scheduler arguments
+        if dist:
+            task.train.shard(dist.rank, dist.world)
+        if run_dir is None:
+            run_dir = _claim_new(name, out, runs_dir, writer, dist)
+        run_dir.planned = {"experiment": name, **params}
+        fit, trainer = experiment.train(task, _trainer_factory(params, run_dir, target, dist, experiment, report), resume)
         metrics = experiment.final_metrics(task, fit, trainer)
-        summary = {
-            "experiment": name,
-            "run": run_dir.path.name,
-            "params": params,
-            "seed": params.get("seed"),
-            "device": str(target),
-            "world_size": dist.world if dist else 1,
-            "epochs": params.get("epochs"),
-            "steps": fit.steps,
-            "resumed_from_epoch": fit.resumed_from,
-            "metrics": metrics,
-            "best": {**fit.best, "metric": experiment.reported_name(fit.best["metric"])},
-            "train_s": round(fit.train_s, 4),
-            "versions": versions(),
-            **experiment.extra_summary(task, fit, trainer),
-            **(summary_extra or {}),
-        }
+        summary = summarise(name, params, run_dir, experiment, task, fit, trainer, metrics, target, dist)
+        summary.update(summary_extra or {})
         if writer and figures:
-            experiment.figures(task, fit, trainer, run_dir.figures)
+            with progress.phase("drawing figures"):
+                experiment.figures(task, fit, trainer, run_dir.figures)
         summary["wall_s"] = round(time.perf_counter() - started, 4)
         run_dir.write_summary(summary)
         run_dir.info(f"done: {json.dumps(metrics)}")
     finally:
-        run_dir.close()
+        if run_dir is not None:
+            run_dir.close()
         if dist:
             dist.close()
     return RunResult(name, run_dir.path, metrics, summary, task.model)
 
 
-def load_run(run_path: str | Path, checkpoint_name: str = "best", device: str = "cpu"):
-    """(experiment, params, task with the checkpoint's weights, device, checkpoint path) of a finished run."""
+def _claim_new(name, out, runs_dir, writer, dist) -> RunDir:
+    """The new run's folder, made and locked (rank 0 names it for every process under DDP)."""
+    path = None
+    if writer:
+        path = Path(out) if out else new_run_path(name, runs_dir)
+    if dist:
+        path = dist.share(path)
+    run_dir = RunDir(path, writer=writer)
+    run_dir.claim(resume=False)
+    return run_dir
+
+
+def _trainer_factory(params, run_dir, target, dist, experiment, report):
+    from .engine.loop import Trainer
+
+    def make_trainer(task, trainer_params=None, tag=""):
+        return Trainer(task, trainer_params or params, run_dir, target, tag=tag, distributed=dist, report=report)
+
+    return make_trainer
+
+
+def summarise(name, params, run_dir, experiment, task, fit, trainer, metrics, target, dist) -> dict:
+    """summary.json: the run directory contract's one place (DESIGN.md)."""
+    from .engine.rundir import versions
+
+    metric, mode = experiment.objective
+    return {
+        "experiment": name,
+        "run": run_dir.path.name,
+        "params": params,
+        "seed": params.get("seed"),
+        "device": str(target),
+        "world_size": dist.world if dist else 1,
+        "epochs": params.get("epochs"),
+        "steps": fit.steps,
+        "resumed_from_epoch": fit.resumed_from,
+        "metrics": metrics,
+        "objective": {"metric": metric, "mode": mode},
+        "best": dict(fit.best),
+        "train_s": round(fit.train_s, 4),
+        "versions": versions(),
+        **experiment.extra_summary(task, fit, trainer),
+    }
+
+
+# -- finished runs ---------------------------------------------------------------------------------
+def load_run(run_path: str | Path, checkpoint_name: str = "best", device: str = "cpu", need_data: bool = True):
+    """(experiment, params, task with the checkpoint's weights, device, checkpoint path) of a run.
+
+    ``need_data`` False (predict, export) builds the model without the data where the
+    experiment knows it from params.json alone."""
+    from .engine import checkpoint
+    from .engine.device import pick_device, seed_everything
+
     run_dir = RunDir.existing(run_path)
-    params = run_dir.params()
-    name = params.get("experiment")
-    if not name:
+    saved = run_dir.params()
+    name = saved.get("experiment")
+    if not isinstance(name, str) or not name:
         raise UserError(f"{run_dir.path}/params.json names no experiment.")
     if checkpoint_name not in ("best", "last"):
         raise UserError(f"--checkpoint {checkpoint_name}: choose best or last.")
+    params = config.resolve(name, saved=(saved, str(run_dir.path / "params.json")))
     experiment = registry.get(name)
     target = pick_device(device)
-    seed_everything(params.get("seed", 0))
-    task = experiment.build_from_run(params, target, run_dir)
+    seed_everything(params["seed"])
     path = experiment.checkpoint_folder(run_dir) / f"{checkpoint_name}.pt"
     if not path.exists():
-        raise UserError(f"{run_dir.path} has no {path.relative_to(run_dir.path)} (was the run killed before its first checkpoint?).")
-    task.model.load_state_dict(checkpoint.load(path, map_location=target)["model"])
+        raise UserError(f"{run_dir.path} has no {path.relative_to(run_dir.path)} (was the run killed before its "
+                        "first checkpoint?).")
+    state = checkpoint.load(path, map_location=target)
+    task = experiment.build_from_run(params, target, run_dir, need_data)
+    checkpoint.load_weights(task.model, state["model"], path, f"a {name} model with these params")
     task.model.to(target).eval()
     return experiment, params, task, target, path
 
 
 def evaluate(run_path: str | Path, checkpoint_name: str = "best", device: str = "cpu") -> dict:
     """Held-out metrics of a run's best or last checkpoint."""
-    experiment, params, task, target, path = load_run(run_path, checkpoint_name, device)
-    metrics = {experiment.reported_name(k): v for k, v in evaluate_task(task, task.model, target).items()}
-    return {"run": str(Path(run_path)), "checkpoint": checkpoint_name, **metrics}
+    from .engine.loop import evaluate_task
+
+    experiment, params, task, target, path = load_run(run_path, checkpoint_name, device, need_data=True)
+    if task.test is None:
+        raise UserError(f"{experiment.name} runs have no held-out split to evaluate.")
+    return {"run": str(Path(run_path)), "checkpoint": checkpoint_name, **evaluate_task(task, task.model, target)}
 
 
 def predict(run_path: str | Path, files: list[str | Path], checkpoint_name: str = "best", device: str = "cpu") -> list[dict]:
     """One dict per file: ``file``, and ``label`` + ``probability``, or ``error``."""
-    experiment, params, task, target, _ = load_run(run_path, checkpoint_name, device)
+    experiment, params, task, target, _ = load_run(run_path, checkpoint_name, device, need_data=False)
     return experiment.predict(task.model, params, [Path(f) for f in files], target)
 
 
 def list_experiments() -> list[tuple[str, str]]:
-    return [(name, registry.get(name).description) for name in registry.names()]
+    return registry.listing()

@@ -1,25 +1,48 @@
-"""Command line: argument parsing only; every command calls the API."""
+"""Command line: argument parsing only; every command calls the API.
+
+Listing, parameters, project set-up and every parameter mistake answer without importing
+torch (seconds); commands import what they need when they run.
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
+import threading
+from pathlib import Path
 
+from . import __version__
 from .errors import UserError
+
+EPILOG = """first steps:
+  torchclassics list                     every experiment
+  torchclassics params regression        its parameters (defaults, --set applied)
+  torchclassics run regression           train, evaluate and draw (a run directory under ./runs)
+  torchclassics report                   one HTML page of every run
+"""
+
+
+def _add_params_sources(p) -> None:
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a parameter, e.g. --set lr=0.01, --set optimizer_args.momentum=0.9 (repeatable)")
+    p.add_argument("--params", dest="params_file", metavar="FILE",
+                   help="a params file as the base (a run's params.json, your own, or search's best_params.json)")
 
 
 def _add_run(sub) -> None:
-    p = sub.add_parser("run", help="train, evaluate and draw one experiment")
+    p = sub.add_parser("run", help="train, evaluate and draw one experiment",
+                       description="Train, evaluate and draw one experiment. Parameters: the experiment's defaults "
+                                   "(`torchclassics params NAME`), your ./experiments/NAME/params.json if there is "
+                                   "one, then --params FILE, then --set.")
     p.add_argument("name", help="experiment name (see `torchclassics list`)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a parameter of experiments/NAME/params.json (repeatable)")
+    _add_params_sources(p)
     p.add_argument("--out", help="the run directory itself (default: RUNS_DIR/NAME/<timestamp>)")
     p.add_argument("--runs-dir", help="root of run directories (default: $TORCHCLASSICS_RUNS or ./runs)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     p.add_argument("--no-figures", action="store_true", help="skip figures and GIFs")
-    p.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr (train.log keeps them)")
 
 
 def _add_search(sub) -> None:
@@ -30,7 +53,7 @@ def _add_search(sub) -> None:
     p.add_argument("--trials", type=int, default=10, help="trials to add to the study (default 10)")
     p.add_argument("--param", dest="space", action="append", default=[], metavar="KEY=SPEC",
                    help="search space entry, e.g. lr=loguniform:1e-4:1e-1, batch_size=choice:32,64, "
-                        "hidden=int:4:64 (default: experiments/NAME/search.json; --param entries replace it)")
+                        "hidden=int:4:64 (default: the experiment's search.json; --param entries replace it)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed override for every trial")
     p.add_argument("--study", help="study name (default: NAME); the same name continues the study")
@@ -45,9 +68,19 @@ def _add_search(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="torchclassics", description=__doc__)
+    parser = argparse.ArgumentParser(prog="torchclassics", description="The classic PyTorch lessons as "
+                                     "reproducible experiments.", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"torchclassics {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="every experiment, one line each")
+    p = sub.add_parser("params", help="an experiment's parameters as JSON (defaults, your files, --set applied)")
+    p.add_argument("name")
+    _add_params_sources(p)
+    p = sub.add_parser("init", help="copy an experiment's params.json (and search.json) into DIR/experiments/NAME/ "
+                                    "to start a project of your own")
+    p.add_argument("name")
+    p.add_argument("dir", nargs="?", default=".", help="the project folder (default: here)")
     _add_run(sub)
     p = sub.add_parser("evaluate", help="held-out metrics of a run's checkpoint")
     p.add_argument("run_dir")
@@ -71,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "torchscript", "exported"])
     p.add_argument("-o", "--output")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--force", action="store_true", help="overwrite an -o file that is not an export of this run")
     p = sub.add_parser("lesson", help="run a concept demonstration (tensors, losses, ...)")
     p.add_argument("name", nargs="?")
     p.add_argument("--list", action="store_true", help="list the lessons")
@@ -78,29 +112,84 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shown(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def _print_metrics(metrics: dict) -> None:
+    """Train and held-out metrics, named as such: ``mse`` -> "train mse", ``test_mse`` -> "test mse"."""
     for key, value in metrics.items():
-        shown = f"{value:.6g}" if isinstance(value, float) else value
-        print(f"  {key:<24} {shown}")
+        split, _, rest = key.partition("_")
+        if split in ("test", "val") and rest:
+            label = f"{split} {rest}"
+        elif f"test_{key}" in metrics or f"val_{key}" in metrics:
+            label = f"train {key}"
+        else:
+            label = key
+        print(f"  {label:<26} {_shown(value)}")
 
 
 def _cmd_list(args) -> int:
-    from .api import list_experiments
+    from .registry import listing
 
-    for name, description in list_experiments():
+    for name, description in listing():
         print(f"{name:<16} {description}")
     return 0
+
+
+def _cmd_params(args) -> int:
+    from .api import params
+
+    print(json.dumps(params(args.name, sets=args.sets, params_file=args.params_file), indent=2))
+    return 0
+
+
+def _cmd_init(args) -> int:
+    from .config import init_project
+
+    written = init_project(args.name, args.dir)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"edit them, then: torchclassics run {args.name}   (from {Path(args.dir).resolve()}; "
+          f"your params.json replaces the package's defaults there)")
+    return 0
+
+
+def _written(run_dir: Path) -> list[str]:
+    """The run's files, folder by folder, for the closing lines."""
+    lines = []
+    for folder in ("figures", "checkpoints"):
+        names = sorted(p.relative_to(run_dir / folder).as_posix() for p in (run_dir / folder).rglob("*")
+                       if p.is_file() and not p.name.startswith("."))
+        if names:
+            lines.append(f"  {folder}/: {', '.join(names)}")
+    top = [name for name in ("params.json", "metrics.jsonl", "summary.json", "train.log") if (run_dir / name).is_file()]
+    lines.append(f"  {', '.join(top)}")
+    return lines
 
 
 def _cmd_run(args) -> int:
     from .api import run
 
     result = run(args.name, out=args.out, runs_dir=args.runs_dir, device=args.device, resume=args.resume,
-                 quiet=not (args.progress or sys.stderr.isatty()), figures=not args.no_figures, sets=args.sets)
+                 quiet=args.quiet, figures=not args.no_figures, sets=args.sets, params_file=args.params_file)
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun, rank 0 speaks for all
-    print(f"{args.name}: {result.run_dir}")
+    summary = result.summary
+    print(f"{args.name}: {result.run_dir}  (training {summary['train_s']:.2f} s, whole run {summary['wall_s']:.1f} s)")
     _print_metrics(result.metrics)
+    best = summary.get("best") or {}
+    if best.get("value") is not None:
+        where = f", {best['optimizer']}" if best.get("optimizer") else ""
+        print(f"  {'best ' + str(best['metric']):<26} {_shown(best['value'])} (epoch {best['epoch']}{where})")
+    print("written:")
+    print("\n".join(_written(result.run_dir)))
+    from .engine.rundir import runs_root
+
+    in_root = result.run_dir.resolve().parent.parent == runs_root(args.runs_dir).resolve()
+    print("next:")
+    print(f"  torchclassics evaluate {result.run_dir}")
+    print(f"  torchclassics report {runs_root(args.runs_dir) if in_root else result.run_dir}")
     return 0
 
 
@@ -133,6 +222,7 @@ def _cmd_search(args) -> int:
                     storage=args.storage, workers=args.workers, pruner=args.pruner, metric=args.metric,
                     direction=args.direction, runs_dir=args.runs_dir, device=args.device)
     print(json.dumps(result, indent=2, default=str))
+    print(f"next: torchclassics run {args.name} --params {result['best_params_path']}", file=sys.stderr)
     return 0
 
 
@@ -153,7 +243,7 @@ def _cmd_report(args) -> int:
 def _cmd_export(args) -> int:
     from .export import export
 
-    print(export(args.run_dir, fmt=args.fmt, output=args.output, checkpoint_name=args.checkpoint))
+    print(export(args.run_dir, fmt=args.fmt, output=args.output, checkpoint_name=args.checkpoint, force=args.force))
     return 0
 
 
@@ -168,24 +258,40 @@ def _cmd_lesson(args) -> int:
     return 0
 
 
-COMMANDS = {"list": _cmd_list, "run": _cmd_run, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
-            "search": _cmd_search, "synthesize": _cmd_synthesize, "report": _cmd_report,
-            "export": _cmd_export, "lesson": _cmd_lesson}
+COMMANDS = {"list": _cmd_list, "params": _cmd_params, "init": _cmd_init, "run": _cmd_run,
+            "evaluate": _cmd_evaluate, "predict": _cmd_predict, "search": _cmd_search,
+            "synthesize": _cmd_synthesize, "report": _cmd_report, "export": _cmd_export, "lesson": _cmd_lesson}
+
+
+def error_line(err: BaseException) -> str | None:
+    """One line for the errors a user can act on; None for a bug (its traceback is wanted)."""
+    if isinstance(err, UserError):
+        return f"torchclassics: error: {err}"
+    if isinstance(err, OSError):  # disk full, permission, read-only, symlink loops: the path and the cause
+        where = f"{err.filename}: " if err.filename else ""
+        return f"torchclassics: error: {where}{err.strerror or err}"
+    return None
+
+
+def _thread_errors(info) -> None:
+    """Background threads (TensorBoard's writer, data loading) report like the main thread."""
+    line = error_line(info.exc_value) if info.exc_value is not None else None
+    if line is None:
+        threading.__excepthook__(info)
+    else:
+        print(line, file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    threading.excepthook = _thread_errors
     try:
         return COMMANDS[args.command](args)
-    except UserError as err:
-        print(f"torchclassics: error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # a path that is a file, unwritable, missing: the user's to fix
-        where = f"{err.filename}: " if err.filename else ""
-        print(f"torchclassics: error: {where}{err.strerror or err}", file=sys.stderr)
+    except (UserError, OSError) as err:
+        print(error_line(err), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("torchclassics: interrupted; checkpoints/last.pt holds the last finished epoch (--resume).",
+        print("torchclassics: interrupted; checkpoints/last.pt holds the last saved epoch (--resume continues).",
               file=sys.stderr)
         return 130
 

@@ -3,27 +3,22 @@
 "Save the whole network" in the old lessons meant pickling the module, which current
 ``torch.load`` refuses by default (weights_only). These formats carry the architecture as a
 graph instead; every export is loaded back and checked against the model on an example batch.
+Beside each export, ``<file>.json`` says which run and checkpoint it came from: an ``-o`` file
+that is not an export of the same run is never overwritten without ``--force``.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 
+from . import atomic
 from .api import load_run
 from .errors import UserError
 
 SUFFIX = {"onnx": ".onnx", "exported": ".pt2", "torchscript": ".ts"}
 TOLERANCE = 1e-4
-
-
-def example_input(task) -> torch.Tensor:
-    """A small real batch of the run's own data (held-out split if there is one)."""
-    data = task.test if task.test is not None else task.train
-    inputs, _ = next(iter(data.epoch(0)))
-    inputs = inputs[:2].detach().cpu()
-    # Two samples, not one: a batch of 1 would let the exporter fix the batch size at 1.
-    return inputs if len(inputs) == 2 else inputs.repeat(2, *[1] * (inputs.dim() - 1))
 
 
 def _tensors(output) -> list[torch.Tensor]:
@@ -32,11 +27,14 @@ def _tensors(output) -> list[torch.Tensor]:
     return [t for item in output for t in _tensors(item)] if isinstance(output, (tuple, list)) else []
 
 
-def _check(reference, got, fmt: str) -> None:
+def _max_difference(reference, got) -> float:
+    worst = 0.0
     for want, have in zip(_tensors(reference), got):
         have = torch.as_tensor(have)
-        if want.shape != have.shape or not torch.allclose(want, have, atol=TOLERANCE, rtol=TOLERANCE):
-            raise RuntimeError(f"the {fmt} export does not reproduce the model's output")
+        if want.shape != have.shape:
+            return float("inf")
+        worst = max(worst, float((want - have).abs().max()))
+    return worst
 
 
 def _onnx(model, example, path: Path) -> list:
@@ -62,18 +60,45 @@ def _torchscript(model, example, path: Path) -> list:
     return _tensors(torch.jit.load(str(path))(example))
 
 
-def export(run_path, fmt: str = "onnx", output=None, checkpoint_name: str = "best") -> Path:
+def _origin(run_path, checkpoint_name: str, fmt: str) -> dict:
+    return {"run": str(Path(run_path).resolve()), "checkpoint": checkpoint_name, "format": fmt}
+
+
+def check_target(path: Path, run_path, force: bool) -> None:
+    """Refuse to replace a file that is not an export of this run (unless ``force``)."""
+    if not path.exists() or force:
+        return
+    if path.is_dir():
+        raise UserError(f"-o {path} is a folder; give a file name such as {path / 'model.onnx'}.")
+    sidecar = path.with_name(path.name + ".json")
+    try:
+        origin = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    except (OSError, ValueError):
+        origin = {}
+    if origin.get("run") != str(Path(run_path).resolve()):
+        raise UserError(f"{path} exists and is not an export of {run_path}; choose another -o, or add --force "
+                        "to replace it.")
+
+
+def export(run_path, fmt: str = "onnx", output=None, checkpoint_name: str = "best", force: bool = False) -> Path:
     """Write the run's model in ``fmt`` (default ``<run>/export/model.<suffix>``) and verify it."""
     if fmt not in SUFFIX:
         raise UserError(f"--format {fmt}: choose one of {', '.join(SUFFIX)}.")
-    _, params, task, _, _ = load_run(run_path, checkpoint_name, "cpu")
-    model = task.model.eval()
-    example = example_input(task)
     path = Path(output) if output else Path(run_path) / "export" / f"model{SUFFIX[fmt]}"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_target(path, run_path, force)
+    experiment, params, task, _, _ = load_run(run_path, checkpoint_name, "cpu", need_data=False)
+    model = task.model.eval()
+    example = experiment.example_input(task)
+    if len(example) < 2:  # a batch of 1 would let the exporter fix the batch size at 1
+        example = example.repeat(2, *[1] * (example.dim() - 1))
     writer = {"onnx": _onnx, "exported": _exported, "torchscript": _torchscript}[fmt]
-    with torch.no_grad():
+    with torch.no_grad(), atomic.replaced_atomically(path) as tmp:
         reference = model(example)
-        got = writer(model, example, path)
-    _check(reference, got, fmt)
+        difference = _max_difference(reference, writer(model, example, tmp))
+        if not difference <= TOLERANCE:
+            raise UserError(f"the {fmt} export does not reproduce the model's output (largest difference "
+                            f"{difference:.3g} > {TOLERANCE}); nothing was written.")
+    atomic.write_json(path.with_name(path.name + ".json"),
+                      {**_origin(run_path, checkpoint_name, fmt), "max_difference": difference,
+                       "bytes": path.stat().st_size, "input_shape": list(example.shape[1:])})
     return path

@@ -1,11 +1,12 @@
-"""Name -> experiment. Experiment modules register themselves with ``@experiment``."""
+"""Name -> experiment. Names and descriptions come from the package's data files
+(defaults/<name>/), so listing and checking a name never import torch; the module
+``experiments/<name>.py``, which registers its class with ``@experiment``, is imported
+only when the experiment is used."""
 from __future__ import annotations
 
-import difflib
 import importlib
-import pkgutil
 
-from .errors import UserError
+from . import config
 
 _EXPERIMENTS: dict[str, type] = {}
 
@@ -21,36 +22,18 @@ def experiment(name: str):
     return register
 
 
-def _import_all() -> None:
-    from . import experiments as package
-
-    for module in sorted(m.name for m in pkgutil.iter_modules(package.__path__)):
-        if not module.startswith("_"):
-            importlib.import_module(f"{package.__name__}.{module}")
-
-
-def _import_module_named(name: str) -> None:
-    from . import experiments as package
-
-    if name.isidentifier() and any(m.name == name for m in pkgutil.iter_modules(package.__path__)):
-        importlib.import_module(f"{package.__name__}.{name}")
-
-
 def names() -> list[str]:
-    _import_all()
-    return sorted(_EXPERIMENTS)
+    return config.experiment_names()
+
+
+def listing() -> list[tuple[str, str]]:
+    """(name, one-line description) of every experiment, without importing any of them."""
+    return [(name, config.description(name)) for name in names()]
 
 
 def get(name: str):
     """An instance of the experiment called ``name``; a clear error for an unknown name."""
-    _import_module_named(name)  # the usual case: experiments/<name>.py, without importing the others
+    config.check_name(name)
     if name not in _EXPERIMENTS:
-        _import_all()
-    if name not in _EXPERIMENTS:
-        close = difflib.get_close_matches(name, _EXPERIMENTS, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise UserError(
-            f"unknown experiment '{name}'.{hint} Known: {', '.join(sorted(_EXPERIMENTS))} "
-            "(see `torchclassics list`)."
-        )
+        importlib.import_module(f"{__package__}.experiments.{name}")
     return _EXPERIMENTS[name]()

@@ -31,7 +31,8 @@ from typing import Any
 
 from . import config, registry
 from .engine.device import pick_device
-from .engine.rundir import runs_root, write_json_atomic
+from .atomic import write_json
+from .engine.rundir import runs_root
 from .errors import UserError
 from .synthesize import higher_is_better
 
@@ -146,21 +147,18 @@ def parse_param(text: str) -> Dimension:
     return parse_dimension(key.strip(), spec.strip())
 
 
-def search_json_path(name: str) -> Path:
-    """``search.json`` beside the experiment's params.json."""
-    return config.params_path(name).parent / "search.json"
-
-
 def load_space(name: str, params: list[str] | None) -> list[Dimension]:
-    """The ``--param`` entries when there are any (they replace search.json), else search.json."""
+    """The ``--param`` entries when there are any (they replace search.json), else the
+    experiment's search.json (the user's ./experiments/NAME/search.json, else the package's)."""
     if params:
         space = [parse_param(p) for p in params]
         source = "--param"
     else:
-        path = search_json_path(name)
-        if not path.is_file():
-            raise UserError(f"no search space for '{name}': write {path} (an object key -> spec, e.g. "
-                            f"{{\"lr\": \"loguniform:1e-4:1e-1\"}}) or pass --param KEY=SPEC. Forms: {SPEC_FORMS}.")
+        path = config.experiment_file(name, "search.json")
+        if path is None:
+            raise UserError(f"no search space for '{name}': pass --param KEY=SPEC (e.g. --param "
+                            f"lr=loguniform:1e-4:1e-1), or write experiments/{name}/search.json in your project "
+                            f"(an object key -> spec; `torchclassics init {name}` starts one). Forms: {SPEC_FORMS}.")
         space = [parse_dimension(key, spec) for key, spec in config.read_json(path).items()]
         source = str(path)
     keys = [d.key for d in space]
@@ -172,17 +170,17 @@ def load_space(name: str, params: list[str] | None) -> list[Dimension]:
     return space
 
 
-def check_space(name: str, space: list[Dimension], fixed: dict) -> dict:
+def check_space(name: str, space: list[Dimension], sets: list[str]) -> dict:
     """Fail before any trial starts: every key must exist and every corner of its range
-    must be a valid value (type, > 0 for rates and sizes). Returns the fixed parameters."""
-    both = sorted(set(fixed) & {d.key for d in space})
+    must be a valid value (type, range). Returns the fixed parameters."""
+    both = sorted({config.parse_set(s)[0] for s in sets} & {d.key for d in space})
     if both:
         raise UserError(f"{', '.join(both)}: both fixed (--set) and searched (--param/search.json); keep one.")
-    params = config.resolve(name, fixed)
+    params = config.resolve(name, sets=sets)
     for dim in space:
         for value in dim.corners():
             try:
-                config.resolve(name, {**fixed, dim.key: value})
+                config.resolve(name, sets=sets, overrides={dim.key: value})
             except UserError as err:
                 raise UserError(f"search space {dim.key}: {err}") from None
     return params
@@ -416,7 +414,7 @@ def write_trial_marker(path: Path, plan: Plan, trial, state: str, **extra) -> No
     Pruned and failed trials get no summary.json (api.run writes it on success only);
     this file tells a reader why."""
     if path.is_dir():
-        write_json_atomic(path / "trial.json", {"study": plan.study, "trial": trial.number, "state": state,
+        write_json(path / "trial.json", {"study": plan.study, "trial": trial.number, "state": state,
                                                 "metric": plan.metric, "params": trial.params, **extra})
 
 
@@ -618,6 +616,7 @@ def finish(study, plan: Plan, study_dir: Path, storage_shown: str) -> dict:
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = study.best_trial if complete else None
     record = {
+        "experiment": plan.name,
         "study": plan.study,
         "metric": plan.metric,
         "direction": plan.direction,
@@ -628,7 +627,7 @@ def finish(study, plan: Plan, study_dir: Path, storage_shown: str) -> dict:
         "best_run_dir": best.user_attrs.get("run_dir") if best else None,
     }
     best_path = study_dir / "best_params.json"
-    write_json_atomic(best_path, record)
+    write_json(best_path, record)
     history = plot_history(trials, plan.metric, plan.direction, study_dir / "history.png",
                            f"{plan.study}: {plan.metric} ({plan.direction})")
     states = {}
@@ -657,9 +656,8 @@ def search(name: str, trials: int = 10, space: list[str] | None = None, sets: li
         raise UserError(f"--trials {trials}: must be at least 1.")
     if workers < 1:
         raise UserError(f"--workers {workers}: must be at least 1.")
-    fixed = dict(config.parse_override(s) for s in sets or [])
     dims = load_space(name, space)
-    params = check_space(name, dims, fixed)
+    params = check_space(name, dims, list(sets or []))
     metric, direction = objective_of(experiment, metric, direction)
     study_name = _check_study_name(study_name or name)
     root = runs_root(runs_dir)

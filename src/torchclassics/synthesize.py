@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from .config import read_json
-from .engine.rundir import read_metrics, runs_root, write_text_atomic
+from .atomic import write_text as write_text_atomic
+from .engine.rundir import read_metrics, runs_root
 from .errors import UserError
 
 FIGURE_TYPES = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",

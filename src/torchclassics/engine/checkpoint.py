@@ -1,43 +1,69 @@
-"""Checkpoints: tensors and plain values only, written atomically, loaded with weights_only."""
+"""Checkpoints: tensors and plain values only, written atomically, loaded with weights_only.
+
+A checkpoint is a dict with at least ``"model"`` (a state dict). ``torch.load(weights_only=True)``
+refuses anything else that a pickle could smuggle in; such a file is not ours and is never unpickled.
+"""
 from __future__ import annotations
 
-import os
+import io
+import pickle
 import random
-import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
+from .. import atomic
 from ..errors import UserError
 
 
 def save_atomic(obj: dict, path: Path) -> None:
-    """Write ``obj`` to ``path`` so that a reader (or a crash) sees the old or the new file,
-    never half of one: temp file in the same folder, fsync, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Serialise in memory, then write the bytes atomically: a reader (or a crash, or a full
+    disk) sees the old file or the new one, never half, and the error names ``path``."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic.write_bytes(path, buffer.getvalue())
 
 
 def load(path: Path, map_location="cpu") -> dict:
+    """A checkpoint of ours, or a UserError in one line saying why ``path`` is not one."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no checkpoint at {path}.")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # a truncated or foreign file: say which, keep the traceback out
-        raise UserError(f"cannot read checkpoint {path}: {err}. Delete it to start over.") from None
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "unsupported global" in str(err).lower():  # a Python object refused: a foreign or hostile file
+            raise UserError(f"{path} is not a torchclassics checkpoint (it holds Python objects, not only "
+                            "tensors and plain values); it will not be unpickled.") from None
+        raise UserError(f"{path} is not a readable checkpoint (not a PyTorch file, or damaged); delete it to "
+                        "start over.") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path} is not a readable checkpoint ({first[:120]}); delete it to start over.") from None
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        raise UserError(f"{path} is not a torchclassics checkpoint (no model weights in it).")
+    return state
+
+
+def load_weights(model: nn.Module, weights: dict, path: Path, what: str) -> None:
+    """``model.load_state_dict(weights)``, or a UserError saying the checkpoint belongs to another model."""
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError) as err:
+        detail = " ".join(str(err).split())
+        raise UserError(f"{path} does not fit {what} ({detail[:200]}); it was written by another experiment "
+                        "or with other parameters.") from None
+
+
+def load_optimizer(optimizer, state: dict, path: Path, what: str) -> None:
+    try:
+        optimizer.load_state_dict(state)
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise UserError(f"{path} does not fit {what} ({' '.join(str(err).split())[:200]}); was the optimizer "
+                        "changed since it was written?") from None
 
 
 def rng_state() -> dict:

@@ -18,14 +18,15 @@ def _summary_writer():
 class Curves:
     """Scalars of each epoch's row; on resume, events after the checkpoint are purged."""
 
-    def __init__(self, run_path: Path, tag: str = "", resumed_at: int = 0, enabled: bool = True):
+    def __init__(self, run_path: Path, tag: str = "", resumed_at: int = 0, resumed: bool = False,
+                 enabled: bool = True):
         writer_class = _summary_writer() if enabled else None
         self.prefix = f"{tag}/" if tag else ""
         self.writer = None
         if writer_class is not None:
-            # purge_step drops what a killed run logged after its last checkpoint
+            # purge_step drops what a killed run logged after its last checkpoint (all of it, without one)
             self.writer = writer_class(log_dir=str(Path(run_path) / "tensorboard"),
-                                       purge_step=resumed_at + 1 if resumed_at else None)
+                                       purge_step=resumed_at + 1 if resumed else None)
 
     def log(self, row: dict) -> None:
         if self.writer is None:

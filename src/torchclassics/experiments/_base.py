@@ -5,9 +5,12 @@ from pathlib import Path
 
 import torch
 
-from ..engine.loop import FitResult, Task, Trainer, build_optimizer, build_scheduler
+from .. import config
+from ..engine.loop import FitResult, Task, Trainer, check_training_setup
 from ..engine.rundir import RunDir
 from ..errors import UserError
+
+ROW_BOOKKEEPING = ("epoch", "step", "lr", "train_s", "tag")
 
 
 def frames_every(every: int, snapshot):
@@ -23,57 +26,73 @@ def frames_every(every: int, snapshot):
     return on_epoch_end
 
 
+def draw_loss(task: Task, fit: FitResult, path: Path, title: str) -> Path:
+    """The loss figure of one trained Task: per step when there are few epochs, train and held-out."""
+    from ..viz.plots import loss_curves
+
+    return loss_curves(fit.history, path, title, loss=task.loss_name, held_out=task.held_out,
+                       step_losses=fit.step_losses)
+
+
+def every_nth_epoch(params: dict) -> int:
+    """Epochs between two GIF frames: about ``gif_frames`` frames whatever the length."""
+    return max(1, params["epochs"] // max(1, params.get("gif_frames", 40)))
+
+
 class Experiment:
     """Subclass, decorate with ``@experiment("name")``, and give at least ``build``.
 
-    The engine calls, in order: ``build`` (data, model, loss: a Task), ``train``
-    (by default the one Trainer), ``final_metrics`` and, on the writing process
-    only, ``figures``. Everything shown to a reader of the run directory comes
-    from these.
+    The engine calls, in order: ``build`` (data, model, loss: a Task), ``check`` (before
+    anything is written), ``train`` (by default the one Trainer), ``final_metrics`` and, on
+    the writing process only, ``figures``. Everything shown to a reader of the run
+    directory comes from these. Its description and parameters are data:
+    ``defaults/<name>/params.json`` and ``schema.json``.
     """
 
     name = ""
-    description = ""
-    # What search optimises and best.pt follows: (metric, "min" | "max").
+    # What search optimises and best.pt follows: (metric, "min" | "max"); the Task's monitor.
     objective = ("test_loss", "min")
+
+    @property
+    def description(self) -> str:
+        return config.description(self.name)
 
     def build(self, params: dict, device: torch.device) -> Task:
         raise NotImplementedError
 
     def check(self, params: dict, task: Task) -> None:
         """Raise a UserError for what only the optimizer or scheduler can judge (their
-        arguments), before the run directory is made."""
-        build_scheduler(params, build_optimizer(params, task.model))
+        arguments, by one step on a copy), before the run directory is made."""
+        for name in task.optimized:
+            check_training_setup(params, task.models[name], torch.device("cpu"))
 
     def checkpoint_folder(self, run_dir: RunDir) -> Path:
         """Where evaluate, predict and export find best.pt / last.pt."""
         return run_dir.checkpoints
 
-    def build_from_run(self, params: dict, device: torch.device, run_dir: RunDir) -> Task:
-        """The Task of a finished run (evaluate, predict, export); may use what the run
-        recorded (e.g. class names) instead of its data."""
+    def build_from_run(self, params: dict, device: torch.device, run_dir: RunDir, need_data: bool) -> Task:
+        """The Task of a finished run (evaluate: ``need_data``; predict, export: the model alone
+        where the experiment can make it without its data)."""
         return self.build(params, device)
+
+    def example_input(self, task: Task) -> torch.Tensor:
+        """Two real inputs of the model, for export: the held-out split's first batch."""
+        data = task.test if task.test is not None else task.train
+        if data is None:
+            raise UserError(f"{self.name}: no data to take an example input from.")
+        inputs, _ = next(iter(data.epoch(0)))
+        return inputs[:2].detach().cpu()
 
     def train(self, task: Task, make_trainer, resume: bool) -> tuple[FitResult, Trainer]:
         """``make_trainer(task, params=None, tag="")`` gives a Trainer writing into this run."""
         trainer = make_trainer(task)
         return trainer.fit(resume=resume), trainer
 
-    # What the loss is called in summary.json: "mse" makes readers find mse and test_mse.
-    loss_name = "loss"
-
-    def reported_name(self, metric: str) -> str:
-        """The summary's name of an engine metric (``test_loss`` -> ``test_mse`` for MSE lessons)."""
-        if metric in ("loss", "test_loss"):
-            return metric.replace("loss", self.loss_name)
-        return metric
-
     def final_metrics(self, task: Task, fit: FitResult, trainer: Trainer) -> dict:
-        """Flat name -> value; held-out metrics start with ``test_``. Default: the last epoch's row."""
+        """Flat name -> value; held-out metrics start with ``test_`` (or ``val_``). Default: the
+        last epoch's row."""
         last = dict(fit.history[-1]) if fit.history else {}
-        for key in ("epoch", "step", "lr", "train_s", "tag"):
-            last.pop(key, None)
-        return {self.reported_name(key): value for key, value in last.items()}
+        return {key: value for key, value in last.items() if key not in ROW_BOOKKEEPING}
 
     def extra_summary(self, task: Task, fit: FitResult, trainer: Trainer) -> dict:
         """Anything else worth keeping in summary.json (e.g. first predictions)."""

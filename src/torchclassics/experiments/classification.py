@@ -1,4 +1,4 @@
-"""Two Gaussian clusters told apart by a 2 -> 10 -> 2 ReLU net (seed 000, "classification")."""
+"""Two Gaussian clusters told apart by a 2 -> 10 -> 2 ReLU net (the tutorial series' "classification")."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,9 +11,8 @@ from ..engine.loop import Task, accuracy_sum
 from ..models.mlp import Net
 from ..registry import experiment
 from ..viz.animate import animate
-from ..viz.plots import loss_curves, new_figure, save
-from ._base import Experiment, frames_every
-from .regression import every_nth_epoch
+from ..viz.plots import new_figure, save
+from ._base import Experiment, draw_loss, every_nth_epoch, frames_every
 
 GRID_STEPS = 80
 
@@ -35,7 +34,6 @@ def decisions(x: torch.Tensor, grid: torch.Tensor):
 
 @experiment("classification")
 class Classification(Experiment):
-    description = "two Gaussian clusters, 2-10-2 ReLU net (SGD, cross-entropy; decision regions, GIF)"
     objective = ("test_accuracy", "max")
 
     def build(self, params, device):
@@ -72,4 +70,4 @@ class Classification(Experiment):
             draw(fig.add_subplot(1, 1, 1), frames[-1])
             save(fig, figures_dir / "decision_regions.png")
             animate(frames, draw, figures_dir / "animation.gif", size=(5, 4.5))
-        loss_curves(fit.history, figures_dir / "loss.png", "classification")
+        draw_loss(task, fit, figures_dir / "loss.png", "classification: cross-entropy")

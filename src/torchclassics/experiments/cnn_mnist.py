@@ -1,4 +1,4 @@
-"""Handwritten digits with the seed's CNN (seed 000 "CNN", seed 002 t-SNE GIF).
+"""Handwritten digits with the tutorial series' CNN, and the course layout's t-SNE GIF of its features.
 
 Also home of :class:`MnistClassifier`, what the CNN and the LSTM lessons share: data,
 evaluation on the whole test split plus the tutorial's first-2,000 figure, the first ten
@@ -21,8 +21,8 @@ from ..models.cnn import CNN
 from ..registry import experiment
 from ..viz.animate import write_gif
 from ..viz.embed import draw_tsne, tsne
-from ..viz.plots import confusion_matrix, loss_curves, new_figure, save, to_array
-from ._base import Experiment
+from ..viz.plots import confusion_matrix, new_figure, save, to_array
+from ._base import Experiment, draw_loss
 
 TUTORIAL_TEST = 2000  # the tutorial evaluated on the first 2,000 test digits only
 SAMPLES = 32          # digits in the samples figure
@@ -103,6 +103,18 @@ class MnistClassifier(Experiment):
         self.data = data
         return data
 
+    def build_from_run(self, params, device, run_dir, need_data):
+        """predict and export need the model alone: no data set is read (or downloaded)."""
+        if need_data:
+            return self.build(params, device)
+        return Task(model=self.make_model(params, device), train=None, test=None, loss_fn=nn.CrossEntropyLoss(),
+                    metrics={"accuracy": accuracy_sum}, monitor="test_accuracy", mode="max")
+
+    def example_input(self, task):
+        """Two standardised 28 x 28 images (noise: export checks the graph, not the answer)."""
+        generator = torch.Generator().manual_seed(0)
+        return mnist.normalise(torch.randint(0, 256, (2, 28, 28), generator=generator, dtype=torch.uint8))
+
     def build(self, params, device):
         data = self.load_data(params)
         model = self.make_model(params, device)
@@ -141,7 +153,7 @@ class MnistClassifier(Experiment):
                        f"{self.name}: first test digits, predicted (true); test accuracy {accuracy:.4f}")
         confusion_matrix(data.test_labels.numpy(), predicted.numpy(), [str(d) for d in range(10)],
                          figures_dir / "confusion.png", f"{self.name}: confusion on {len(predicted):,} test digits")
-        loss_curves(fit.history, figures_dir / "loss.png", self.name)
+        draw_loss(task, fit, figures_dir / "loss.png", f"{self.name}: cross-entropy")
 
     # -- image files ------------------------------------------------------------------
     @torch.no_grad()
@@ -173,7 +185,6 @@ def record_conv_weights(model: CNN, record: dict):
 
 @experiment("cnn_mnist")
 class CnnMnist(MnistClassifier):
-    description = "MNIST digits with the seed's 2-conv CNN (Adam; samples, confusion, t-SNE of features, t-SNE GIF)"
 
     def make_model(self, params, device):
         # Channels-last (NHWC) weights make oneDNN's convolutions and max-pooling 1.35-1.5x

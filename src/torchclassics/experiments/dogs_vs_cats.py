@@ -1,11 +1,14 @@
-"""Dogs vs Cats (seed 001): classify the images of a folder, reproducibly.
+"""Dogs vs Cats (the book "Deep Learning with PyTorch", chapter 3): classify the images of a folder, reproducibly.
 
 Kaggle's ``train/`` folder (``cat.0.jpg``, ``dog.0.jpg``: label from the prefix) or any
 folder with one sub-folder per class. The listing is sorted before a seeded split (the
-seed's code gave different results on two machines because ``os.listdir`` order
+book's code gave different results on two machines because ``os.listdir`` order
 differs), broken files are skipped with one warning, and the model is a small CNN
 trained from scratch (the default: minutes on a CPU, nothing to download) or the
-seed's ResNet-18 transfer learning.
+book's ResNet-18 transfer learning (ImageNet weights downloaded once with ``pretrained``).
+
+The held-out part is a validation split of the folder: its metrics are ``val_loss`` and
+``val_accuracy``, not ``test_*``.
 
 Class names are kept with the weights (``Task.record["classes"]``, saved in every
 checkpoint) and in summary.json, so ``predict`` names classes without the data folder.
@@ -23,14 +26,12 @@ from ..data.images import (IMAGENET_MEAN, IMAGENET_STD, ImageBatches, ImageFolde
 from ..engine import checkpoint
 from ..engine.loop import Task, accuracy_sum
 from ..errors import UserError
-from ..models.resnet import FINETUNE, ResNet18Classifier
+from ..models.resnet import ResNet18Classifier
 from ..models.small_cnn import SmallCNN
 from ..registry import experiment
-from ..viz.plots import confusion_matrix, loss_curves, new_figure, save
-from ._base import Experiment
+from ..viz.plots import confusion_matrix, new_figure, save
+from ._base import Experiment, draw_loss
 
-MODELS = ("small_cnn", "resnet18")
-MIN_IMAGE_SIZE = 16  # four halvings in the small CNN, five in ResNet-18 (global pooling copes with 1 x 1)
 GRID_IMAGES = 16
 NO_DATA = (
     "dogs_vs_cats needs a folder of images: download train.zip from https://www.kaggle.com/c/dogs-vs-cats/data "
@@ -41,22 +42,11 @@ NO_DATA = (
 
 
 def check_params(params: dict) -> None:
-    """What config.validate cannot know about this experiment; data_root is checked on use."""
-    if params["model"] not in MODELS:
-        raise UserError(f"model={params['model']!r}: choose one of {', '.join(MODELS)}.")
-    if params["finetune"] not in FINETUNE:
-        raise UserError(f"finetune={params['finetune']!r}: choose one of {', '.join(FINETUNE)}.")
-    if not 0 < params["val_fraction"] < 1:
-        raise UserError(f"val_fraction={params['val_fraction']}: must be between 0 and 1.")
-    if params["image_size"] < MIN_IMAGE_SIZE:
-        raise UserError(f"image_size={params['image_size']}: must be at least {MIN_IMAGE_SIZE}.")
-    if not isinstance(params["num_workers"], int) or params["num_workers"] < 0:
-        raise UserError(f"num_workers={params['num_workers']}: must be 0 (load in this process) or more.")
-    scale = params["crop_scale"]
-    if not (isinstance(scale, list) and len(scale) == 2 and all(isinstance(v, (int, float)) for v in scale)
-            and 0 < scale[0] <= scale[1] <= 1):
-        raise UserError(f"crop_scale={json.dumps(scale)}: two numbers 0 < low <= high <= 1, the range of the "
-                        "area fraction a random crop keeps, e.g. [0.5, 1.0].")
+    """What schema.json cannot say about this experiment's parameters; data_root is checked on use."""
+    low, high = params["crop_scale"]
+    if low > high:
+        raise UserError(f"crop_scale={json.dumps(params['crop_scale'])}: [low, high] with low <= high, the range "
+                        "of the area fraction a random crop keeps, e.g. [0.5, 1.0].")
 
 
 def data_root(params: dict) -> Path:
@@ -94,9 +84,7 @@ def recorded_classes(run_dir) -> list[str]:
 
 @experiment("dogs_vs_cats")
 class DogsVsCats(Experiment):
-    description = ("classify an image folder (Kaggle Dogs vs Cats or ImageFolder layout): small CNN or "
-                   "ResNet-18; sorted, seeded split; broken files skipped")
-    objective = ("test_accuracy", "max")
+    objective = ("val_accuracy", "max")
 
     def build(self, params, device):
         check_params(params)
@@ -105,16 +93,18 @@ class DogsVsCats(Experiment):
         # The pixels are read on first use of the batches.
         return self._task(params, device, list(self.folder.classes), build_model(params, len(self.folder.classes)))
 
-    def build_from_run(self, params, device, run_dir):
-        """The Task of a finished run, for evaluate and predict: class names from the run, the
-        data folder untouched until evaluate reads it, no pretrained weights (the checkpoint's replace them)."""
+    def build_from_run(self, params, device, run_dir, need_data):
+        """The Task of a finished run: class names from the run, the data folder read only by
+        evaluate, no pretrained weights (the checkpoint's replace them)."""
         check_params(params)
         classes = recorded_classes(run_dir)
-        self.folder = image_folder(params, expected_classes=classes) if params.get("data_root") else None
+        if need_data and not params.get("data_root"):
+            raise UserError(f"evaluate: {run_dir.path} was trained without a data_root; nothing to validate on.")
+        self.folder = image_folder(params, expected_classes=classes) if need_data else None
         return self._task(params, device, classes, build_model(params, len(classes), pretrained=False))
 
     def _task(self, params, device, classes: list[str], model: nn.Module) -> Task:
-        self.classes = classes
+        self.classes, self.image_size = classes, params["image_size"]
         train = test = None
         if self.folder is not None:
             augment = RandomCropFlip(params["image_size"], params["crop_scale"]) if params["augment"] else None
@@ -124,14 +114,18 @@ class DogsVsCats(Experiment):
             test = ImageBatches(self.folder, "val", **common)
         return Task(model=model, train=train, test=test, loss_fn=nn.CrossEntropyLoss(),
                     metrics={"accuracy": accuracy_sum}, record={"classes": list(classes)},
-                    monitor="test_accuracy", mode="max")
+                    held_out="val", monitor="val_accuracy", mode="max")
+
+    def example_input(self, task):
+        size = self.image_size
+        return torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
 
     def extra_summary(self, task, fit, trainer):
         return self.folder.summary()
 
     # -- figures --------------------------------------------------------------------------------
     def figures(self, task, fit, trainer, figures_dir):
-        loss_curves(fit.history, figures_dir / "loss.png", "dogs_vs_cats: loss")
+        draw_loss(task, fit, figures_dir / "loss.png", "dogs_vs_cats: cross-entropy")
         found = validation_predictions(trainer.model, task.test, len(self.classes))
         confusion_matrix(found["true"], found["predicted"], self.classes, figures_dir / "confusion.png",
                          title="validation confusion matrix")

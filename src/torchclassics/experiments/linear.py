@@ -1,4 +1,5 @@
-"""A linear layer two ways on seed 001's 17-point toy data: by hand, and with nn.Linear + SGD."""
+"""A linear layer two ways on the book's 17-point toy data: by hand, and with nn.Linear + SGD
+("Deep Learning with PyTorch", chapter 3)."""
 from __future__ import annotations
 
 import torch
@@ -8,8 +9,8 @@ from ..data.batches import TensorBatches
 from ..data.synthetic import toy_line
 from ..engine.loop import Task
 from ..registry import experiment
-from ..viz.plots import loss_curves, new_figure, save
-from ._base import Experiment
+from ..viz.plots import new_figure, save
+from ._base import Experiment, draw_loss
 
 
 def fit_by_hand(x: torch.Tensor, y: torch.Tensor, lr: float, epochs: int, start: nn.Linear) -> dict:
@@ -31,8 +32,8 @@ def fit_by_hand(x: torch.Tensor, y: torch.Tensor, lr: float, epochs: int, start:
             w.grad.zero_()
             b.grad.zero_()
         losses.append(loss.item())
-    # "loss" is the last epoch's loss before its update, as the engine logs an epoch.
-    return {"w": w.item(), "b": b.item(), "loss": losses[-1] if losses else float("nan"), "losses": losses}
+    # "mse" is the last epoch's loss before its update, as the engine logs an epoch.
+    return {"w": w.item(), "b": b.item(), "mse": losses[-1] if losses else float("nan"), "losses": losses}
 
 
 def least_squares(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
@@ -45,8 +46,7 @@ def least_squares(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float
 
 @experiment("linear")
 class Linear(Experiment):
-    description = "seed 001's toy line fitted by hand (w, b, manual update) and with nn.Linear + SGD"
-    objective = ("loss", "min")
+    objective = ("mse", "min")
 
     def build(self, params, device):
         self.x, self.y = toy_line()
@@ -56,7 +56,7 @@ class Linear(Experiment):
             train=TensorBatches(self.x, self.y, batch_size=len(self.x), shuffle=False, device=device),
             test=None,
             loss_fn=nn.MSELoss(),
-            monitor="loss",
+            loss_name="mse",
         )
 
     def train(self, task, make_trainer, resume):
@@ -67,10 +67,10 @@ class Linear(Experiment):
         w, b, mse = least_squares(self.x, self.y)
         layer = task.model
         return {
-            "loss": fit.history[-1]["loss"] if fit.history else float("nan"),
+            "mse": fit.history[-1]["mse"] if fit.history else float("nan"),
             "linear_w": layer.weight.item(), "linear_b": layer.bias.item(),
-            "by_hand_loss": self.by_hand["loss"], "by_hand_w": self.by_hand["w"], "by_hand_b": self.by_hand["b"],
-            "least_squares_loss": mse, "least_squares_w": w, "least_squares_b": b,
+            "by_hand_mse": self.by_hand["mse"], "by_hand_w": self.by_hand["w"], "by_hand_b": self.by_hand["b"],
+            "least_squares_mse": mse, "least_squares_w": w, "least_squares_b": b,
         }
 
     def figures(self, task, fit, trainer, figures_dir):
@@ -88,4 +88,4 @@ class Linear(Experiment):
         ax.set(xlabel="x", ylabel="y", title="a linear layer, two ways")
         ax.legend()
         save(fig, figures_dir / "fit.png")
-        loss_curves(fit.history, figures_dir / "loss.png", "nn.Linear: MSE")
+        draw_loss(task, fit, figures_dir / "loss.png", "nn.Linear: MSE")

@@ -1,4 +1,4 @@
-"""Handwritten digits read row by row by an LSTM (seed 000 "RNN classification", seed 003)."""
+"""Handwritten digits read row by row by an LSTM (the tutorial series' "RNN classification")."""
 from __future__ import annotations
 
 from ..models.lstm import RowLSTM
@@ -10,8 +10,6 @@ from .cnn_mnist import MnistClassifier
 class LstmMnist(MnistClassifier):
     """Trains without CUDA graphs (no ``cuda_graphs`` parameter): cuDNN's LSTM captured with
     ``make_graphed_callables`` gave NaN losses within two epochs (H100, torch 2.11)."""
-
-    description = "MNIST digits as 28 rows read by an LSTM(28->64) (Adam; samples, confusion matrix)"
 
     def make_model(self, params, device):
         return RowLSTM(rows=28, hidden=params.get("hidden", 64), n_classes=10)

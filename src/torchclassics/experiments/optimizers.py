@@ -1,7 +1,10 @@
-"""One 1 -> 20 -> 1 net per optimizer on the same batches (seed 000, "optimizers").
+"""One 1 -> 20 -> 1 net per optimizer on the same batches (the tutorial series' "optimizers").
 
 Every net starts from the same weights and sees the same batches in the same order,
-so the curves differ by the optimizer alone (the seed's nets started apart)."""
+so the curves differ by the optimizer alone (the tutorial's nets started apart). The
+winner is the optimizer with the lowest held-out MSE at the end; summary.json names it
+once (``best_optimizer``), and its best epoch is the run's ``best`` (the checkpoint that
+evaluate, predict and export use)."""
 from __future__ import annotations
 
 import json
@@ -25,19 +28,23 @@ def optimizer_params(params: dict, name: str) -> dict:
             "optimizer_args": dict(params.get("optimizer_args", {}).get(name, {}))}
 
 
+def winner(fits: dict[str, FitResult]) -> str:
+    """The optimizer whose net ends with the lowest held-out MSE."""
+    return min(fits, key=lambda name: fits[name].history[-1]["test_mse"])
+
+
 def combined(fits: dict[str, FitResult]) -> FitResult:
-    """One FitResult for the run: every net's rows, the best held-out loss of all."""
+    """One FitResult for the run: every net's rows; the winner's best epoch."""
     history = [row for fit in fits.values() for row in fit.history]
-    bests = [dict(fit.best, optimizer=name) for name, fit in fits.items() if fit.best["value"] is not None]
-    best = min(bests, key=lambda b: b["value"]) if bests else {"metric": "test_loss", "value": None, "epoch": None}
+    best_name = winner(fits)
+    best = dict(fits[best_name].best, optimizer=best_name)
     return FitResult(history, best, sum(f.train_s for f in fits.values()), sum(f.steps for f in fits.values()),
                      [], min(f.resumed_from for f in fits.values()))
 
 
 @experiment("optimizers")
 class Optimizers(Experiment):
-    description = "SGD, Momentum, RMSprop, Adam (or any torch.optim list) training the same net on y = x^2"
-    objective = ("test_loss", "min")
+    objective = ("test_mse", "min")
 
     def build(self, params, device):
         self.params, self.device = params, device
@@ -58,18 +65,22 @@ class Optimizers(Experiment):
             super().check(optimizer_params(params, name), self.task_for(name))
 
     def checkpoint_folder(self, run_dir):
-        """The folder of the optimizer that ended best (summary.json), else the first one."""
+        """The folder of the winning optimizer (summary.json), else the first one."""
         summary = run_dir.path / "summary.json"
         best = json.loads(summary.read_text()).get("best_optimizer") if summary.is_file() else None
-        return run_dir.checkpoints / (best or self.params["optimizers"][0])
+        return run_dir.checkpoints / (best or run_dir.params()["optimizers"][0])
 
     def task_for(self, name: str) -> Task:
-        return Task(model=self.nets[name], train=self.train_data, test=self.test_data, loss_fn=nn.MSELoss())
+        return Task(model=self.nets[name], train=self.train_data, test=self.test_data, loss_fn=nn.MSELoss(),
+                    loss_name="mse")
 
     def train(self, task, make_trainer, resume):
-        self.fits, self.diverged, trainer = {}, {}, None
-        for name in self.params["optimizers"]:
-            trainer = make_trainer(self.task_for(name), optimizer_params(self.params, name), tag=name)
+        trainers = {name: make_trainer(self.task_for(name), optimizer_params(self.params, name), tag=name)
+                    for name in self.params["optimizers"]}
+        for trainer in trainers.values():  # every checkpoint checked before the first write
+            trainer.restore(resume)
+        self.fits, self.diverged = {}, {}
+        for name, trainer in trainers.items():
             try:
                 self.fits[name] = trainer.fit(resume=resume)
             except Diverged as err:  # one optimizer blowing up is a result of the comparison, not an error
@@ -77,32 +88,31 @@ class Optimizers(Experiment):
                 trainer.run.info(str(err), echo=True)
         if not self.fits:
             raise Diverged(f"every optimizer diverged at lr={self.params['lr']}; try a smaller lr.")
-        return combined(self.fits), trainer
+        return combined(self.fits), trainers[winner(self.fits)]
 
     def final_metrics(self, task, fit, trainer):
         metrics = {}
         for name, result in self.fits.items():
             last = result.history[-1]
-            metrics[f"loss_{name}"] = last["loss"]
-            metrics[f"test_loss_{name}"] = last["test_loss"]
-        finals = {name: result.history[-1]["test_loss"] for name, result in self.fits.items()}
-        metrics["test_loss"] = min(finals.values())
+            metrics[f"mse_{name}"] = last["mse"]
+            metrics[f"test_mse_{name}"] = last["test_mse"]
+        metrics["test_mse"] = self.fits[winner(self.fits)].history[-1]["test_mse"]
         return metrics
 
     def extra_summary(self, task, fit, trainer):
-        finals = {name: result.history[-1]["test_loss"] for name, result in self.fits.items()}
-        return {"best_optimizer": min(finals, key=finals.get), "diverged": self.diverged}
+        return {"best_optimizer": winner(self.fits), "diverged": self.diverged}
 
     def figures(self, task, fit, trainer, figures_dir):
         fig = new_figure(9, 4)
         ax = fig.add_subplot(1, 2, 1)
         for name, result in self.fits.items():
             ax.plot(result.step_losses, label=name, lw=1)
-        ax.set(xlabel="step", ylabel="training loss (batch)", ylim=(0, 0.2), title="loss per step")
+        ax.set(xlabel="step", ylabel="training MSE (batch)", ylim=(0, 0.2), title="loss per step")
         ax.legend()
         ax = fig.add_subplot(1, 2, 2)
         for name, result in self.fits.items():
-            ax.plot([r["epoch"] for r in result.history], [r["test_loss"] for r in result.history], marker="o", ms=3, label=name)
-        ax.set(xlabel="epoch", ylabel="held-out MSE", yscale="log", title="held-out loss per epoch")
+            ax.plot([r["epoch"] for r in result.history], [r["test_mse"] for r in result.history], marker="o", ms=3,
+                    label=name)
+        ax.set(xlabel="epoch", ylabel="held-out MSE", yscale="log", title="held-out MSE per epoch")
         ax.legend()
         save(fig, figures_dir / "loss.png")

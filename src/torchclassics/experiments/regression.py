@@ -1,4 +1,4 @@
-"""Curve fitting: a 1 -> 10 -> 1 ReLU net learns y = x^2 + noise (seed 000, "regression")."""
+"""Curve fitting: a 1 -> 10 -> 1 ReLU net learns y = x^2 + noise (the tutorial series' "regression")."""
 from __future__ import annotations
 
 import torch
@@ -10,20 +10,13 @@ from ..engine.loop import Task
 from ..models.mlp import Net
 from ..registry import experiment
 from ..viz.animate import animate
-from ..viz.plots import loss_curves, new_figure, save
-from ._base import Experiment, frames_every
-
-
-def every_nth_epoch(params: dict) -> int:
-    """Epochs between two GIF frames: about ``gif_frames`` frames whatever the length."""
-    return max(1, params["epochs"] // max(1, params.get("gif_frames", 40)))
+from ..viz.plots import new_figure, save
+from ._base import Experiment, draw_loss, every_nth_epoch, frames_every
 
 
 @experiment("regression")
 class Regression(Experiment):
-    description = "fit y = x^2 + noise with a 1-10-1 ReLU net (SGD, MSE; figure, loss curve, GIF)"
     objective = ("test_mse", "min")
-    loss_name = "mse"
 
     def build(self, params, device):
         x, y = parabola(params["n_points"], params["seed"], params["noise"])
@@ -39,10 +32,9 @@ class Regression(Experiment):
             train=TensorBatches(x, y, batch_size=batch, shuffle=True, seed=params["seed"], device=device),
             test=TensorBatches(x_test, y_test, batch_size=len(x_test), shuffle=False, device=device),
             loss_fn=nn.MSELoss(),
+            loss_name="mse",
             on_epoch_end=frames_every(every_nth_epoch(params), lambda model: {"y": model(x_on_device).flatten().cpu()}),
-            monitor="test_loss",
         )
-
 
     def figures(self, task, fit, trainer, figures_dir):
         x, y = self.x.flatten().numpy(), self.y.flatten().numpy()
@@ -60,4 +52,4 @@ class Regression(Experiment):
             draw(fig.add_subplot(1, 1, 1), frames[-1])
             save(fig, figures_dir / "fit.png")
             animate(frames, draw, figures_dir / "animation.gif")
-        loss_curves(fit.history, figures_dir / "loss.png", "regression: MSE")
+        draw_loss(task, fit, figures_dir / "loss.png", "regression: MSE")

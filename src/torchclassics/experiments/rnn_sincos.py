@@ -1,4 +1,4 @@
-"""An RNN reads sin(t) and predicts cos(t), window after window (seed 000, "RNN regression").
+"""An RNN reads sin(t) and predicts cos(t), window after window (the tutorial series' "RNN regression").
 
 The hidden state is carried from one window to the next and detached in between
 (truncated back-propagation through time): that carried state is what tells the net
@@ -15,9 +15,8 @@ from ..engine.loop import Task
 from ..models.rnn import SinCosRNN
 from ..registry import experiment
 from ..viz.animate import animate
-from ..viz.plots import loss_curves, new_figure, save
-from ._base import Experiment, frames_every
-from .regression import every_nth_epoch
+from ..viz.plots import new_figure, save
+from ._base import Experiment, draw_loss, every_nth_epoch, frames_every
 
 
 def rnn_forward(model, inputs, state):
@@ -37,9 +36,7 @@ def predict_sequence(model, data: TensorBatches) -> torch.Tensor:
 
 @experiment("rnn_sincos")
 class RnnSinCos(Experiment):
-    description = "an RNN predicts cos(t) from sin(t), hidden state carried across windows (TBPTT)"
     objective = ("test_mse", "min")
-    loss_name = "mse"
 
     def build(self, params, device):
         self.params = params
@@ -47,13 +44,14 @@ class RnnSinCos(Experiment):
         x, y, t = sin_cos_windows(n_train, steps)
         x_test, y_test, t_test = sin_cos_windows(params["test_windows"], steps, start_window=n_train)
         self.t_test, self.y_test = t_test.flatten(), y_test.flatten()
-        # Windows follow each other in time: no shuffling, one window per step as in the seed.
+        # Windows follow each other in time: no shuffling, one window per step as in the tutorial.
         test = TensorBatches(x_test, y_test, batch_size=params["batch_size"], shuffle=False, device=device)
         return Task(
             model=SinCosRNN(params["hidden"]),
             train=TensorBatches(x, y, batch_size=params["batch_size"], shuffle=False, device=device),
             test=test,
             loss_fn=nn.MSELoss(),
+            loss_name="mse",
             forward=rnn_forward,
             carry_state=True,
             on_epoch_end=frames_every(every_nth_epoch(params), lambda model: {"y": predict_sequence(model, test)}),
@@ -79,4 +77,4 @@ class RnnSinCos(Experiment):
             draw(fig.add_subplot(1, 1, 1), final)
             save(fig, figures_dir / "prediction.png")
             animate(frames, draw, figures_dir / "animation.gif", size=(8, 3.5))
-        loss_curves(fit.history, figures_dir / "loss.png", "rnn_sincos: MSE")
+        draw_loss(task, fit, figures_dir / "loss.png", "rnn_sincos: MSE")

@@ -29,22 +29,23 @@ def to_array(fig: Figure) -> np.ndarray:
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
-def loss_curves(history: list[dict], path: Path, title: str = "") -> Path:
+def loss_curves(history: list[dict], path: Path, title: str = "", *, loss: str = "loss", held_out: str = "test",
+                step_losses=None) -> Path:
     """Train and held-out loss per epoch; accuracy beside it when there is one."""
     epochs = [row["epoch"] for row in history]
-    has_accuracy = any("accuracy" in row or "test_accuracy" in row for row in history)
+    has_accuracy = any("accuracy" in row or f"{held_out}_accuracy" in row for row in history)
     fig = new_figure(10 if has_accuracy else 6.4, 4)
     ax = fig.add_subplot(1, 2 if has_accuracy else 1, 1)
-    for key, label in (("loss", "train"), ("test_loss", "held-out")):
+    for key, label in ((loss, "train"), (f"{held_out}_{loss}", "held-out")):
         if any(key in row for row in history):
             ax.plot(epochs, [row.get(key, np.nan) for row in history], label=label)
     ax.set(xlabel="epoch", ylabel="loss", title=title or "loss")
-    if all(row.get("loss", 1) > 0 for row in history):
+    if all(row.get(loss, 1) > 0 for row in history):
         ax.set_yscale("log")
     ax.legend()
     if has_accuracy:
         ax = fig.add_subplot(1, 2, 2)
-        for key, label in (("accuracy", "train"), ("test_accuracy", "held-out")):
+        for key, label in (("accuracy", "train"), (f"{held_out}_accuracy", "held-out")):
             if any(key in row for row in history):
                 ax.plot(epochs, [row.get(key, np.nan) for row in history], label=label)
         ax.set(xlabel="epoch", ylabel="accuracy", title="accuracy")

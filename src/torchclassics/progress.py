@@ -1,0 +1,135 @@
+"""What a user sees while a run works: a line per epoch (a bar on a terminal), phases that say so.
+
+Not on a terminal (a log file, a notebook, CI), training prints lines in the spirit of the
+lessons' scripts: ``epoch 3/200 | step 300 | train mse 0.0123 | test mse 0.0101 | 0.4 s``, about
+twenty of them per run (first, last and evenly between), plus one every
+:data:`QUIET_SECONDS` of a long epoch. On a terminal a tqdm bar shows the steps and the same
+lines scroll above it. The lines also go to the run's train.log. ``quiet`` silences all of it.
+
+No torch here: phases wrap work in any layer (data loading, figures, t-SNE, GIFs).
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from typing import Callable, Iterator
+
+LINES_PER_RUN = 20     # epoch lines for a run, about
+QUIET_SECONDS = 10.0   # longest silence while an epoch runs
+ANNOUNCE_AFTER = 1.0   # a phase says so once it has taken this long
+
+_state = threading.local()
+
+
+def is_quiet() -> bool:
+    return getattr(_state, "quiet", False)
+
+
+@contextlib.contextmanager
+def quiet(enabled: bool = True) -> Iterator[None]:
+    """Silence progress lines and phases inside this block (``--quiet``, search trials)."""
+    before = is_quiet()
+    _state.quiet = enabled or before
+    try:
+        yield
+    finally:
+        _state.quiet = before
+
+
+def say(message: str) -> None:
+    if not is_quiet():
+        print(message, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def phase(what: str) -> Iterator[None]:
+    """A slow step announces itself once it has run for a second ("drawing figures ...") and
+    its time when it ends; a fast one stays silent."""
+    if is_quiet():
+        yield
+        return
+    started = time.perf_counter()
+    announced = threading.Event()
+
+    def announce():
+        announced.set()
+        print(f"torchclassics: {what} ...", file=sys.stderr, flush=True)
+
+    timer = threading.Timer(ANNOUNCE_AFTER, announce)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        if announced.is_set():
+            print(f"torchclassics: {what}: done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+
+
+def _number(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def row_line(row: dict, epochs: int, held_out: str, elapsed: float) -> str:
+    """``epoch 3/200 | step 300 | train mse 0.0123 | test mse 0.0101 | 0.4 s``."""
+    parts = [f"epoch {row['epoch']}/{epochs}", f"step {row['step']}"]
+    prefix = f"{held_out}_"
+    for key, value in row.items():
+        if key in ("epoch", "step", "lr", "train_s", "tag") or not isinstance(value, (int, float)):
+            continue
+        parts.append(f"{held_out} {key[len(prefix):]} {_number(value)}" if key.startswith(prefix)
+                     else f"train {key} {_number(value)}")
+    parts.append(f"{elapsed:.1f} s")
+    line = " | ".join(parts)
+    return f"[{row['tag']}] {line}" if row.get("tag") else line
+
+
+class Progress:
+    """Epoch lines (and a bar on a terminal) for one Trainer; ``log`` also receives every line."""
+
+    def __init__(self, epochs: int, first_epoch: int, steps_per_epoch: int, held_out: str,
+                 log: Callable[[str], None], label: str = "", enabled: bool = True):
+        self.epochs, self.held_out, self.log = epochs, held_out, log
+        self.steps_per_epoch = steps_per_epoch
+        self.enabled = enabled and not is_quiet()
+        self.every = max(1, -(-epochs // LINES_PER_RUN))
+        self.started = time.perf_counter()
+        self.last_line = self.started
+        self.bar = None
+        if self.enabled and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=(epochs - first_epoch) * steps_per_epoch, desc=label or None, unit="step",
+                            leave=False, dynamic_ncols=True)
+
+    def _emit(self, line: str, to_log: bool = True) -> None:
+        self.last_line = time.perf_counter()
+        if to_log:
+            self.log(line)
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def step(self, epoch: int, step_in_epoch: int, loss: Callable[[], float]) -> None:
+        """After each step: the bar moves; without one, a line if the epoch has been silent too long.
+        ``loss`` is called only then (it may copy from a GPU)."""
+        if self.bar is not None:
+            self.bar.update(1)
+        elif self.enabled and time.perf_counter() - self.last_line >= QUIET_SECONDS:
+            self._emit(f"epoch {epoch}/{self.epochs} | step {step_in_epoch}/{self.steps_per_epoch} of the epoch | "
+                       f"train loss {_number(loss())} | {time.perf_counter() - self.started:.1f} s", to_log=False)
+
+    def epoch(self, row: dict) -> None:
+        epoch = row["epoch"]
+        due = epoch == 1 or epoch == self.epochs or epoch % self.every == 0
+        if due or time.perf_counter() - self.last_line >= QUIET_SECONDS:
+            self._emit(row_line(row, self.epochs, self.held_out, time.perf_counter() - self.started))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
