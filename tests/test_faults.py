@@ -52,10 +52,11 @@ def snapshot(run: Path) -> dict:
             if p.is_file() and p.name != ".lock"}
 
 
-def one_line_error(proc_or_err: str) -> str:
-    lines = [line for line in proc_or_err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("torchclassics: error: "), proc_or_err
-    return lines[0]
+def one_line_error(stderr: str) -> str:
+    """The one error line of a refused command (progress lines of a run before it may precede it)."""
+    errors = [line for line in stderr.splitlines() if line.startswith("torchclassics: error: ")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr
+    return errors[0]
 
 
 # -- kills ------------------------------------------------------------------------------------------
