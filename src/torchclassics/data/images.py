@@ -15,9 +15,10 @@ on the number of worker processes, or on whether a run was resumed.
 
 Every file is decoded once before training (threads; large images reduced on their
 8-bit pixels, JPEGs decoded at reduced scale; more than MAX_PIXELS refused from the
-header): unreadable ones (truncated, zero bytes, not an image, too large) are reported
-in one line and left out, and for a small folder the decoded, resized pixels are kept
-in memory so that later epochs never touch the disk again.
+header): unreadable ones (truncated, zero bytes, not an image, too large) and entries
+that cannot be looked at (links to nowhere or in a loop, FIFOs, sub-folders that cannot
+be listed) are reported in one line and left out, and for a small folder the decoded,
+resized pixels are kept in memory so that later epochs never touch the disk again.
 
     folder = ImageFolderData(root, image_size=64, val_fraction=0.2, seed=0)
     train = ImageBatches(folder, "train", batch_size=32, device=device, augment=RandomCropFlip(64))
@@ -63,6 +64,7 @@ LAYOUTS_HELP = (
 )
 SHOWN_SKIPPED = 5  # how many skipped files the warning names
 NOT_A_FILE = "not a regular file: a FIFO, socket or device"
+FOLDER, FILE = "folder", "file"  # the kinds of directory entry a listing uses
 
 
 # -- listing ---------------------------------------------------------------------------------------
@@ -76,40 +78,75 @@ class ImageListing:
     files: tuple[str, ...]           # paths relative to root, sorted
     labels: tuple[int, ...]
     unlabelled: tuple[str, ...] = ()  # image files whose name carries no class (Kaggle layout)
+    unusable: tuple[tuple[str, str], ...] = ()  # (entry, why): what could not be looked at, named in the warning
 
 
 def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
+def _printable(name: str) -> str:
+    """A file name as it can be printed: bytes that are not UTF-8 written as \\xNN."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _sorted_entries(folder: Path) -> list[os.DirEntry]:
-    """Visible entries sorted by name: the same order on every file system."""
+    """Visible entries sorted by name: the same order on every file system. OSError if it cannot be listed."""
+    with os.scandir(folder) as entries:
+        return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
+
+
+def _kind(entry: os.DirEntry) -> str:
+    """FOLDER, FILE (a regular file), or why the entry cannot be used."""
+    if _printable(entry.name) != entry.name:  # not UTF-8: such a name cannot be printed or stored in JSON as it is
+        return "name is not valid UTF-8"
     try:
-        with os.scandir(folder) as entries:
-            return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
-    except OSError as err:
-        raise UserError(f"cannot list {folder}: {err.strerror}.") from None
+        if entry.is_dir():
+            return FOLDER
+        if entry.is_file():
+            return FILE
+    except OSError as err:  # a symbolic link loop (ELOOP), a link into a folder we may not enter (EACCES)
+        return err.strerror or type(err).__name__
+    return "broken symbolic link" if entry.is_symlink() else NOT_A_FILE
 
 
-def _images_under(folder: Path, root: Path) -> list[str]:
-    """Image files anywhere below ``folder``, relative to ``root``, in sorted order."""
+def _relative(entry: os.DirEntry, root: Path) -> str:
+    return _printable(Path(entry.path).relative_to(root).as_posix())
+
+
+def _images_under(folder: Path, root: Path, unusable: list, ancestors: frozenset = frozenset()) -> list[str]:
+    """Image files anywhere below ``folder``, relative to ``root``, in sorted order. An entry that cannot
+    be used is added to ``unusable`` as (name, why); OSError only when ``folder`` itself cannot be listed."""
+    here = folder.stat()
+    ancestors = ancestors | {(here.st_dev, here.st_ino)}
     found = []
     for entry in _sorted_entries(folder):
-        if entry.is_dir():
-            found.extend(_images_under(Path(entry.path), root))
-        elif entry.is_file() and is_image_name(entry.name):
-            found.append(Path(entry.path).relative_to(root).as_posix())
+        kind, name = _kind(entry), _relative(entry, root)
+        if kind == FILE:
+            if is_image_name(entry.name):
+                found.append(name)
+        elif kind != FOLDER:
+            unusable.append((name, kind))
+        else:
+            try:
+                info = entry.stat()
+                if (info.st_dev, info.st_ino) in ancestors:  # cat/up -> .. would be listed forever
+                    unusable.append((name, "a link to a folder above it"))
+                else:
+                    found.extend(_images_under(Path(entry.path), root, unusable, ancestors))
+            except OSError as err:
+                unusable.append((name, f"cannot list: {err.strerror or type(err).__name__}"))
     return found
 
 
-def _kaggle_listing(root: Path, names: list[str]) -> ImageListing:
+def _kaggle_listing(root: Path, names: list[str], unusable: list) -> ImageListing:
     labelled = [(name, KAGGLE_NAME.match(name)) for name in names]
     classes = tuple(sorted({m["label"] for _, m in labelled if m}))
     index = {label: k for k, label in enumerate(classes)}
     files = tuple(name for name, m in labelled if m)
     labels = tuple(index[m["label"]] for _, m in labelled if m)
     unlabelled = tuple(name for name, m in labelled if not m)
-    return ImageListing(root, "kaggle", classes, files, labels, unlabelled)
+    return ImageListing(root, "kaggle", classes, files, labels, unlabelled, tuple(unusable))
 
 
 def _looks_like_kaggle_parent(root: Path, class_files: dict[str, list[str]]) -> str | None:
@@ -122,8 +159,16 @@ def _looks_like_kaggle_parent(root: Path, class_files: dict[str, list[str]]) -> 
     return None
 
 
-def _imagefolder_listing(root: Path, class_dirs: list[os.DirEntry]) -> ImageListing:
-    class_files = {d.name: _images_under(Path(d.path), root) for d in class_dirs}
+def _class_files(root: Path, class_dir: os.DirEntry, unusable: list) -> list[str]:
+    try:
+        return _images_under(Path(class_dir.path), root, unusable)
+    except OSError as err:
+        raise UserError(f"cannot list the class folder {class_dir.path}: {err.strerror or err}. Make it "
+                        f"readable, or move it out of data_root={root}.") from None
+
+
+def _imagefolder_listing(root: Path, class_dirs: list[os.DirEntry], unusable: list) -> ImageListing:
+    class_files = {d.name: _class_files(root, d, unusable) for d in class_dirs}
     kaggle_inside = _looks_like_kaggle_parent(root, class_files)
     if kaggle_inside:
         raise UserError(f"data_root={root} looks like the folder above Kaggle's train folder: "
@@ -136,21 +181,27 @@ def _imagefolder_listing(root: Path, class_dirs: list[os.DirEntry]) -> ImageList
     classes = tuple(class_files)
     files = tuple(f for name in classes for f in class_files[name])
     labels = tuple(k for k, name in enumerate(classes) for _ in class_files[name])
-    return ImageListing(root, "imagefolder", classes, files, labels)
+    return ImageListing(root, "imagefolder", classes, files, labels, unusable=tuple(unusable))
 
 
 def list_image_folder(root) -> ImageListing:
-    """The labelled images of ``root``, its layout detected; a UserError for anything else."""
+    """The labelled images of ``root``, its layout detected; a UserError for anything else.
+    Entries that cannot be used (links to nowhere or in a loop, FIFOs, sub-folders that cannot be
+    listed) are left out and kept in ``unusable``; they never stop the listing."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise UserError(f"data_root={root}: no such folder. {LAYOUTS_HELP}")
-    entries = _sorted_entries(root)
-    top_images = [e.name for e in entries if e.is_file() and is_image_name(e.name)]
-    class_dirs = [e for e in entries if e.is_dir()]
+    try:
+        entries = [(entry, _kind(entry)) for entry in _sorted_entries(root)]
+    except OSError as err:
+        raise UserError(f"cannot list data_root={root}: {err.strerror or err}.") from None
+    top_images = [e.name for e, kind in entries if kind == FILE and is_image_name(e.name)]
+    class_dirs = [e for e, kind in entries if kind == FOLDER]
+    unusable = [(_printable(e.name), kind) for e, kind in entries if kind not in (FILE, FOLDER)]
     if any(KAGGLE_NAME.match(name) for name in top_images):
-        listing = _kaggle_listing(root, top_images)
+        listing = _kaggle_listing(root, top_images, unusable)
     elif class_dirs:
-        listing = _imagefolder_listing(root, class_dirs)
+        listing = _imagefolder_listing(root, class_dirs, unusable)
     elif top_images:
         raise UserError(f"data_root={root}: its images (e.g. {top_images[0]}) carry no class: neither named "
                         f"<class>.<n>.<ext> nor in one sub-folder per class. {LAYOUTS_HELP}")
@@ -385,8 +436,9 @@ class ImageFolderData:
     def scan(self) -> ScanResult:
         listing = self.listing
         result = scan_files(listing.root, listing.files, self.image_size, keep_pixels=self.cached)
-        skipped = [(name, "no <class>.<n> in the name") for name in listing.unlabelled] + result.skipped
-        warn_skipped(listing.root, skipped, len(listing.files) + len(listing.unlabelled))
+        skipped = ([(name, "no <class>.<n> in the name") for name in listing.unlabelled] + list(listing.unusable)
+                   + result.skipped)
+        warn_skipped(listing.root, skipped, len(listing.files) + len(listing.unlabelled) + len(listing.unusable))
         result.skipped = skipped
         self._check_parts(result.readable)
         return result
