@@ -5,7 +5,7 @@ anti-aliased) and centred by their centre of mass in a 28x28 field. A photo or
 drawing of a digit gets the same treatment here, so the trained nets see what they
 were trained on:
 
-1. any mode (RGBA over white, palette, 16-bit, CMYK) -> 8-bit grey;
+1. any mode (RGBA over white, palette, 16-bit, CMYK) -> 8-bit grey, large pictures reduced;
 2. dark ink on light paper (the border is brighter than mid-grey) -> inverted;
 3. the paper's level is subtracted and the contrast stretched to 0..255;
 4. the ink's bounding box is scaled to fit 20x20 and placed by centre of mass.
@@ -16,11 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
+
+from .images import UnusableImage, open_image
 
 BOX = 20       # MNIST's size-normalisation box
 SIDE = 28      # the field the box sits in
 INK = 0.25     # a pixel above this fraction of the brightest one counts as ink for the bounding box
+# Larger pictures are reduced (whole factors, on the 8-bit pixels) until their shorter side is near
+# this: a digit filling a tenth of it still spans 50 pixels for the 20-pixel box, and the float
+# work below stays a few MB whatever the file (a 4000 x 4000 photo once took 370 MB).
+WORK_SIDE = 512
 
 
 class DigitError(ValueError):
@@ -28,27 +34,15 @@ class DigitError(ValueError):
 
 
 def open_grey(path: Path) -> np.ndarray:
-    """The image as float grey levels 0..255; transparency is composited over white (drawn-on-paper)."""
+    """The image as float grey levels 0..255, transparency composited over white (drawn-on-paper)."""
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-                image = image.convert("RGBA")
-                paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(paper, image)
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                pixels = np.asarray(image, dtype=np.float64)
-                top = pixels.max() or 1.0
-                return pixels * (255.0 / top)
-            return np.asarray(image.convert("L"), dtype=np.float64)
-    except FileNotFoundError:
-        raise DigitError("no such file") from None
-    except IsADirectoryError:
-        raise DigitError("is a directory, not an image") from None
-    except UnidentifiedImageError:
-        raise DigitError("not an image PIL can read (PNG or JPEG of one digit expected)") from None
-    except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt image data
-        raise DigitError(f"unreadable image ({err})") from None
+        image = open_image(path, min_side=WORK_SIDE, max_side=4 * WORK_SIDE)
+    except UnusableImage as err:  # every failure of the file: missing, not an image, truncated, too large
+        raise DigitError(str(err)) from None
+    if image.mode in ("LA", "RGBA"):
+        paper = Image.new("RGBA", image.size, "white")
+        image = Image.alpha_composite(paper, image.convert("RGBA"))
+    return np.asarray(image.convert("L"), dtype=np.float64)
 
 
 def border_mean(pixels: np.ndarray) -> float:

@@ -13,10 +13,12 @@ is a seeded permutation of that sorted list, and the augmentation of one sample
 is seeded by (seed, epoch, sample), so the batches do not depend on the machine,
 on the number of worker processes, or on whether a run was resumed.
 
-Every file is decoded once before training (threads; JPEGs at reduced scale when
-that is still large enough): unreadable ones (truncated, zero bytes, not an image)
-are reported in one line and left out, and for a small folder the decoded, resized
-pixels are kept in memory so that later epochs never touch the disk again.
+Every file is decoded once before training (threads; large images reduced on their
+8-bit pixels, JPEGs decoded at reduced scale; more than MAX_PIXELS refused from the
+header): unreadable ones (truncated, zero bytes, not an image, too large) and entries
+that cannot be looked at (links to nowhere or in a loop, FIFOs, sub-folders that cannot
+be listed) are reported in one line and left out, and for a small folder the decoded,
+resized pixels are kept in memory so that later epochs never touch the disk again.
 
     folder = ImageFolderData(root, image_size=64, val_fraction=0.2, seed=0)
     train = ImageBatches(folder, "train", batch_size=32, device=device, augment=RandomCropFlip(64))
@@ -33,7 +35,10 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 import sys
+import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +46,8 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Sampler
-from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
 from ..errors import UserError
@@ -59,6 +63,8 @@ LAYOUTS_HELP = (
     "or torchvision's ImageFolder (one sub-folder per class, e.g. root/cat/*.jpg, root/dog/*.jpg)."
 )
 SHOWN_SKIPPED = 5  # how many skipped files the warning names
+NOT_A_FILE = "not a regular file: a FIFO, socket or device"
+FOLDER, FILE = "folder", "file"  # the kinds of directory entry a listing uses
 
 
 # -- listing ---------------------------------------------------------------------------------------
@@ -72,40 +78,75 @@ class ImageListing:
     files: tuple[str, ...]           # paths relative to root, sorted
     labels: tuple[int, ...]
     unlabelled: tuple[str, ...] = ()  # image files whose name carries no class (Kaggle layout)
+    unusable: tuple[tuple[str, str], ...] = ()  # (entry, why): what could not be looked at, named in the warning
 
 
 def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
+def _printable(name: str) -> str:
+    """A file name as it can be printed: bytes that are not UTF-8 written as \\xNN."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _sorted_entries(folder: Path) -> list[os.DirEntry]:
-    """Visible entries sorted by name: the same order on every file system."""
+    """Visible entries sorted by name: the same order on every file system. OSError if it cannot be listed."""
+    with os.scandir(folder) as entries:
+        return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
+
+
+def _kind(entry: os.DirEntry) -> str:
+    """FOLDER, FILE (a regular file), or why the entry cannot be used."""
+    if _printable(entry.name) != entry.name:  # not UTF-8: such a name cannot be printed or stored in JSON as it is
+        return "name is not valid UTF-8"
     try:
-        with os.scandir(folder) as entries:
-            return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
-    except OSError as err:
-        raise UserError(f"cannot list {folder}: {err.strerror}.") from None
+        if entry.is_dir():
+            return FOLDER
+        if entry.is_file():
+            return FILE
+    except OSError as err:  # a symbolic link loop (ELOOP), a link into a folder we may not enter (EACCES)
+        return err.strerror or type(err).__name__
+    return "broken symbolic link" if entry.is_symlink() else NOT_A_FILE
 
 
-def _images_under(folder: Path, root: Path) -> list[str]:
-    """Image files anywhere below ``folder``, relative to ``root``, in sorted order."""
+def _relative(entry: os.DirEntry, root: Path) -> str:
+    return _printable(Path(entry.path).relative_to(root).as_posix())
+
+
+def _images_under(folder: Path, root: Path, unusable: list, ancestors: frozenset = frozenset()) -> list[str]:
+    """Image files anywhere below ``folder``, relative to ``root``, in sorted order. An entry that cannot
+    be used is added to ``unusable`` as (name, why); OSError only when ``folder`` itself cannot be listed."""
+    here = folder.stat()
+    ancestors = ancestors | {(here.st_dev, here.st_ino)}
     found = []
     for entry in _sorted_entries(folder):
-        if entry.is_dir():
-            found.extend(_images_under(Path(entry.path), root))
-        elif entry.is_file() and is_image_name(entry.name):
-            found.append(Path(entry.path).relative_to(root).as_posix())
+        kind, name = _kind(entry), _relative(entry, root)
+        if kind == FILE:
+            if is_image_name(entry.name):
+                found.append(name)
+        elif kind != FOLDER:
+            unusable.append((name, kind))
+        else:
+            try:
+                info = entry.stat()
+                if (info.st_dev, info.st_ino) in ancestors:  # cat/up -> .. would be listed forever
+                    unusable.append((name, "a link to a folder above it"))
+                else:
+                    found.extend(_images_under(Path(entry.path), root, unusable, ancestors))
+            except OSError as err:
+                unusable.append((name, f"cannot list: {err.strerror or type(err).__name__}"))
     return found
 
 
-def _kaggle_listing(root: Path, names: list[str]) -> ImageListing:
+def _kaggle_listing(root: Path, names: list[str], unusable: list) -> ImageListing:
     labelled = [(name, KAGGLE_NAME.match(name)) for name in names]
     classes = tuple(sorted({m["label"] for _, m in labelled if m}))
     index = {label: k for k, label in enumerate(classes)}
     files = tuple(name for name, m in labelled if m)
     labels = tuple(index[m["label"]] for _, m in labelled if m)
     unlabelled = tuple(name for name, m in labelled if not m)
-    return ImageListing(root, "kaggle", classes, files, labels, unlabelled)
+    return ImageListing(root, "kaggle", classes, files, labels, unlabelled, tuple(unusable))
 
 
 def _looks_like_kaggle_parent(root: Path, class_files: dict[str, list[str]]) -> str | None:
@@ -118,8 +159,16 @@ def _looks_like_kaggle_parent(root: Path, class_files: dict[str, list[str]]) -> 
     return None
 
 
-def _imagefolder_listing(root: Path, class_dirs: list[os.DirEntry]) -> ImageListing:
-    class_files = {d.name: _images_under(Path(d.path), root) for d in class_dirs}
+def _class_files(root: Path, class_dir: os.DirEntry, unusable: list) -> list[str]:
+    try:
+        return _images_under(Path(class_dir.path), root, unusable)
+    except OSError as err:
+        raise UserError(f"cannot list the class folder {class_dir.path}: {err.strerror or err}. Make it "
+                        f"readable, or move it out of data_root={root}.") from None
+
+
+def _imagefolder_listing(root: Path, class_dirs: list[os.DirEntry], unusable: list) -> ImageListing:
+    class_files = {d.name: _class_files(root, d, unusable) for d in class_dirs}
     kaggle_inside = _looks_like_kaggle_parent(root, class_files)
     if kaggle_inside:
         raise UserError(f"data_root={root} looks like the folder above Kaggle's train folder: "
@@ -132,21 +181,27 @@ def _imagefolder_listing(root: Path, class_dirs: list[os.DirEntry]) -> ImageList
     classes = tuple(class_files)
     files = tuple(f for name in classes for f in class_files[name])
     labels = tuple(k for k, name in enumerate(classes) for _ in class_files[name])
-    return ImageListing(root, "imagefolder", classes, files, labels)
+    return ImageListing(root, "imagefolder", classes, files, labels, unusable=tuple(unusable))
 
 
 def list_image_folder(root) -> ImageListing:
-    """The labelled images of ``root``, its layout detected; a UserError for anything else."""
+    """The labelled images of ``root``, its layout detected; a UserError for anything else.
+    Entries that cannot be used (links to nowhere or in a loop, FIFOs, sub-folders that cannot be
+    listed) are left out and kept in ``unusable``; they never stop the listing."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise UserError(f"data_root={root}: no such folder. {LAYOUTS_HELP}")
-    entries = _sorted_entries(root)
-    top_images = [e.name for e in entries if e.is_file() and is_image_name(e.name)]
-    class_dirs = [e for e in entries if e.is_dir()]
+    try:
+        entries = [(entry, _kind(entry)) for entry in _sorted_entries(root)]
+    except OSError as err:
+        raise UserError(f"cannot list data_root={root}: {err.strerror or err}.") from None
+    top_images = [e.name for e, kind in entries if kind == FILE and is_image_name(e.name)]
+    class_dirs = [e for e, kind in entries if kind == FOLDER]
+    unusable = [(_printable(e.name), kind) for e, kind in entries if kind not in (FILE, FOLDER)]
     if any(KAGGLE_NAME.match(name) for name in top_images):
-        listing = _kaggle_listing(root, top_images)
+        listing = _kaggle_listing(root, top_images, unusable)
     elif class_dirs:
-        listing = _imagefolder_listing(root, class_dirs)
+        listing = _imagefolder_listing(root, class_dirs, unusable)
     elif top_images:
         raise UserError(f"data_root={root}: its images (e.g. {top_images[0]}) carry no class: neither named "
                         f"<class>.<n>.<ext> nor in one sub-folder per class. {LAYOUTS_HELP}")
@@ -177,13 +232,123 @@ def split_indices(labels, val_fraction: float, seed: int) -> tuple[list[int], li
 
 
 # -- decoding --------------------------------------------------------------------------------------
+# Our own decompression-bomb limit, read from the header before anything is decoded: 64 megapixels
+# hold any phone's photo (48 MP) and cost at most 256 MB as 8-bit RGBA. PIL's limit (89 MP, a
+# process-wide setting other code may rely on) is left alone.
+MAX_PIXELS = 64_000_000
+# The formats read. Leaving out PIL's other readers keeps their parsers (and EPS's hand-off to
+# Ghostscript) away from files that come from anywhere.
+FORMATS = ("JPEG", "PNG", "GIF", "BMP", "PPM", "TIFF", "WEBP")
+NOT_AN_IMAGE = "not an image (JPEG, PNG, GIF, BMP, PPM, TIFF or WebP expected)"
+# warnings.catch_warnings swaps the process's warning filters: one thread at a time.
+_WARNING_FILTERS = threading.Lock()
+
+
+class UnusableImage(ValueError):
+    """This file cannot be used as an image; the message says why in one line, without the path."""
+
+
+def _too_large(size: str) -> UnusableImage:
+    return UnusableImage(f"image of {size}, over the limit of {MAX_PIXELS // 10 ** 6} megapixels; scale it down")
+
+
+def _check_regular_file(path: Path) -> None:
+    """Before opening: a FIFO or a device would block or never end, a folder is a mistake."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise UnusableImage("no such file") from None
+    except OSError as err:  # permission denied on the way, a symbolic link loop
+        raise UnusableImage(err.strerror or type(err).__name__) from None
+    if stat.S_ISDIR(mode):
+        raise UnusableImage("a folder, not an image")
+    if not stat.S_ISREG(mode):
+        raise UnusableImage(NOT_A_FILE)
+
+
+def _open_within_limit(path: Path) -> Image.Image:
+    """``Image.open`` (reads the header only), refusing an image of more than MAX_PIXELS."""
+    with _WARNING_FILTERS, warnings.catch_warnings():
+        # Above PIL's own limit PIL warns (and refuses at twice it); ours is lower, so both mean
+        # "too large": the warning becomes an error here, in this call alone.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(path, formats=FORMATS)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+            pixels = re.search(r"\d+", str(err))  # PIL's message gives the pixel count, not the sides
+            raise _too_large(f"{int(pixels[0]):,} pixels" if pixels else "more pixels than PIL allows") from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        image.close()
+        raise _too_large(f"{width} x {height} pixels")
+    return image
+
+
+def _reducible(image: Image.Image) -> Image.Image:
+    """``image`` in a mode that ``Image.reduce`` takes and callers need not special-case:
+    L, LA, RGB, RGBA (8 bits), or I, F (16- and 32-bit grey)."""
+    if image.mode in ("L", "LA", "RGB", "RGBA", "I", "F"):
+        return image
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode.startswith("I;16"):
+        return image.convert("I")
+    if image.mode in ("PA", "La", "RGBa") or "transparency" in image.info:
+        return image.convert("RGBA")
+    return image.convert("RGB")  # palette, CMYK, YCbCr, LAB, HSV
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16- or 32-bit grey as 8-bit, the brightest pixel at 255 (such scans have no fixed white)."""
+    if image.mode not in ("I", "F"):
+        return image
+    top = image.getextrema()[1]
+    scale = 255 / top if top > 0 else 1.0
+    return image.point(lambda value: value * scale).convert("L")
+
+
+def _reduction(size: tuple[int, int], min_side: int, max_side: int | None = None) -> int:
+    """The largest whole factor that keeps the shorter side >= ``min_side``; larger if the longer
+    side would still exceed ``max_side``."""
+    factor = min(size) // min_side
+    if max_side:
+        factor = max(factor, -(-max(size) // max_side))
+    return max(factor, 1)
+
+
+def open_image(path, min_side: int, max_side: int | None = None) -> Image.Image:
+    """The picture in ``path`` as an 8-bit L, LA, RGB or RGBA image: the first frame, upright (EXIF
+    orientation applied), reduced by :func:`_reduction` (a box filter on the decoded 8-bit pixels, so
+    no full-size copy in a wider type is ever made; JPEGs are decoded at 1/2, 1/4 or 1/8 scale).
+
+    Raises :class:`UnusableImage` for every failure of this one file, the bomb included: an image
+    of more than MAX_PIXELS is refused from its header, before any decoding."""
+    path = Path(path)
+    _check_regular_file(path)
+    try:
+        with _open_within_limit(path) as original:
+            original.draft(None, (min_side, min_side))  # JPEG: a smaller scale while still >= min_side
+            ImageOps.exif_transpose(original, in_place=True)  # decodes; a truncated file raises here
+            image = _reducible(original)
+            factor = _reduction(image.size, min_side, max_side)
+            # A new image even at factor 1: closing the file below empties the original.
+            image = image.reduce(factor) if factor > 1 else image.copy()
+        return _eight_bit(image)
+    except UnusableImage:
+        raise
+    except UnidentifiedImageError:
+        raise UnusableImage(NOT_AN_IMAGE) from None
+    except Exception as err:  # truncated or corrupt: whatever a decoder raises is this file's failure
+        if isinstance(err, OSError) and err.strerror:  # the system's refusal (permission denied, I/O error)
+            raise UnusableImage(err.strerror) from None
+        raise UnusableImage(f"unreadable image: {why_unreadable(err, path)}") from None
+
+
 def load_image(path, size: int) -> torch.Tensor:
     """One image file as a ``3 x size x size`` uint8 tensor: shorter side resized to ``size``,
-    centre crop. Training, evaluation and predict all read pixels through here."""
-    with Image.open(path) as image:
-        # JPEG: let the decoder scale down by 1/2, 1/4 or 1/8 while the result stays >= size (far faster).
-        image.draft("RGB", (size, size))
-        image = image.convert("RGB")  # decodes everything: a truncated or corrupt file raises here
+    centre crop. Training, evaluation and predict all read pixels through here.
+    Raises :class:`UnusableImage`."""
+    image = open_image(path, min_side=size).convert("RGB")
     image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
     return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
 
@@ -208,7 +373,7 @@ def scan_files(root: Path, files, size: int, keep_pixels: bool, threads: int | N
     def decode(index: int):
         try:
             image = load_image(root / files[index], size)
-        except Exception as err:  # any decoder error means "unreadable", whatever the format raises
+        except Exception as err:  # UnusableImage; anything else is still this file's failure, not the scan's
             return why_unreadable(err, root / files[index])
         if pixels is not None:
             pixels[index] = image
@@ -226,9 +391,9 @@ def warn_skipped(root: Path, skipped: list[tuple[str, str]], total: int) -> None
     """One line on stderr: how many files were left out, and the first few by name."""
     if not skipped:
         return
-    shown = "; ".join(f"{name} ({why})" for name, why in skipped[:SHOWN_SKIPPED])
+    named = "; ".join(f"{name} ({why})" for name, why in skipped[:SHOWN_SKIPPED])
     more = f"; and {len(skipped) - SHOWN_SKIPPED} more" if len(skipped) > SHOWN_SKIPPED else ""
-    print(f"warning: skipped {len(skipped)} of {total} image files in {root} that cannot be used: {shown}{more}",
+    print(f"warning: skipped {len(skipped)} of {total} files in {root} that cannot be used: {named}{more}",
           file=sys.stderr, flush=True)
 
 
@@ -271,8 +436,9 @@ class ImageFolderData:
     def scan(self) -> ScanResult:
         listing = self.listing
         result = scan_files(listing.root, listing.files, self.image_size, keep_pixels=self.cached)
-        skipped = [(name, "no <class>.<n> in the name") for name in listing.unlabelled] + result.skipped
-        warn_skipped(listing.root, skipped, len(listing.files) + len(listing.unlabelled))
+        skipped = ([(name, "no <class>.<n> in the name") for name in listing.unlabelled] + list(listing.unusable)
+                   + result.skipped)
+        warn_skipped(listing.root, skipped, len(listing.files) + len(listing.unlabelled) + len(listing.unusable))
         result.skipped = skipped
         self._check_parts(result.readable)
         return result
@@ -326,6 +492,9 @@ class RandomCropFlip:
     the same (seed, epoch, sample) gives the same crop in any process, so worker count does not matter."""
 
     def __init__(self, size: int, scale=(0.5, 1.0)):
+        # Imported here: torchvision costs 165 MB and seconds, which reading a digit file should not pay.
+        from torchvision.transforms import v2
+
         self.transform = v2.Compose([v2.RandomResizedCrop(size, scale=tuple(scale), antialias=True),
                                      v2.RandomHorizontalFlip()])
 
