@@ -28,7 +28,7 @@ from torchclassics.errors import UserError
 from torchclassics.synthesize import collect_runs
 from torchclassics.viz.animate import animate
 from torchclassics.viz.plots import loss_curves, new_figure, save
-from torchclassics.viz.report import write_report
+from torchclassics.viz.report import plotly_js, write_report
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 INJECTED = '<b id="injected">x</b></script><script>window.pwned = 1</script>'
@@ -190,6 +190,12 @@ def test_only_the_pages_own_scripts_may_run(report):
     markup = re.sub(r"<script.*?</script>", "", html, flags=re.S)  # Plotly's code holds addresses as text
     links = re.findall(r'(?:src|href)="([^"]*)"', markup)
     assert links and all(link.startswith(("data:image/", "#")) for link in links)
+
+
+def test_plotlys_basic_bundle_unless_a_figure_needs_the_full_one(report):
+    assert "plotly.js (basic - minified) v" in report.read_text()
+    contour = [{"plots": [{"figure": {"data": [{"type": "scatter"}, {"type": "contour"}]}}]}]
+    assert "plotly.js (basic" not in plotly_js(contour) and len(plotly_js(contour)) > 3 * len(plotly_js([]))
 
 
 def test_figures_are_embedded_only_when_verified_images_inside_their_run(runs_dir, report, capfd):

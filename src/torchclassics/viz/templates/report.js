@@ -18,11 +18,13 @@
   }
   function same(a, b) { return JSON.stringify(a) === JSON.stringify(b); }
 
-  // plotly.min.js (4.8 MB) takes a second or more to run, and the first screen needs no chart:
-  // it waits in a text/plain script until a chart is drawn, or the page is idle after opening.
+  // plotly.js takes from a few hundred ms (basic bundle) to seconds (full) to run, and the first
+  // screen needs no chart: it waits in a text/plain script until a chart is drawn, or the page
+  // is idle after opening.
   // The Content-Security-Policy lists its hash, so it runs when inserted as a script.
   function plotly() {
     if (!window.Plotly) {
+      performance.mark('plotly-start');
       const script = document.createElement('script');
       script.textContent = document.getElementById('plotly-js').textContent;
       document.head.appendChild(script);
