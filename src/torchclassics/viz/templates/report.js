@@ -231,7 +231,6 @@
       toggleDetail(row, true);
       row.scrollIntoView({block: 'center'});
     };
-    this.tick = tick;
   }
 
   // -- views and links -----------------------------------------------------------------------
