@@ -2,30 +2,39 @@
 
 The browser test drives Debian's /usr/bin/chromium with Python playwright (no
 `playwright install`). Without chromium it is skipped locally, and fails under
-CI=true. It keeps a screenshot in tests/artifacts/report.png.
+CI=true. It keeps screenshots in tests/artifacts/ (git-ignored).
+
+The page's Content-Security-Policy forbids eval, so the browser test waits with
+its own polling (page.evaluate) instead of playwright's wait_for_function.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import math
 import os
 import re
 import shutil
+import time
+from html import unescape
 from pathlib import Path
 
 import pytest
-from test_synthesize import final, history_rows, make_runs, write_run
+from test_synthesize import files_below, final, history_rows, make_runs, write_run
 
 from torchclassics.cli import main
 from torchclassics.errors import UserError
-from torchclassics.synthesize import collect_runs, collect_studies
+from torchclassics.synthesize import collect_runs
 from torchclassics.viz.animate import animate
 from torchclassics.viz.plots import loss_curves, new_figure, save
-from torchclassics.viz.report import loss_svg, write_report
+from torchclassics.viz.report import plotly_js, write_report
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
-INJECTED = '<b id="injected">x</b><script>window.pwned = 1</script>'
+INJECTED = '<b id="injected">x</b></script><script>window.pwned = 1</script>'
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+STUDY_PARAMS = (0.05, 0.3, 3.0, 0.1)  # lr of trials 0..3; trial 2 is pruned
 
 
 def small_figure(path: Path, title: str) -> Path:
@@ -37,41 +46,60 @@ def small_figure(path: Path, title: str) -> Path:
 
 
 def add_study(root: Path) -> None:
-    """A search study as search.py leaves it, with two trial runs that name it."""
+    """A search study as search.py leaves it: an Optuna journal, best_params.json, and trial runs."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna.trial import TrialState, create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder = root / "studies" / "lr_study"
     folder.mkdir(parents=True)
+    storage = JournalStorage(JournalFileBackend(str(folder / "journal.log")))
+    study = optuna.create_study(study_name="lr_study", storage=storage, direction="maximize")
+    space = {"lr": FloatDistribution(0.01, 5.0, log=True)}
+    for trial, lr in enumerate(STUDY_PARAMS):
+        pruned = trial == 2
+        rows = history_rows(1 if pruned else 3, 0.2 + abs(math.log10(lr) + 0.5))
+        study.add_trial(create_trial(params={"lr": lr}, distributions=space,
+                                     value=None if pruned else rows[-1]["test_accuracy"],
+                                     intermediate_values={r["epoch"]: r["test_accuracy"] for r in rows},
+                                     state=TrialState.PRUNED if pruned else TrialState.COMPLETE))
+        path = write_run(root / "classification" / f"lr_study-trial-{trial}", "classification",
+                         {"seed": 0, "hidden": 10, "epochs": 3, "optimizer_args": {}, "lr": lr}, rows,
+                         None if pruned else final(rows),
+                         {"metric": "test_accuracy", "value": rows[-1]["test_accuracy"], "epoch": 3},
+                         extra={"study": "lr_study", "trial": trial})
+        if pruned:
+            (path / "trial.json").write_text(json.dumps({"study": "lr_study", "trial": trial, "state": "pruned"}))
     (folder / "best_params.json").write_text(json.dumps({
-        "study": "lr_study", "metric": "test_loss", "direction": "minimize", "best_value": 0.123,
-        "best_params": {"lr": 0.3}, "best_trial": 1, "n_trials": 2}))
-    small_figure(folder / "history.png", "optimization history")
-    for trial, lr, loss in ((0, 0.05, 2.0), (1, 0.3, 0.37)):
-        rows = history_rows(3, loss)
-        write_run(root / "classification" / f"lr_study-trial-{trial}", "classification",
-                  {"seed": 0, "hidden": 10, "epochs": 3, "optimizer_args": {}, "lr": lr}, rows, final(rows),
-                  extra={"study": "lr_study", "trial": trial})
-    # a pruned trial: no summary.json, only search.py's trial.json saying why
-    pruned = write_run(root / "classification" / "lr_study-trial-2", "classification",
-                       {"seed": 0, "hidden": 10, "epochs": 3, "optimizer_args": {}, "lr": 3.0}, history_rows(1, 9.0))
-    (pruned / "trial.json").write_text(json.dumps({"study": "lr_study", "trial": 2, "state": "pruned", "epoch": 1}))
+        "study": "lr_study", "metric": "test_accuracy", "direction": "maximize", "best_value": study.best_value,
+        "best_params": study.best_params, "best_trial": study.best_trial.number, "n_trials": 4}))
 
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory) -> Path:
-    import torchclassics
-
     root = tmp_path_factory.mktemp("runs")
+    outside = tmp_path_factory.mktemp("outside")
     runs = make_runs(root)
-    # figures the engine would have drawn: a loss curve, a still, a GIF (the 'slow' run has none: SVG drawn)
+    # figures the engine would have drawn: a loss curve, a still, a GIF
     loss_curves(history_rows(3, 1.0), runs["fast"] / "figures" / "loss.png", "fast")
     small_figure(runs["fast"] / "figures" / "fit.png", "fit")
     animate(range(3), lambda ax, i: ax.plot([0, 1], [0, i]), runs["fast"] / "figures" / "animation.gif", size=(2, 2))
+    # someone else's run folder: links out of it (to a text file, to a real image) and a fake image
+    small_figure(outside / "private.png", "private")
+    os.symlink("/etc/hostname", runs["slow"] / "figures" / "hostname.png")
+    os.symlink(outside / "private.png", runs["slow"] / "figures" / "private.png")
+    (runs["slow"] / "figures" / "fake.png").write_text("not an image")
     # one run training several models (one per optimizer) and a parameter with markup in it
     tagged = history_rows(3, 1.0, tag="SGD") + history_rows(3, 0.5, tag="Adam")
     write_run(root / "optimizers" / "compare", "optimizers", {"seed": 0, "note": INJECTED}, tagged,
               {"SGD_test_loss": 0.4, "Adam_test_loss": 0.2})
-    write_run(root / "optimizers" / "plain", "optimizers", {"seed": 0}, history_rows(1, 1.0), {"test_loss": 1.0})
+    diverged = history_rows(2, 1.0)
+    diverged[-1].update(loss=float("nan"), test_loss=float("inf"))
+    write_run(root / "optimizers" / "diverged", "optimizers", {"seed": 0, "note": "lr too high"}, diverged,
+              {"SGD_test_loss": float("nan"), "Adam_test_loss": 0.3})
     add_study(root)
-    torchclassics.run("regression", out=root / "regression" / "real", epochs=5)
     return root
 
 
@@ -80,71 +108,151 @@ def report(runs_dir) -> Path:
     return write_report(runs_dir, None)
 
 
-def section_of(html: str, run_name: str) -> str:
-    """The <section> of the run named ``run_name`` (its h3 ends with '/ name')."""
-    for section in html.split("<section")[1:]:
-        if re.search(rf"/ {re.escape(run_name)}<span", section):
-            return section
-    raise AssertionError(f"no section for {run_name}")
+def view_of(html: str, experiment: str) -> str:
+    return html.split(f'data-experiment="{experiment}" hidden>')[1].split("</section>")[0]
 
 
-def test_report_is_written_to_the_root_by_default_with_every_run(runs_dir, report):
+def headers(view: str) -> list[str]:
+    head = view.split('<table class="runs">')[1].split("</thead>")[0]
+    return re.findall(r'<th scope="col" class="\w+" title="click to sort">([^<]*)</th>', head)
+
+
+def page_data(html: str) -> dict:
+    blob = html.split('<script type="application/json" id="report-data">')[1].split("</script>")[0]
+    return json.loads(blob, parse_constant=lambda name: pytest.fail(f"{name} in the page's JSON"))
+
+
+def test_report_is_written_to_the_root_with_a_view_per_experiment(runs_dir, report):
     assert report == runs_dir / "report.html"
     html = report.read_text()
     runs = collect_runs(runs_dir)
-    assert len(runs) == 10  # 4 synthetic + 3 trials + 2 optimizers + 1 real; the 2 damaged ones skipped
-    assert html.count('<section class="card run"') == len(runs)
-    assert len(re.findall(r"<tr data-experiment=", html)) == len(runs)
-    for run in runs:
-        assert f"/ {run['run']}<span" in html
-    assert 'class="badge unfinished"' in section_of(html, "killed")
-    assert 'class="badge pruned"' in section_of(html, "lr_study-trial-2")
+    assert len(runs) == 17  # make_runs' 11 + 4 trials + 2 optimizers; the 2 damaged ones skipped
+    assert html.count('class="run-row"') == len(runs)
+    for experiment in ("autoencoder", "classification", "dogs_vs_cats", "optimizers", "regression"):
+        assert f'data-experiment="{experiment}" hidden>' in html
+    assert re.search(r"17 runs of 5 experiments\s*<span class=\"statuses\">"
+                     r"<span class=\"badge finished\">14 finished</span><span class=\"badge pruned\">2 pruned</span>"
+                     r"<span class=\"badge failed zero\">0 failed</span><span class=\"badge unfinished\">1 unfinished",
+                     html)
 
 
-def test_page_is_self_contained(report):
+def test_overview_shows_each_experiments_held_out_metrics(report):
     html = report.read_text()
-    assert "http:" not in html and "https:" not in html
-    links = re.findall(r'(?:src|href)="([^"]*)"', html)
+    overview = html.split('<section class="view" id="overview"')[1].split("</section>")[0]
+    row = overview.split('<tr data-experiment="classification">')[1].split("</tr>")[0]
+    assert ">lr_study-trial-1<" in row  # test_accuracy 0.978, the best (summary objective: max)
+    assert '<span class="name">test_accuracy</span> <span class="value">0.9777</span>' in row
+    assert '<span class="name">val_accuracy</span>' in overview and '<span class="name">test_mse</span>' in overview
+    assert "test_accuracy (max)" in row
+
+
+def test_each_view_has_metrics_first_then_only_the_parameters_that_vary(report):
+    html = report.read_text()
+    assert headers(view_of(html, "classification")) == [
+        "run", "test_accuracy", "test_loss", "best_test_accuracy", "best_epoch", "train_s", "status", "lr"]
+    assert headers(view_of(html, "regression")) == ["run", "test_mse", "best_test_mse", "best_epoch", "train_s",
+                                                    "status", "hidden"]
+    rows = re.findall(r'<tr class="run-row" id="run-r\d+" data-key="r\d+" data-status="(\w+)">.*?</button>([^<]+)</td>',
+                      view_of(html, "classification"))
+    assert [name for _, name in rows] == ["fast", "killed", "lr-trial-2", "lr-trial-3", "lr-trial-10", "lr_study-trial-0",
+                                          "lr_study-trial-1", "lr_study-trial-2", "lr_study-trial-3", "slow"]
+    assert dict((name, status) for status, name in rows)["lr_study-trial-2"] == "pruned"
+
+
+def test_chart_data_holds_every_logged_metric_per_model_and_no_nan(report):
+    data = page_data(report.read_text())
+    optimizers = next(e for e in data["experiments"] if e["name"] == "optimizers")
+    assert optimizers["scatter_y"][:2] == ["Adam_test_loss", "SGD_test_loss"]
+    compare = next(run for run in optimizers["runs"].values() if run["label"] == "compare")
+    assert {(c["tag"], c["metric"]) for c in compare["curves"]} == {
+        (tag, metric) for tag in ("SGD", "Adam") for metric in ("loss", "test_loss", "accuracy", "test_accuracy")}
+    diverged = next(run for run in optimizers["runs"].values() if run["label"] == "diverged")
+    assert next(c for c in diverged["curves"] if c["metric"] == "loss" and c["tag"] == "")["y"][-1] is None
+    assert compare["params"]["note"] == INJECTED  # data is kept as it is; the page shows it as text
+
+
+def test_text_from_runs_is_escaped_and_json_is_safe_in_script(report):
+    html = report.read_text()
+    assert '<b id="injected">' not in html and "window.pwned" in html
+    assert "&lt;b id=&#34;injected&#34;&gt;" in html
+    assert html.count("</script>") == 3  # the JSON, Plotly (text/plain) and the page's script: none from a run
+
+
+def test_only_the_pages_own_scripts_may_run(report):
+    html = report.read_text()
+    csp = unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1))
+    assert "default-src 'none'" in csp and "img-src data:;" in csp and "unsafe-eval" not in csp
+    inline = re.findall(r"<script(?: type=\"text/plain\" id=\"plotly-js\")?>(.*?)</script>", html, re.S)
+    assert len(inline) == 2
+    for script in inline:
+        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in csp
+    markup = re.sub(r"<script.*?</script>", "", html, flags=re.S)  # Plotly's code holds addresses as text
+    links = re.findall(r'(?:src|href)="([^"]*)"', markup)
     assert links and all(link.startswith(("data:image/", "#")) for link in links)
 
 
-def test_every_figure_and_gif_is_embedded(runs_dir, report):
+def test_plotlys_basic_bundle_unless_a_figure_needs_the_full_one(report):
+    assert "plotly.js (basic - minified) v" in report.read_text()
+    contour = [{"plots": [{"figure": {"data": [{"type": "scatter"}, {"type": "contour"}]}}]}]
+    assert "plotly.js (basic" not in plotly_js(contour) and len(plotly_js(contour)) > 3 * len(plotly_js([]))
+
+
+def test_figures_are_embedded_only_when_verified_images_inside_their_run(runs_dir, report, capfd):
+    capfd.readouterr()
+    write_report(runs_dir, runs_dir / "again.html")
+    err = capfd.readouterr().err
     html = report.read_text()
-    figures = [f for run in collect_runs(runs_dir) for f in run["figures"]]
-    figures += [f for study in collect_studies(runs_dir) for f in study["figures"]]
-    assert len(figures) == 7  # fast: 3, real: 3, study: 1
-    assert html.count("<img ") == len(figures)
-    assert html.count('src="data:image/gif;base64,') == 2
-    real = section_of(html, "real")
-    assert {"loss.png", "fit.png", "animation.gif"} <= set(re.findall(r'alt="([^"]+)"', real))
+    slow, fast = (html.split(f'<template id="detail-{key}">')[1].split("</template>")[0]
+                  for key in (re.search(rf'data-key="(r\d+)" data-status="\w+"><td class="pick"><input type="checkbox" '
+                                        rf'aria-label="tick {name}">', html).group(1) for name in ("slow", "fast")))
+    assert {"loss.png", "fit.png", "animation.gif"} == set(re.findall(r'alt="([^"]+)"', fast))
+    assert 'src="data:image/gif;base64,' in fast
+    assert "no figures" in slow  # the link to /etc/hostname, the image outside and the fake one: none shown
+    outside_image = Path(os.readlink(runs_dir / "classification" / "slow" / "figures" / "private.png"))
+    private = base64.b64encode(outside_image.read_bytes()[:600]).decode()[:200]
+    assert private not in html
+    assert re.search(r"slow/figures/hostname.png is a symlink out of .*slow \(to /etc/hostname\); skipped it", err)
+    assert re.search(r"slow/figures/private.png is a symlink out of", err)
+    assert re.search(r"slow/figures/fake.png: not an image", err)
 
 
-def test_loss_curve_is_drawn_from_metrics_when_there_is_no_loss_png(report):
+def test_link_figures_links_the_images_beside_the_page(runs_dir, tmp_path):
+    page = write_report(runs_dir, tmp_path / "elsewhere" / "page.html", link_figures=True)
+    html = page.read_text()
+    sources = re.findall(r'<img src="([^"]+)"', html)
+    assert len(sources) == 3 and 'src="data:image' not in re.sub(r"<script.*?</script>", "", html, flags=re.S)
+    for source in sources:
+        assert (page.parent / source).resolve().is_file()
+    assert "img-src data: &#39;self&#39; file:;" in html
+    assert page.stat().st_size < (runs_dir / "report.html").stat().st_size
+
+
+def test_study_view_has_optunas_plots_with_pruned_trials(report):
     html = report.read_text()
-    assert '<svg class="loss-curve"' in section_of(html, "slow")
-    assert '<svg class="loss-curve"' not in section_of(html, "fast")  # its loss.png is shown instead
-    tagged = section_of(html, "compare")
-    assert all(label in tagged for label in ("SGD train", "SGD held-out", "Adam train", "Adam held-out"))
-    assert loss_svg([]) == ""
+    view = html.split('<section class="view study" id="study-0"')[1].split("</section>")[0]
+    assert [title for title in re.findall(r'<div class="panel"><h3>([^<]+)</h3>', view)] == [
+        "Optimisation history", "Parameter importances", "Parallel coordinates", "Slices", "Intermediate values"]
+    assert '<span class="badge finished">3 complete</span><span class="badge pruned">1 pruned</span>' in view
+    assert view.count('<a href="#run-r') == 4  # each trial links to its run
+    (study,) = page_data(html)["studies"]
+    history = study["plots"][0]["figure"]
+    pruned = next(trace for trace in history["data"] if trace["name"].startswith("Pruned"))
+    assert pruned["x"] == [2]
+    assert len(study["plots"]) == 5
 
 
-def test_text_from_runs_is_escaped(report):
-    html = report.read_text()
-    assert '<b id="injected">' not in html and "window.pwned" in html
-    assert "&lt;b id=&quot;injected&quot;&gt;" in html
-
-
-def test_study_is_shown_with_history_and_best_values(report):
-    html = report.read_text()
-    study = html.split('<section class="card study" data-study="lr_study">')[1].split("</section>")[0]
-    assert "0.123" in study and "minimize" in study and 'alt="history.png"' in study
-    assert study.count("lr_study-trial-") == 3 and "pruned" in study
+def test_readers_write_nothing_into_runs_or_studies(runs_dir, tmp_path):
+    before = files_below(runs_dir)
+    write_report(runs_dir, tmp_path / "page.html")
+    assert files_below(runs_dir) == before
 
 
 def test_output_option_and_user_errors(runs_dir, tmp_path, capsys):
     target = tmp_path / "out" / "page.html"
     assert main(["report", str(runs_dir), "-o", str(target)]) == 0
     assert capsys.readouterr().out.strip() == str(target) and target.stat().st_size > 10_000
+    assert not [p for p in target.parent.iterdir() if p.name != "page.html"]  # no temporary file left
     with pytest.raises(UserError, match="is a folder"):
         write_report(runs_dir, tmp_path)
     with pytest.raises(UserError, match="no run directories"):
@@ -166,63 +274,121 @@ def chromium_path() -> str:
     return found
 
 
-def column_values(page, name: str) -> list[str]:
-    return page.evaluate("""name => {
-        const table = document.getElementById('runs-table');
+def wait_until(page, script: str, timeout: float = 20.0):
+    """Poll ``script`` (evaluated over the devtools protocol, which the page's CSP allows) until truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(script)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {script}")
+        time.sleep(0.05)
+
+
+def visible_column(page, view: str, name: str) -> list[str]:
+    return page.evaluate("""([view, name]) => {
+        const table = document.querySelector('#' + view + ' table.runs');
         const index = Array.from(table.tHead.rows[0].cells).findIndex(th => th.textContent === name);
-        return Array.from(table.tBodies[0].rows).filter(r => !r.hidden).map(r => r.cells[index].textContent);
-    }""", name)
+        return Array.from(table.tBodies[0].rows).filter(r => r.matches('.run-row') && !r.hidden)
+            .map(r => r.cells[index].textContent.trim());
+    }""", [view, name])
 
 
-def test_headless_chromium_renders_every_run_and_figure(runs_dir, report):
+def open_page(browser, page_path: Path, problems: list, requests: list):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type in ("error", "warning") else None)
+    page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+    page.on("dialog", lambda dialog: problems.append(f"dialog: {dialog.message}"))
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(page_path.resolve().as_uri())
+    wait_until(page, "performance.getEntriesByName('report-ready').length")
+    return page
+
+
+def test_headless_chromium_compares_runs_and_explains_the_study(runs_dir, report, tmp_path):
     from playwright.sync_api import sync_playwright
 
     executable = chromium_path()
-    runs = collect_runs(runs_dir)
+    linked = write_report(runs_dir, tmp_path / "linked.html", link_figures=True)
     problems, requests = [], []
+    ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-                    if msg.type in ("error", "warning") else None)
-            page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
-            page.on("dialog", lambda dialog: problems.append(f"dialog: {dialog.message}"))
-            page.on("request", lambda request: requests.append(request.url))
-            page.goto(report.resolve().as_uri())
-            page.wait_for_function("Array.from(document.images).every(img => img.complete)")
-
-            widths = page.evaluate("Array.from(document.images).map(img => img.naturalWidth)")
-            assert len(widths) == 7 and all(w > 0 for w in widths), widths
-            assert page.locator("section.run").count() == len(runs)
-            for run in runs:
-                assert page.locator("section.run h3", has_text=run["run"]).first.is_visible()
+            page = open_page(browser, report, problems, requests)
+            # the first screen: every experiment with its best run's held-out metrics
+            for experiment, metric in (("classification", "test_accuracy"), ("dogs_vs_cats", "val_accuracy"),
+                                       ("regression", "test_mse"), ("autoencoder", "test_mse")):
+                cell = page.locator(f'#overview tr[data-experiment="{experiment}"] td.held-out')
+                assert metric in cell.text_content() and cell.is_visible()
+                assert cell.bounding_box()["y"] + cell.bounding_box()["height"] < 900
             assert page.locator("#injected").count() == 0 and page.evaluate("window.pwned") is None
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / "report-overview.png"))
 
-            # sorting: a click sorts ascending, a second descending; runs without the value stay last
-            header = page.locator("#runs-table th", has_text=re.compile(r"^test_loss$"))
-            header.click()
-            ascending = column_values(page, "test_loss")
-            numbers = [float(v) for v in ascending if v]
-            assert numbers == sorted(numbers) and ascending[len(numbers):] == [""] * (len(ascending) - len(numbers))
-            header.click()
-            descending = [float(v) for v in column_values(page, "test_loss") if v]
-            assert descending == sorted(numbers, reverse=True)
+            # one experiment: its own columns, natural order, sorting
+            page.get_by_role("tab", name=re.compile(r"^classification")).click()
+            view = page.locator("section.view:visible")
+            view_id = view.get_attribute("id")
+            names = page.evaluate(f"Array.from(document.querySelectorAll('#{view_id} table.runs th')).map(th => th.textContent)")
+            assert "lr" in names and not {"seed", "hidden", "epochs", "latent", "image_size", "note"} & set(names)
+            assert visible_column(page, view_id, "run")[2:5] == ["lr-trial-2", "lr-trial-3", "lr-trial-10"]
+            view.locator("th", has_text=re.compile(r"^test_accuracy$")).click()
+            ascending = [float(v) for v in visible_column(page, view_id, "test_accuracy")]
+            assert ascending == sorted(ascending)
 
-            # filtering by experiment hides the other runs' rows and sections
-            page.select_option("#experiment-filter", "optimizers")
-            assert sorted(column_values(page, "run")) == ["compare", "plain"]
-            assert page.locator("section.run:visible").count() == 2
-            assert page.locator("#shown-count").text_content() == f"2 of {len(runs)} runs shown"
-            page.select_option("#experiment-filter", "")
-            page.fill("#run-search", "killed")
-            assert column_values(page, "run") == ["killed"]
-            page.fill("#run-search", "")
-            assert page.locator("section.run:visible").count() == len(runs)
+            # tick two runs: both runs' curves overlaid in one chart, log scale on request, their diff
+            for name in ("fast", "slow"):
+                view.get_by_label(f"tick {name}").check()
+            traces = page.evaluate(f"document.querySelector('#{view_id} .chart.curves').data.map(t => t.name)")
+            assert set(traces) == {f"{run} · {metric}" for run in ("fast", "slow") for metric in ("test_accuracy", "accuracy")}
+            view.locator(".curve-metric[value=test_loss]").check()
+            view.locator(".log-y").check()
+            assert page.evaluate(f"document.querySelector('#{view_id} .chart.curves').layout.yaxis.type") == "log"
+            assert len(page.evaluate(f"document.querySelector('#{view_id} .chart.curves').data")) == 6
+            assert view.locator("table.param-diff tr").nth(1).text_content() == "lr0.50.01"
+            scatter = page.evaluate(f"document.querySelector('#{view_id} .chart.scatter').data.map(t => t.x.length)")
+            assert scatter == [10, 2]  # every run (unfinished ones at their last epoch), and the ticked two ringed
+            page.screenshot(path=str(ARTIFACTS / "report-compare.png"), full_page=True)
+
+            # filters: text and status
+            view.locator(".filter").fill("lr_study")
+            assert len(visible_column(page, view_id, "run")) == 4
+            assert view.locator(".shown").text_content() == "4 of 10 runs shown"
+            view.locator(".status-filter").select_option("pruned")
+            assert visible_column(page, view_id, "run") == ["lr_study-trial-2"]
+            view.locator(".filter").fill("")
+            view.locator(".status-filter").select_option("")
+
+            # a run's figures load when its row is opened
+            view.locator("tr.run-row", has_text="fast").locator("button.open").click()
+            wait_until(page, f"Array.from(document.querySelectorAll('#{view_id} tr.detail img'))"
+                             ".every(img => img.complete && img.naturalWidth > 0)")
+            assert view.locator("tr.detail img").count() == 3
+
+            # the study: Optuna's plots drawn, the pruned trial in the history, a trial links to its run
+            page.get_by_role("tab", name="study lr_study").click()
+            drawn = page.evaluate("Array.from(document.querySelectorAll('.study-plot')).map(d => (d.data || []).length)")
+            assert len(drawn) == 5 and all(n > 0 for n in drawn), drawn
+            assert any(name.startswith("Pruned") for name in page.evaluate(
+                "document.querySelector('.study-plot').data.map(t => t.name || '')"))
+            page.screenshot(path=str(ARTIFACTS / "report-study.png"), full_page=True)
+            page.locator("section.study table.trials a").nth(2).click()
+            wait_until(page, f"!document.getElementById('{view_id}').hidden")
+            assert page.locator(f"#{view_id} tr.detail:visible").count() >= 1
+            page.close()
+
+            # --link-figures: the same figures, read from the run folders beside the page
+            page = open_page(browser, linked, problems, requests)
+            page.get_by_role("tab", name=re.compile(r"^classification")).click()
+            page.locator("section.view:visible tr.run-row", has_text="fast").locator("button.open").click()
+            wait_until(page, "Array.from(document.querySelectorAll('tr.detail img'))"
+                             ".every(img => img.complete && img.naturalWidth > 0)")
+            assert page.locator("tr.detail img").count() == 3
+            page.screenshot(path=str(ARTIFACTS / "report-linked.png"))
         finally:
             browser.close()
     assert problems == []
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
-    assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+    assert (ARTIFACTS / "report-compare.png").stat().st_size > 10_000

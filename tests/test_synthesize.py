@@ -1,14 +1,18 @@
-"""`torchclassics synthesize`: one table of every run below a folder.
+"""`torchclassics synthesize`: one table per experiment of the runs below a folder.
 
 The run directories are written here by hand, in the run-directory contract
-(params.json, metrics.jsonl, summary.json), plus one real tiny regression run.
-``write_run`` and ``make_runs`` are reused by test_report.py.
+(params.json, metrics.jsonl, summary.json, trial.json), in today's names
+(``loss``/``test_loss`` rows) and the new ones (``mse``/``test_mse``, ``val_``,
+summary ``objective``), plus one real tiny regression run. ``write_run``,
+``history_rows`` and ``make_runs`` are reused by test_report.py.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -17,14 +21,17 @@ from torchclassics.cli import main
 from torchclassics.errors import UserError
 from torchclassics.synthesize import collect_runs, higher_is_better, synthesize
 
+CONSTANT = {"seed": 0, "hidden": 10, "epochs": 3, "optimizer_args": {}}
 
-def history_rows(epochs: int, start_loss: float, accuracy: bool = True, tag: str = "") -> list[dict]:
+
+def history_rows(epochs: int, start_loss: float, accuracy: bool = True, tag: str = "", loss: str = "loss",
+                 held_out: str = "test_") -> list[dict]:
     rows = []
     for epoch in range(1, epochs + 1):
-        row = {"epoch": epoch, "step": epoch * 10, "loss": start_loss / epoch, "test_loss": 1.2 * start_loss / epoch,
+        row = {"epoch": epoch, "step": epoch * 10, loss: start_loss / epoch, f"{held_out}{loss}": 1.2 * start_loss / epoch,
                "lr": 0.1, "train_s": 0.01 * epoch}
         if accuracy:
-            row.update(accuracy=1 - 0.25 * start_loss / epoch, test_accuracy=1 - 0.3 * start_loss / epoch)
+            row.update({"accuracy": 1 - 0.25 * start_loss / epoch, f"{held_out}accuracy": 1 - 0.3 * start_loss / epoch})
         if tag:
             row["tag"] = tag
         rows.append(row)
@@ -52,33 +59,68 @@ def final(history: list[dict]) -> dict:
     return {k: v for k, v in history[-1].items() if k not in ("epoch", "step", "lr", "train_s", "tag")}
 
 
+def classification_run(root: Path, name: str, lr: float, start_loss: float, finished: bool = True,
+                       epochs: int = 3) -> Path:
+    rows = history_rows(epochs, start_loss)
+    goal = {"objective": {"metric": "test_accuracy", "mode": "max"}}
+    return write_run(root / "classification" / name, "classification", {**CONSTANT, "lr": lr}, rows,
+                     final(rows) if finished else None,
+                     {"metric": "test_accuracy", "value": rows[-1]["test_accuracy"], "epoch": epochs}, extra=goal)
+
+
 def make_runs(root: Path) -> dict[str, Path]:
-    """Two experiments with different metrics, a killed run, and a run with damaged JSON."""
-    base = {"seed": 0, "hidden": 10, "epochs": 3, "optimizer_args": {}}
-    slow, fast = history_rows(3, 2.0), history_rows(3, 1.0)
-    runs = {
-        "slow": write_run(root / "classification" / "slow", "classification", {**base, "lr": 0.01}, slow, final(slow)),
-        "fast": write_run(root / "classification" / "fast", "classification", {**base, "lr": 0.5}, fast, final(fast)),
-        "killed": write_run(root / "classification" / "killed", "classification", {**base, "lr": 2.0},
-                            history_rows(2, 3.0)),
-        "autoencoder": write_run(root / "autoencoder" / "ae1", "autoencoder", {"seed": 0, "latent": 3},
-                                 history_rows(2, 0.5, accuracy=False), {"loss": 0.3, "test_loss": 0.31, "test_mse": 0.02},
-                                 wall_s=4.0),
-    }
+    """Four experiments in old and new metric names, search trials (one pruned), a killed run,
+    and runs with damaged JSON."""
+    runs = {name: classification_run(root, name, lr, loss)
+            for name, lr, loss in (("slow", 0.01, 2.0), ("fast", 0.5, 1.0), ("lr-trial-2", 0.1, 1.5),
+                                   ("lr-trial-10", 0.2, 1.2))}
+    runs["killed"] = classification_run(root, "killed", 2.0, 3.0, finished=False, epochs=2)
+    runs["lr-trial-3"] = classification_run(root, "lr-trial-3", 3.0, 9.0, finished=False, epochs=1)
+    (runs["lr-trial-3"] / "trial.json").write_text(json.dumps({"study": "lr", "trial": 3, "state": "pruned"}))
+    with open(runs["killed"] / "metrics.jsonl", "a") as handle:
+        handle.write('{"epoch": 3, "lo')  # a torn last line: that row is dropped, the run kept
+    # regression in today's names (rows say loss/test_loss, the summary mse/test_mse) and in the new ones
+    old, new = history_rows(3, 0.5, accuracy=False), history_rows(3, 0.4, accuracy=False, loss="mse")
+    mse = {"metric": "test_mse", "value": 0.1, "epoch": 3}
+    runs["old"] = write_run(root / "regression" / "old", "regression", {"seed": 0, "n_points": 100, "hidden": 10},
+                            old, {"mse": old[-1]["loss"], "test_mse": old[-1]["test_loss"]}, mse)
+    runs["new"] = write_run(root / "regression" / "new", "regression", {"seed": 0, "n_points": 100, "hidden": 20},
+                            new, final(new), mse, extra={"objective": {"metric": "test_mse", "mode": "min"}})
+    # a held-out split called val_
+    dogs = history_rows(2, 0.7, held_out="val_")
+    for size in (64, 128):
+        runs[f"dogs{size}"] = write_run(root / "dogs_vs_cats" / f"dogs{size}", "dogs_vs_cats",
+                                        {"seed": 0, "image_size": size}, dogs, final(dogs),
+                                        {"metric": "val_accuracy", "value": 0.8, "epoch": 2},
+                                        extra={"objective": {"metric": "val_accuracy", "mode": "max"}})
+    runs["ae1"] = write_run(root / "autoencoder" / "ae1", "autoencoder", {"seed": 0, "latent": 3},
+                            history_rows(2, 0.5, accuracy=False, loss="mse"), {"mse": 0.3, "test_mse": 0.02},
+                            {"metric": "test_mse", "value": 0.02, "epoch": 2}, wall_s=4.0)
     broken = root / "classification" / "broken"
     broken.mkdir(parents=True)
     (broken / "params.json").write_text('{"experiment": "classification", "lr": ')  # killed mid-write
-    write_run(root / "classification" / "bad_summary", "classification", {**base, "lr": 0.3}, slow, final(slow))
+    classification_run(root, "bad_summary", 0.3, 2.0)
     (root / "classification" / "bad_summary" / "summary.json").write_text("[1, 2")
-    with open(runs["killed"] / "metrics.jsonl", "a") as handle:
-        handle.write('{"epoch": 3, "lo')  # a torn last line: that row is dropped, the run kept
     return runs
 
 
-def markdown_rows(text: str) -> list[dict]:
-    lines = [line for line in text.splitlines() if line.startswith("|")]
+def sections(text: str) -> dict[str, list[str]]:
+    """Experiment -> the table lines of its Markdown section."""
+    found = {}
+    for block in text.split("## ")[1:]:
+        name, _, body = block.partition("\n")
+        found[name.strip()] = [line for line in body.splitlines() if line.startswith("|")]
+    return found
+
+
+def markdown_rows(lines: list[str]) -> list[dict]:
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     return [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
+
+
+def files_below(root: Path) -> dict[str, tuple[int, int]]:
+    return {p.relative_to(root).as_posix(): (p.lstat().st_size, p.lstat().st_mtime_ns)
+            for p in root.rglob("*") if p.name not in ("results.md", "report.html")}
 
 
 @pytest.fixture()
@@ -87,52 +129,124 @@ def runs_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_markdown_table_has_a_row_per_run_and_writes_results_md(runs_dir, capsys):
+def test_one_table_per_experiment_with_metrics_first_then_only_varying_parameters(runs_dir, capsys):
     text = synthesize(runs_dir)
-    rows = markdown_rows(text)
-    assert sorted(r["run"] for r in rows) == ["ae1", "fast", "killed", "slow"]
+    tables = sections(text)
+    assert list(tables) == ["autoencoder", "classification", "dogs_vs_cats", "regression"]
+    header = list(markdown_rows(tables["classification"])[0])
+    assert header == ["run", "test_accuracy", "test_loss", "best_test_accuracy", "best_epoch", "train_s", "status", "lr"]
+    assert list(markdown_rows(tables["regression"])[0]) == ["run", "test_mse", "best_test_mse", "best_epoch",
+                                                            "train_s", "status", "hidden"]
+    assert list(markdown_rows(tables["dogs_vs_cats"])[0])[1:3] == ["val_accuracy", "val_loss"]  # val_ is held out
+    assert "latent" not in text.split("## autoencoder")[1]  # one run: nothing varies
+    assert "n_points" not in text and "seed" not in text and "optimizer_args" not in text
     err = capsys.readouterr().err  # damaged runs are warned about and skipped; nothing crashed
     assert "classification/broken" in err and "classification/bad_summary" in err and "1 unreadable line" in err
-    by_run = {r["run"]: r for r in rows}
-    assert by_run["killed"]["status"] == "unfinished"
-    assert by_run["killed"]["test_accuracy"] == "0.55"  # its last logged epoch
-    assert by_run["fast"]["status"] == "finished"
-    assert by_run["fast"]["test_accuracy"] == "0.9" and by_run["fast"]["wall_s"] == "1.5"
-    assert by_run["ae1"]["test_mse"] == "0.02" and by_run["ae1"]["test_accuracy"] == ""  # union of metrics
     assert (runs_dir / "results.md").read_text().strip() == text
 
 
-def test_only_parameters_that_differ_become_columns(runs_dir):
-    columns = markdown_rows(synthesize(runs_dir))[0].keys()
-    assert "lr" in columns                              # differs between classification runs
-    assert not {"hidden", "seed", "epochs", "optimizer_args", "latent"} & set(columns)  # the same within an experiment
-    assert {"experiment", "run", "best_metric", "best_value", "best_epoch", "wall_s"} <= set(columns)
+def test_lines_are_only_as_long_as_their_experiments_columns(runs_dir):
+    for name, lines in sections(synthesize(runs_dir)).items():
+        widths = [len(cell) for cell in lines[1].strip("|").split("|")]
+        assert {len(line) for line in lines} == {sum(widths) + len(widths) + 1}, name  # padded, nothing more
+    assert max(len(line) for line in sections(synthesize(runs_dir))["autoencoder"]) < 80
 
 
-def test_csv_and_json_hold_the_same_rows(runs_dir):
-    csv_rows = list(csv.DictReader(io.StringIO(synthesize(runs_dir, fmt="csv"))))
-    json_rows = json.loads(synthesize(runs_dir, fmt="json"))
-    assert [r["run"] for r in csv_rows] == [r["run"] for r in json_rows]
-    assert len(json_rows) == 4
-    fast = next(r for r in json_rows if r["run"] == "fast")
+def test_rows_in_natural_order_with_each_status_and_last_logged_metrics(runs_dir):
+    text = synthesize(runs_dir)
+    rows = markdown_rows(sections(text)["classification"])
+    assert [r["run"] for r in rows] == ["fast", "killed", "lr-trial-2", "lr-trial-3", "lr-trial-10", "slow"]
+    by_run = {r["run"]: r for r in rows}
+    assert by_run["lr-trial-3"]["status"] == "pruned" and by_run["killed"]["status"] == "unfinished"
+    assert by_run["killed"]["test_accuracy"] == "0.55"  # its last logged epoch
+    assert by_run["fast"]["test_accuracy"] == "0.9" and by_run["fast"]["status"] == "finished"
+    assert "6 runs: 4 finished, 1 pruned, 1 unfinished · objective test_accuracy (higher is better)" in text
+
+
+def test_old_and_new_metric_names_read_alike(runs_dir):
+    rows = {r["run"]: r for r in markdown_rows(sections(synthesize(runs_dir))["regression"])}
+    assert rows["old"]["test_mse"] != "" and rows["new"]["test_mse"] != ""
+    history = {run["run"]: run["history"] for run in collect_runs(runs_dir)}
+    assert {"mse", "test_mse"} <= set(history["old"][0]) and "test_loss" not in history["old"][0]
+    assert {"mse", "test_mse"} <= set(history["new"][0])
+    assert {"loss", "test_loss"} <= set(history["fast"][0])  # a cross-entropy lesson keeps its loss
+
+
+def test_csv_and_json_have_the_markdown_columns(runs_dir):
+    markdown = sections(synthesize(runs_dir))
+    tables = json.loads(synthesize(runs_dir, fmt="json"))
+    assert list(tables) == list(markdown)
+    for name, rows in tables.items():
+        assert [list(row) for row in rows] == [list(markdown_rows(markdown[name])[0])] * len(rows)
+    fast = next(r for r in tables["classification"] if r["run"] == "fast")
     assert fast["lr"] == 0.5 and fast["test_accuracy"] == pytest.approx(0.9)  # JSON keeps numbers as numbers
+    text = synthesize(runs_dir, fmt="csv", experiment="classification")
+    csv_rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(csv_rows[0]) == list(tables["classification"][0])
+    assert [r["run"] for r in csv_rows] == [r["run"] for r in tables["classification"]]
     assert float(next(r for r in csv_rows if r["run"] == "fast")["test_loss"]) == pytest.approx(0.4)
+    with pytest.raises(UserError, match=r"--format csv holds one table.*autoencoder, classification.*--experiment"):
+        synthesize(runs_dir, fmt="csv")
 
 
-def test_sort_puts_the_best_first_and_runs_without_the_metric_last(runs_dir):
+def test_experiment_option_gives_its_table_alone(runs_dir):
+    text = synthesize(runs_dir, experiment="regression")
+    assert list(sections(text)) == ["regression"]
+    assert list(json.loads(synthesize(runs_dir, fmt="json", experiment="regression"))) == ["regression"]
+    with pytest.raises(UserError, match=r"--experiment nope: .*autoencoder, classification, dogs_vs_cats, regression"):
+        synthesize(runs_dir, experiment="nope")
+
+
+def test_sort_puts_the_best_first_in_each_table_and_runs_without_the_metric_last(runs_dir):
     assert higher_is_better("test_accuracy") and not higher_is_better("test_loss") and not higher_is_better("test_mse")
-    by_accuracy = [r["run"] for r in json.loads(synthesize(runs_dir, fmt="json", sort="test_accuracy"))]
-    assert by_accuracy == ["fast", "slow", "killed", "ae1"]  # descending: 0.9, 0.8, 0.55, none
-    by_loss = [r["run"] for r in json.loads(synthesize(runs_dir, fmt="json", sort="test_loss"))]
-    assert by_loss == ["ae1", "fast", "slow", "killed"]      # ascending: 0.31, 0.4, 0.8, 1.8
-    by_mse = [r["run"] for r in json.loads(synthesize(runs_dir, fmt="json", sort="test_mse"))]
-    assert by_mse[0] == "ae1"                                 # the only run with test_mse, then the rest
-    assert (runs_dir / "results.md").read_text().index("ae1") < (runs_dir / "results.md").read_text().index("fast")
+    tables = json.loads(synthesize(runs_dir, fmt="json", sort="test_accuracy"))
+    assert [r["run"] for r in tables["classification"]] == ["fast", "lr-trial-10", "lr-trial-2", "slow", "killed",
+                                                            "lr-trial-3"]  # 0.9, 0.88, 0.85, 0.8, 0.55 (last logged), -1.7
+    assert [r["run"] for r in tables["regression"]] == ["new", "old"]  # no test_accuracy: natural order kept
+    by_loss = json.loads(synthesize(runs_dir, fmt="json", sort="test_loss"))["classification"]
+    assert [r["run"] for r in by_loss][:2] == ["fast", "lr-trial-10"]  # ascending
+    results = (runs_dir / "results.md").read_text()
+    assert results.index("| fast ") < results.index("| slow ")
+
+
+def test_summary_objective_decides_the_direction_over_the_metric_name(tmp_path):
+    for name, bleu in (("low", 0.1), ("high", 0.9)):
+        write_run(tmp_path / "translate" / name, "translate", {"seed": 0}, [], {"test_bleu": bleu},
+                  {"metric": "test_bleu", "value": bleu, "epoch": 1},
+                  extra={"objective": {"metric": "test_bleu", "mode": "max"}})
+    assert not higher_is_better("test_bleu")  # the name alone would sort it ascending
+    assert [r["run"] for r in json.loads(synthesize(tmp_path, fmt="json", sort="test_bleu"))["translate"]] == ["high",
+                                                                                                            "low"]
 
 
 def test_sort_by_an_unknown_metric_names_the_metrics_there_are(runs_dir):
     with pytest.raises(UserError, match=r"--sort top5.*test_accuracy.*test_loss"):
         synthesize(runs_dir, sort="top5")
+
+
+def test_symlinks_out_of_a_run_are_not_followed(runs_dir, tmp_path_factory, capsys):
+    outside = tmp_path_factory.mktemp("elsewhere")
+    (outside / "secret.jsonl").write_text(json.dumps({"epoch": 1, "test_loss": 0.123456789, "secret_key": 42}) + "\n")
+    (outside / "summary.json").write_text(json.dumps({"experiment": "autoencoder", "metrics": {"stolen": 7}}))
+    ae = runs_dir / "autoencoder" / "ae1"
+    (ae / "metrics.jsonl").unlink()
+    os.symlink(outside / "secret.jsonl", ae / "metrics.jsonl")
+    write_run(runs_dir / "autoencoder" / "ae2", "autoencoder", {"seed": 0, "latent": 3})
+    os.symlink(outside / "summary.json", runs_dir / "autoencoder" / "ae2" / "summary.json")
+    text = synthesize(runs_dir, fmt="json")
+    assert "secret_key" not in text and "stolen" not in text
+    assert [r["run"] for r in json.loads(text)["autoencoder"]] == ["ae1"]  # ae2's summary is not its own: skipped
+    assert not collect_runs(runs_dir)[0]["history"]
+    err = capsys.readouterr().err
+    assert re.search(r"ae1/metrics.jsonl is a symlink out of .*ae1", err) and "ae2/summary.json is a symlink" in err
+
+
+def test_readers_write_nothing_into_runs(runs_dir):
+    before = files_below(runs_dir)
+    synthesize(runs_dir)
+    synthesize(runs_dir, fmt="json", sort="test_loss")
+    assert files_below(runs_dir) == before
+    assert [p.name for p in runs_dir.iterdir() if p.is_file()] == ["results.md"]
 
 
 def test_missing_or_empty_folder_is_a_user_error(tmp_path):
@@ -146,23 +260,24 @@ def test_missing_or_empty_folder_is_a_user_error(tmp_path):
 
 def test_default_root_is_the_runs_root(runs_dir, monkeypatch):
     monkeypatch.setenv("TORCHCLASSICS_RUNS", str(runs_dir))
-    assert len(collect_runs(None)) == 4
+    assert len(collect_runs(None)) == 11
 
 
-def test_cli_prints_the_table_and_a_bad_sort_exits_2(runs_dir, capsys):
-    assert main(["synthesize", str(runs_dir), "--format", "csv", "--sort", "test_loss"]) == 0
-    out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith("experiment,run,status")
-    assert len(out.strip().splitlines()) == 5
-    assert main(["synthesize", str(runs_dir), "--sort", "nope"]) == 2
-    err = capsys.readouterr().err
-    assert "nope" in err and "Traceback" not in err
+def test_cli_prints_the_tables_and_a_bad_option_exits_2(runs_dir, capsys):
+    assert main(["synthesize", str(runs_dir), "--format", "json", "--sort", "test_loss"]) == 0
+    assert list(json.loads(capsys.readouterr().out)) == ["autoencoder", "classification", "dogs_vs_cats", "regression"]
+    for bad in (["--sort", "nope"], ["--format", "csv"]):
+        assert main(["synthesize", str(runs_dir), *bad]) == 2
+        err = capsys.readouterr().err
+        assert bad[1] in err and "Traceback" not in err
 
 
 def test_a_real_run_appears_with_its_metrics(tmp_path):
     import torchclassics
 
     torchclassics.run("regression", out=tmp_path / "regression" / "tiny", epochs=5, figures=False)
-    (row,) = json.loads(synthesize(tmp_path, fmt="json"))
-    assert row["experiment"] == "regression" and row["run"] == "tiny" and row["status"] == "finished"
-    assert row["test_mse"] > 0 and row["best_epoch"] is not None and row["wall_s"] > 0
+    (row,) = json.loads(synthesize(tmp_path, fmt="json"))["regression"]
+    assert row["run"] == "tiny" and row["status"] == "finished"
+    assert row["test_mse"] > 0 and row["best_epoch"] is not None and row["train_s"] > 0
+    (run,) = collect_runs(tmp_path)
+    assert "test_mse" in run["history"][-1]  # today's rows (test_loss) read under the summary's name
