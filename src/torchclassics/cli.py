@@ -92,13 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--device", default="cpu")
     _add_search(sub)
-    p = sub.add_parser("synthesize", help="one table of every run's metrics")
+    p = sub.add_parser("synthesize", help="one table per experiment of its runs' metrics")
     p.add_argument("root", nargs="?", default=None, help="folder of runs (default: the runs root)")
     p.add_argument("--format", dest="fmt", default="markdown", choices=["markdown", "csv", "json"])
     p.add_argument("--sort", help="order rows by this metric")
-    p = sub.add_parser("report", help="static HTML page of every run")
+    p.add_argument("--experiment", help="only this experiment's table")
+    p = sub.add_parser("report", help="one offline HTML page to compare runs and search studies")
     p.add_argument("root", nargs="?", default=None)
     p.add_argument("-o", "--output", default=None, help="HTML file to write (default ROOT/report.html)")
+    p.add_argument("--link-figures", action="store_true",
+                   help="link the figures next to the page instead of embedding them (hundreds of runs)")
     p = sub.add_parser("export", help="save a trained model for deployment (no pickle)")
     p.add_argument("run_dir")
     p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "torchscript", "exported"])
@@ -229,14 +232,14 @@ def _cmd_search(args) -> int:
 def _cmd_synthesize(args) -> int:
     from .synthesize import synthesize
 
-    print(synthesize(args.root, fmt=args.fmt, sort=args.sort))
+    print(synthesize(args.root, fmt=args.fmt, sort=args.sort, experiment=args.experiment))
     return 0
 
 
 def _cmd_report(args) -> int:
     from .viz.report import write_report
 
-    print(write_report(args.root, args.output))
+    print(write_report(args.root, args.output, link_figures=args.link_figures))
     return 0
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data.images import (IMAGENET_MEAN, IMAGENET_STD, ImageBatches, ImageFolderData, RandomCropFlip, load_image,
-                           normalise, why_unreadable)
+from ..data.images import (IMAGENET_MEAN, IMAGENET_STD, ImageBatches, ImageFolderData, RandomCropFlip,
+                           UnusableImage, load_image, normalise)
 from ..engine import checkpoint
 from ..engine.loop import Task, accuracy_sum
 from ..errors import UserError
@@ -142,12 +142,10 @@ class DogsVsCats(Experiment):
 
 def predict_file(model: nn.Module, path: Path, size: int, classes: list[str], device) -> dict:
     """``{"file", "label", "probability"}`` or ``{"file", "error"}`` for one image file."""
-    if not path.is_file():
-        return {"file": str(path), "error": "no such file"}
     try:
         pixels = load_image(path, size)
-    except Exception as err:  # whatever the decoder raises, the answer is the same
-        return {"file": str(path), "error": f"not a readable image ({why_unreadable(err, path)})"}
+    except UnusableImage as err:  # the reason in one line: no such file, a folder, too large, not an image
+        return {"file": str(path), "error": str(err)}
     with torch.no_grad():
         probabilities = torch.softmax(model(normalise(pixels[None].to(device))), dim=1)[0]
     best = int(probabilities.argmax())
