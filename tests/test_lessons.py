@@ -214,3 +214,31 @@ def test_rnn_gradients_gates_states_and_detach(tmp_path, capsys):
     assert "Trying to backward through the graph a second time" in out
     assert "window 2's gradient would reach window 1: True" in out and "reaches window 1: False" in out
     assert (tmp_path / "rnn_gradients.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pca_against_a_real_autoencoder_run(tmp_path, capsys, monkeypatch):
+    import json
+
+    from torchclassics.lessons import pca
+
+    monkeypatch.setattr(pca, "AUTOENCODER_EPOCHS", 1)  # the comparison, not the result of 20 epochs
+    monkeypatch.setenv("TORCHCLASSICS_DATA", str(tmp_path / "no_mnist"))  # the offline subset, on any machine
+    folder = tmp_path / "lesson"
+    out = run_cli("pca", folder, capsys)
+    assert "test MSE of the reconstructions (1,000 test digits): 0.0524" in out
+    summary = json.loads((folder / "autoencoder_run" / "summary.json").read_text())
+    assert summary["experiment"] == "autoencoder" and summary["params"]["epochs"] == 1
+    assert f"test MSE {summary['metrics']['test_mse']:.4f} on the same test digits" in out
+    assert (folder / "pca_vs_autoencoder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pca_by_hand_equals_scikit_learn():
+    from torchclassics.lessons.pca import pca_reconstruction
+
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(200, 6)) @ rng.normal(size=(6, 6))
+    test = rng.normal(size=(50, 6)) @ rng.normal(size=(6, 6))
+    mean = train.mean(0)
+    _, _, vt = np.linalg.svd(train - mean, full_matrices=False)
+    rebuilt = mean + (test - mean) @ vt[:2].T @ vt[:2]
+    assert pca_reconstruction(train, test, components=2)["mse"] == pytest.approx(np.mean((rebuilt - test) ** 2))

@@ -13,8 +13,10 @@ from pathlib import Path
 
 from ..errors import UserError
 
-# Teaching order: from tensors up to feeding a training loop, then recurrent nets.
-LESSONS = ("tensors", "shapes", "layers", "activations", "losses", "build", "save_restore", "dataloader", "rnn")
+# Teaching order: from tensors up to feeding a training loop, then recurrent nets, then the
+# autoencoder against PCA.
+LESSONS = ("tensors", "shapes", "layers", "activations", "losses", "build", "save_restore", "dataloader", "rnn",
+           "pca")
 
 # Kept here rather than read from the modules, so listing imports nothing heavy.
 DESCRIPTIONS = {
@@ -28,6 +30,7 @@ DESCRIPTIONS = {
     "save_restore": "state_dict save/restore, the whole net via torch.export, why pickles are refused",
     "dataloader": "TensorDataset + DataLoader: batches, shuffle, 2 workers, seeded, drop_last",
     "rnn": "gradients through time (RNN vs LSTM), the LSTM's gates by hand, h_n vs c_n, detaching the state",
+    "pca": "PCA with 3 components vs a real autoencoder run on the same MNIST digits (MSE, codes side by side)",
 }
 
 
