@@ -12,7 +12,7 @@ from torchclassics.cli import main
 from torchclassics.lessons import LESSONS, list_lessons
 
 TEACHING_ORDER = ["tensors", "shapes", "layers", "activations", "losses", "build", "save_restore", "dataloader",
-                  "rnn"]
+                  "rnn", "pca"]
 
 
 def run_cli(name: str, out, capsys) -> str:
