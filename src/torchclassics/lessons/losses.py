@@ -99,7 +99,8 @@ def pixel_check() -> Check:
 
 
 def book_cross_entropy(true_label: int, prediction: float) -> float:
-    """The book's (chapter 3 of "Deep Learning with PyTorch") binary cross-entropy: -log p for a positive, -log(1 - p) for a negative."""
+    """The binary cross-entropy of the book ("Deep Learning with PyTorch", chapter 3):
+    -log p for a positive, -log(1 - p) for a negative."""
     return -math.log(prediction) if true_label == 1 else -math.log(1 - prediction)
 
 
@@ -130,7 +131,7 @@ def second_backward() -> dict:
         error = None
     except RuntimeError as err:
         error = str(err).splitlines()[0]
-    # The fix the book found: keep the graph on the first call. Gradients then add up.
+    # The fix the course notes found: keep the graph on the first call. Gradients then add up.
     scores.grad = None
     output = nn.CrossEntropyLoss()(scores, target)
     output.backward(retain_graph=True)

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..atomic import replaced_atomically
 from ..data.synthetic import parabola
 from ..models.mlp import sequential_net
-from ..atomic import replaced_atomically
 from ..viz.plots import new_figure
 from ._figure import save_figure
 
