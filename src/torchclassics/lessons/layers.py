@@ -45,7 +45,7 @@ def collapse(seed: int = 1) -> dict:
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 300) -> float:
-    """Full-batch L-BFGS on the MSE (converges in a few hundred steps); the final MSE."""
+    """Full-batch L-BFGS on the MSE (here it converges in under a hundred iterations); the final MSE."""
     optimizer = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure():
