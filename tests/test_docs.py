@@ -127,10 +127,10 @@ def test_every_page_is_reachable_from_the_index():
 
 
 def test_each_index_lists_every_lesson_and_experiment_page_of_its_language():
-    for index, suffix in (("index.md", ".md"), ("index.zh.md", ".zh.md")):
+    for index, chinese in (("index.md", False), ("index.zh.md", True)):
         linked = linked_pages(DOCS / index)
-        ours = {p.resolve() for p in ALL_PAGES if p.parent.name in ("lessons", "experiments")
-                and p.name.endswith(suffix) and (suffix == ".zh.md" or not p.name.endswith(".zh.md"))}
+        ours = {p.resolve() for p in ALL_PAGES
+                if p.parent.name in ("lessons", "experiments") and p.name.endswith(".zh.md") == chinese}
         assert ours <= linked, (index, sorted(str(p) for p in ours - linked))
 
 
