@@ -1,5 +1,8 @@
-"""Every ```python block of docs/**/*.md runs: a page's blocks in order, in one
-fresh namespace, one test per page. A lesson page whose code rots fails the suite."""
+"""Every ```python block of docs/**/*.md, English and 中文, runs: a page's blocks in order,
+in one fresh namespace, one test per page. A lesson page whose code rots fails the suite.
+The pages also stay whole: each has its twin in the other language, is reachable from
+the index, links only inside the repository, and each experiment page says how it
+differs from the course notes."""
 from __future__ import annotations
 
 import re
@@ -12,7 +15,7 @@ from torchclassics.lessons import LESSONS
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PACKAGE = ROOT / "src" / "torchclassics"
-EXPERIMENT_PAGES = sorted((DOCS / "experiments").glob("*.md"))
+EXPERIMENT_PAGES = sorted((DOCS / "experiments").glob("*.md"))  # English and 中文
 # A fenced block opened by ```python (or ```py) alone on its line, closed by ``` alone on its line.
 PYTHON_BLOCK = re.compile(r"^```(?:python|py)[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
 PYTHON_FENCE = re.compile(r"^```(?:python|py)[ \t]*$", re.M)
@@ -76,21 +79,93 @@ def test_an_unclosed_block_is_an_error_not_skipped(tmp_path):
         run_page(page)
 
 
-def test_index_links_every_lesson_and_experiment_page():
-    index = (DOCS / "index.md").read_text(encoding="utf-8")
-    linked = {(DOCS / target).resolve() for target in re.findall(r"\]\(([^)#]+\.md)\)", index)}
-    assert all(path.is_file() for path in linked), sorted(str(p) for p in linked if not p.is_file())
-    ours = set((DOCS / "lessons").glob("*.md")) | set(EXPERIMENT_PAGES)
-    assert ours <= linked, sorted(str(p) for p in ours - linked)
+ALL_PAGES = sorted(DOCS.rglob("*.md"))
+# A markdown link or image: [text](target) / ![alt](target); the target up to a space, ')' or '#'.
+LINK = re.compile(r"\]\(([^)\s#]*)(?:#[^)]*)?\)")
 
 
-@pytest.mark.parametrize("page", EXPERIMENT_PAGES, ids=[p.stem for p in EXPERIMENT_PAGES])
+def local_links(page: Path) -> list[str]:
+    """The link targets of a page that are files, not web addresses or anchors."""
+    targets = LINK.findall(page.read_text(encoding="utf-8"))
+    return [t for t in targets if t and not re.match(r"[a-z]+:", t)]
+
+
+def linked_pages(page: Path) -> set[Path]:
+    return {(page.parent / t).resolve() for t in local_links(page) if t.endswith(".md")}
+
+
+def english_twin(page: Path) -> Path:
+    return page.with_name(page.name.removesuffix(".zh.md") + ".md")
+
+
+def test_every_page_has_its_english_or_chinese_twin():
+    chinese = {p for p in ALL_PAGES if p.name.endswith(".zh.md")}
+    english = set(ALL_PAGES) - chinese
+    assert english and chinese
+    assert not [p for p in english if p.with_suffix(".zh.md") not in chinese], "English pages without 中文"
+    assert not [p for p in chinese if english_twin(p) not in english], "中文 pages without English"
+
+
+@pytest.mark.parametrize("page", [p for p in ALL_PAGES if p.name.endswith(".zh.md")],
+                         ids=lambda p: str(p.relative_to(DOCS)))
+def test_chinese_page_runs_as_many_python_blocks_as_the_english_one(page):
+    english = english_twin(page).read_text(encoding="utf-8")
+    assert len(python_blocks(page.read_text(encoding="utf-8"))) == len(python_blocks(english))
+
+
+def test_every_page_is_reachable_from_the_index():
+    """Following links from docs/index.md reaches every page of both languages."""
+    seen, todo = set(), [(DOCS / "index.md").resolve()]
+    while todo:
+        page = todo.pop()
+        if page in seen or not page.is_file():
+            continue
+        seen.add(page)
+        todo.extend(linked_pages(page))
+    unreachable = {p.resolve() for p in ALL_PAGES} - seen
+    assert not unreachable, sorted(str(p.relative_to(DOCS)) for p in unreachable)
+
+
+def test_each_index_lists_every_lesson_and_experiment_page_of_its_language():
+    for index, chinese in (("index.md", False), ("index.zh.md", True)):
+        linked = linked_pages(DOCS / index)
+        ours = {p.resolve() for p in ALL_PAGES
+                if p.parent.name in ("lessons", "experiments") and p.name.endswith(".zh.md") == chinese}
+        assert ours <= linked, (index, sorted(str(p) for p in ours - linked))
+
+
+@pytest.mark.parametrize("page", ALL_PAGES, ids=lambda p: str(p.relative_to(DOCS)))
+def test_links_stay_inside_the_repository_and_exist(page):
+    for target in local_links(page):
+        path = (page.parent / target).resolve()
+        assert path.is_relative_to(ROOT), f"{target} leaves the repository"
+        assert path.exists(), f"{target} does not exist"
+
+
+def test_the_notes_are_never_called_a_seed():
+    """"seed" / "种子" mean the random seed; the course notes are named by their source."""
+    for page in ALL_PAGES:
+        text = page.read_text(encoding="utf-8")
+        assert not re.search(r"\bseeds? ?0\d\d|the seed's|种子 ?0\d\d", text), page
+        assert not re.search(r"(?<!随机)种子", text), page
+
+
+@pytest.mark.parametrize("page", EXPERIMENT_PAGES, ids=lambda p: p.name)
+def test_experiment_page_says_how_it_differs_from_the_notes(page):
+    text = page.read_text(encoding="utf-8")
+    heading = "## 与原文的不同" if page.name.endswith(".zh.md") else "## Differences from the original"
+    assert heading in text
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"\d\.\d{3}", section), "no measured number in the section"
+    assert "torchclassics run" in section, "no command for the measured numbers"
+
+
+@pytest.mark.parametrize("page", EXPERIMENT_PAGES, ids=lambda p: p.name)
 def test_experiment_page_names_its_command_and_real_figures(page):
     """The command is the experiment's, and every figure file the page names is
     one the package writes (its name appears as a string in the source)."""
-    name, text = page.stem, page.read_text(encoding="utf-8")
+    name, text = page.name.split(".")[0], page.read_text(encoding="utf-8")
     assert f"torchclassics run {name}" in text
-    assert not python_blocks(text), "experiment pages show commands (```bash), not training code"
     if not (PACKAGE / "experiments" / f"{name}.py").is_file():
         pytest.skip(f"experiment {name} is not in the package yet")
     source = "\n".join(path.read_text(encoding="utf-8") for path in PACKAGE.rglob("*.py"))

@@ -11,7 +11,8 @@ import torch
 from torchclassics.cli import main
 from torchclassics.lessons import LESSONS, list_lessons
 
-SIX = ["tensors", "activations", "losses", "build", "save_restore", "dataloader"]
+TEACHING_ORDER = ["tensors", "shapes", "layers", "activations", "losses", "build", "save_restore", "dataloader",
+                  "rnn", "pca"]
 
 
 def run_cli(name: str, out, capsys) -> str:
@@ -19,11 +20,11 @@ def run_cli(name: str, out, capsys) -> str:
     return capsys.readouterr().out
 
 
-def test_list_shows_the_six_lessons_in_order(capsys):
+def test_list_shows_every_lesson_in_teaching_order(capsys):
     assert main(["lesson", "--list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == SIX
-    assert [name for name, _ in list_lessons()] == SIX == list(LESSONS)
+    assert listed == TEACHING_ORDER
+    assert [name for name, _ in list_lessons()] == TEACHING_ORDER == list(LESSONS)
 
 
 def test_unknown_lesson_is_one_line_with_a_suggestion(capsys):
@@ -73,14 +74,14 @@ def test_losses_equal_hand_computations(tmp_path, capsys):
     rows = re.findall(r"^(\S.*?)\s+(-?\d+\.\d{6})\s+(-?\d+\.\d{6})\s+(True|False)\s", out, re.M)
     names = [name for name, *_ in rows]
     assert names == ["MSELoss", "L1Loss", "SmoothL1Loss", "CrossEntropyLoss", "NLLLoss", "NLLLoss(weight)",
-                     "BCEWithLogitsLoss", "NLLLoss 2-D", "seed -log p (label 1, p=0.1)",
-                     "seed -log p (label 0, p=0.1)"]
+                     "BCEWithLogitsLoss", "NLLLoss 2-D", "book -log p (label 1, p=0.1)",
+                     "book -log p (label 0, p=0.1)"]
     for name, by_torch, by_hand, equal in rows:
         assert equal == "True" and float(by_torch) == pytest.approx(float(by_hand), abs=1e-6), name
     values = {name: float(by_torch) for name, by_torch, *_ in rows}
     # Worked out on paper: d = [-0.5, 0.5, 0, 1].
     assert values["MSELoss"] == 0.375 and values["L1Loss"] == 0.5 and values["SmoothL1Loss"] == 0.1875
-    assert values["seed -log p (label 1, p=0.1)"] == pytest.approx(-math.log(0.1), abs=1e-6)
+    assert values["book -log p (label 1, p=0.1)"] == pytest.approx(-math.log(0.1), abs=1e-6)
     assert values["NLLLoss(weight)"] > values["NLLLoss"]
     assert "RuntimeError: Trying to backward through the graph a second time" in out
     assert "2 x one call: True" in out and "prints None" in out
@@ -115,7 +116,7 @@ def test_save_restore_identical_fits_and_pickle_refused(tmp_path, capsys):
     assert torch.allclose(whole(x), by_hand, atol=1e-6)
 
 
-SEED_PRINTOUT = """\
+TUTORIAL_PRINTOUT = """\
 Epoch: 0 | Step: 0 | batch x: [6, 7, 2, 3, 1] | batch y: [5, 4, 9, 8, 10]
 Epoch: 0 | Step: 1 | batch x: [9, 10, 4, 8, 5] | batch y: [2, 1, 7, 3, 6]
 Epoch: 1 | Step: 0 | batch x: [3, 4, 2, 9, 10] | batch y: [8, 7, 9, 2, 1]
@@ -124,10 +125,10 @@ Epoch: 2 | Step: 0 | batch x: [3, 9, 2, 6, 7] | batch y: [8, 2, 9, 5, 4]
 Epoch: 2 | Step: 1 | batch x: [10, 4, 8, 1, 5] | batch y: [1, 7, 3, 10, 6]"""
 
 
-def test_dataloader_prints_the_seeds_batches(tmp_path, capsys):
+def test_dataloader_prints_the_tutorials_batches(tmp_path, capsys):
     out = run_cli("dataloader", tmp_path, capsys)
     lines = [line.strip() for line in out.splitlines() if line.startswith("  Epoch")]
-    assert "\n".join(lines[:6]) == SEED_PRINTOUT  # with 2 workers, as in the seed
+    assert "\n".join(lines[:6]) == TUTORIAL_PRINTOUT  # with 2 workers, as in the tutorial series
     partial, dropped = lines[6:9], lines[9:]
     assert [len(re.search(r"batch x: \[(.*?)\]", line).group(1).split(",")) for line in partial] == [4, 4, 2]
     assert dropped == partial[:2]
@@ -141,3 +142,103 @@ def test_dataloader_is_spawn_safe_and_independent_of_workers():
     assert spawned == in_process
     for _, _, xs, ys in in_process:
         assert np.allclose(np.add(xs, ys), 11)  # pairs stay together
+
+
+def test_generator_shuffle_ignores_workers_but_not_persistent_workers(tmp_path, capsys):
+    from torchclassics.lessons.dataloader import generator_shuffle_order
+
+    without = generator_shuffle_order(workers=0)
+    assert generator_shuffle_order(workers=2) == without
+    persistent = generator_shuffle_order(workers=2, persistent=True)
+    assert persistent[:2] == without[:2] and persistent[2:] != without[2:]
+    # Epoch 0 is the course-project notes' printout, not the tutorial series' one.
+    assert without[:2] == [[5, 7, 10, 3, 4], [2, 1, 8, 9, 6]]
+    assert without[0] != [6, 7, 2, 3, 1]
+    out = run_cli("dataloader", tmp_path, capsys)
+    assert "the number of workers changes nothing: True; persistent_workers changes the later epochs: True" in out
+
+
+def test_shapes_shows_columns_labels_predictions_and_accumulation(tmp_path, capsys):
+    from torchclassics.lessons.shapes import accumulation_demo, clusters_demo, labels_demo
+
+    out = run_cli("shapes", tmp_path, capsys)
+    assert "shape (100,); nn.Linear(1, 10)(x) -> RuntimeError: mat1 and mat2 shapes cannot be multiplied" in out
+    assert "x.unsqueeze(1): shape (100, 1) (100 samples, 1 feature) -> nn.Linear(1, 10) gives (100, 10)" in out
+    assert "x.view(-1, 1) is the same column: True; no copy, same memory: True" in out
+    assert "torch.cat((x0, x1), 0): shape (200, 2)" in out and "torch.cat((x0, x1), 1): shape (100, 4)" in out
+    assert "inputs torch.float32, labels torch.int64, scores (200, 2)" in out
+    assert "indices [0, 2, 1]); [1] is the predicted class, = out.argmax(1) [0, 2, 1]" in out
+    assert "it picks dim=0, the batch: True" in out
+    assert "w.grad = [3.0, 4.0], after a second one [6.0, 8.0]" in out and "w.grad = None" in out
+    assert out.rstrip().endswith("(lesson shapes has no figure)")
+    clusters = clusters_demo()
+    assert clusters["x0_mean"][0] == pytest.approx(2, abs=0.3) and clusters["x1_mean"][1] == pytest.approx(-2, abs=0.3)
+    labels = labels_demo(clusters["x"], clusters["y"])
+    assert labels["float_labels_error"] and labels["by_index"] == pytest.approx(labels["by_one_hot"], abs=1e-6)
+    twice = accumulation_demo()["twice"]
+    assert twice == [2 * g for g in accumulation_demo()["once"]]
+
+
+def test_layers_shapes_and_the_collapse_of_stacked_linear_layers(tmp_path, capsys):
+    from torchclassics.lessons.layers import collapse, parabola_fits
+
+    out = run_cli("layers", tmp_path, capsys)
+    assert "nn.Linear(10, 5): weight (5, 10) (out, in), bias (5,), 55 parameters" in out
+    assert "input (1, 10) -> output (1, 2)" in out
+    assert collapse()["gap"] < 1e-5
+    fits = parabola_fits()
+    # No activation: the best three stacked layers can do is the best straight line.
+    assert fits["stacked_mse"] == pytest.approx(fits["line_mse"], rel=1e-3)
+    assert fits["relu_mse"] < fits["line_mse"] / 100
+    assert 'missing the required "forward" function' in out and "must be Tensor, not ReLU" in out
+    assert "output (3, 2)" in out
+    figure = tmp_path / "layers.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layers.png"]  # no temporary file left
+
+
+def test_rnn_gradients_gates_states_and_detach(tmp_path, capsys):
+    from torchclassics.lessons.rnn import gradient_table, lstm_step_by_hand, scalar_factors
+
+    out = run_cli("rnn", tmp_path, capsys)
+    factors = scalar_factors()
+    assert factors[0.9] < 0.01 and factors[1.0] == 1 and factors[1.1] > 100
+    table = gradient_table()
+    for name in ("RNN", "LSTM"):  # at initialisation, 40 steps back is lost
+        assert table[name][-41] < 1e-6 * table[name][-1], name
+    opened = table["LSTM, forget gate bias +2"]
+    assert opened[0] > 1e-3 * opened[-1]  # the first input still reaches the last output
+    step = lstm_step_by_hand()
+    assert step["h_gap"] < 1e-6 and step["c_gap"] < 1e-6
+    assert "r_out[:, -1, :] equals h_n[-1]: True; equals c_n[-1]: False" in out
+    assert "Trying to backward through the graph a second time" in out
+    assert "window 2's gradient would reach window 1: True" in out and "reaches window 1: False" in out
+    assert (tmp_path / "rnn_gradients.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pca_against_a_real_autoencoder_run(tmp_path, capsys, monkeypatch):
+    import json
+
+    from torchclassics.lessons import pca
+
+    monkeypatch.setattr(pca, "AUTOENCODER_EPOCHS", 1)  # the comparison, not the result of 20 epochs
+    monkeypatch.setenv("TORCHCLASSICS_DATA", str(tmp_path / "no_mnist"))  # the offline subset, on any machine
+    folder = tmp_path / "lesson"
+    out = run_cli("pca", folder, capsys)
+    assert "test MSE of the reconstructions (1,000 test digits): 0.0524" in out
+    summary = json.loads((folder / "autoencoder_run" / "summary.json").read_text())
+    assert summary["experiment"] == "autoencoder" and summary["params"]["epochs"] == 1
+    assert f"test MSE {summary['metrics']['test_mse']:.4f} on the same test digits" in out
+    assert (folder / "pca_vs_autoencoder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pca_by_hand_equals_scikit_learn():
+    from torchclassics.lessons.pca import pca_reconstruction
+
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(200, 6)) @ rng.normal(size=(6, 6))
+    test = rng.normal(size=(50, 6)) @ rng.normal(size=(6, 6))
+    mean = train.mean(0)
+    _, _, vt = np.linalg.svd(train - mean, full_matrices=False)
+    rebuilt = mean + (test - mean) @ vt[:2].T @ vt[:2]
+    assert pca_reconstruction(train, test, components=2)["mse"] == pytest.approx(np.mean((rebuilt - test) ** 2))

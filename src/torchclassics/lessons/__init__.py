@@ -13,17 +13,24 @@ from pathlib import Path
 
 from ..errors import UserError
 
-# Teaching order: from tensors up to feeding a training loop.
-LESSONS = ("tensors", "activations", "losses", "build", "save_restore", "dataloader")
+# Teaching order: from tensors up to feeding a training loop, then recurrent nets, then the
+# autoencoder against PCA.
+LESSONS = ("tensors", "shapes", "layers", "activations", "losses", "build", "save_restore", "dataloader", "rnn",
+           "pca")
 
 # Kept here rather than read from the modules, so listing imports nothing heavy.
 DESCRIPTIONS = {
     "tensors": "torch <-> numpy (shared memory), operations next to numpy, autograd of mean(x^2)",
+    "shapes": "unsqueeze/view to (N, 1), torch.normal, torch.cat, float inputs and long labels, "
+              "torch.max(out, 1)[1], why zero_grad",
+    "layers": "nn.Linear's weight and bias shapes, chaining layers, stacked linear layers collapse into one",
     "activations": "Sigmoid ... GELU with their gradients; saturation and dying ReLU",
     "losses": "MSE, L1, SmoothL1, CrossEntropy, NLL (weighted, 2-D), BCEWithLogits vs hand computation",
     "build": "a class-based net and nn.Sequential of the same layers are the same function",
     "save_restore": "state_dict save/restore, the whole net via torch.export, why pickles are refused",
     "dataloader": "TensorDataset + DataLoader: batches, shuffle, 2 workers, seeded, drop_last",
+    "rnn": "gradients through time (RNN vs LSTM), the LSTM's gates by hand, h_n vs c_n, detaching the state",
+    "pca": "PCA with 3 components vs a real autoencoder run on the same MNIST digits (MSE, codes side by side)",
 }
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..viz.plots import new_figure, save
+from ..viz.plots import new_figure
+from ._figure import save_figure
 
 
 def activations() -> dict[str, nn.Module]:
@@ -72,7 +73,7 @@ def draw(path: Path, x: torch.Tensor) -> Path:
         ax.axhline(0, color="grey", lw=0.5)
         ax.set(title=name, ylim=(-1.5, 3.0))
         ax.legend(loc="upper left", fontsize=8)
-    return save(fig, path)
+    return save_figure(fig, path)
 
 
 def run(out: Path) -> Path:

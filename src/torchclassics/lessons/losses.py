@@ -98,26 +98,27 @@ def pixel_check() -> Check:
     return Check("NLLLoss 2-D", "mean over pixels of -logp[y_ij]", by_torch, sum(each) / len(each))
 
 
-def seed_cross_entropy(true_label: int, prediction: float) -> float:
-    """Seed 001's binary cross-entropy: -log p for a positive, -log(1 - p) for a negative."""
+def book_cross_entropy(true_label: int, prediction: float) -> float:
+    """The binary cross-entropy of the book ("Deep Learning with PyTorch", chapter 3):
+    -log p for a positive, -log(1 - p) for a negative."""
     return -math.log(prediction) if true_label == 1 else -math.log(1 - prediction)
 
 
-def seed_formula_checks(p: float = 0.1) -> list[Check]:
-    """The seed's -log p is nn.CrossEntropyLoss on scores whose softmax is [1 - p, p]:
+def book_formula_checks(p: float = 0.1) -> list[Check]:
+    """The book's -log p is nn.CrossEntropyLoss on scores whose softmax is [1 - p, p]:
     log-probabilities are valid logits, since softmax(log q) = q."""
     logits = torch.log(torch.tensor([[1 - p, p]]))
-    return [Check(f"seed -log p (label {y}, p={p})", "CrossEntropyLoss(log[1-p, p], y)",
-                  nn.CrossEntropyLoss()(logits, torch.tensor([y])).item(), seed_cross_entropy(y, p))
+    return [Check(f"book -log p (label {y}, p={p})", "CrossEntropyLoss(log[1-p, p], y)",
+                  nn.CrossEntropyLoss()(logits, torch.tensor([y])).item(), book_cross_entropy(y, p))
             for y in (1, 0)]
 
 
 def all_checks() -> list[Check]:
-    return regression_checks() + classification_checks() + [binary_check(), pixel_check()] + seed_formula_checks()
+    return regression_checks() + classification_checks() + [binary_check(), pixel_check()] + book_formula_checks()
 
 
 def second_backward() -> dict:
-    """Seed 001 called ``output.backward()`` twice on one graph (once inside print):
+    """The book called ``output.backward()`` twice on one graph (once inside print):
     the second call fails because the first freed the graph's saved tensors."""
     g = torch.Generator().manual_seed(1)
     scores = torch.randn(3, 5, generator=g, requires_grad=True)
@@ -130,7 +131,7 @@ def second_backward() -> dict:
         error = None
     except RuntimeError as err:
         error = str(err).splitlines()[0]
-    # The fix the seed found: keep the graph on the first call. Gradients then add up.
+    # The fix the course notes found: keep the graph on the first call. Gradients then add up.
     scores.grad = None
     output = nn.CrossEntropyLoss()(scores, target)
     output.backward(retain_graph=True)

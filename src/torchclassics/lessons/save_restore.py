@@ -18,13 +18,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..atomic import replaced_atomically
 from ..data.synthetic import parabola
 from ..models.mlp import sequential_net
-from ..viz.plots import new_figure, save
+from ..viz.plots import new_figure
+from ._figure import save_figure
 
 
 def train_net(x: torch.Tensor, y: torch.Tensor, seed: int = 1, steps: int = 100) -> nn.Module:
-    """The seed's net1: Sequential 1-10-1, SGD lr 0.5, 100 full-batch steps of MSE."""
+    """The tutorial series' net1: Sequential 1-10-1, SGD lr 0.5, 100 full-batch steps of MSE."""
     torch.manual_seed(seed)
     net = sequential_net(1, 10, 1)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
@@ -39,7 +41,8 @@ def train_net(x: torch.Tensor, y: torch.Tensor, seed: int = 1, steps: int = 100)
 
 def save_and_restore_params(net: nn.Module, path: Path) -> nn.Module:
     """state_dict to disk, then into a freshly built net of the same architecture."""
-    torch.save(net.state_dict(), path)
+    with replaced_atomically(path) as tmp:
+        torch.save(net.state_dict(), tmp)
     restored = sequential_net(1, 10, 1)
     restored.load_state_dict(torch.load(path, weights_only=True))
     return restored
@@ -49,7 +52,8 @@ def export_and_load_whole(net: nn.Module, example: torch.Tensor, path: Path) -> 
     """The whole net as a torch.export archive; any batch size is allowed on load."""
     batch = torch.export.Dim("batch")
     exported = torch.export.export(net, (example,), dynamic_shapes={"input": {0: batch}})
-    torch.export.save(exported, path)
+    with replaced_atomically(path) as tmp:
+        torch.export.save(exported, tmp)
     return torch.export.load(path).module()
 
 
@@ -81,7 +85,7 @@ def draw(x: torch.Tensor, y: torch.Tensor, fits: dict[str, torch.Tensor], path: 
         ax.plot(x.numpy(), prediction.numpy(), "r-", lw=4)
         mse = nn.functional.mse_loss(prediction, y).item()
         ax.set(title=f"{title}\nMSE {mse:.4f}")
-    return save(fig, path)
+    return save_figure(fig, path)
 
 
 def run(out: Path) -> Path:
