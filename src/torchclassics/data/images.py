@@ -7,7 +7,7 @@ Two layouts are recognised, whichever the folder has:
 * torchvision's ImageFolder: one sub-folder per class (``root/cat/x.jpg``), any
   number of classes.
 
-Every listing is sorted (the seed's Dogs vs Cats code gave different results on
+Every listing is sorted (the book's Dogs vs Cats code gave different results on
 two machines because ``os.listdir`` order differs), the train/validation split
 is a seeded permutation of that sorted list, and the augmentation of one sample
 is seeded by (seed, epoch, sample), so the batches do not depend on the machine,

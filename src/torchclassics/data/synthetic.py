@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-# Seed 001's toy line: 17 (x, y) points fitted by hand and with nn.Linear.
+# The book's toy line ("Deep Learning with PyTorch", chapter 3): 17 (x, y) points fitted by hand and with nn.Linear.
 TOY_X = [3.3, 4.4, 5.5, 6.71, 6.93, 4.168, 9.779, 6.182, 7.59, 2.167, 7.042, 10.791, 5.313, 7.997, 5.654, 9.27, 3.1]
 TOY_Y = [1.7, 2.76, 2.09, 3.19, 1.694, 1.573, 3.366, 2.596, 2.53, 1.221, 2.827, 3.465, 1.65, 2.904, 2.42, 2.94, 1.3]
 
@@ -41,7 +41,7 @@ def sin_cos_windows(n_windows: int, time_steps: int, start_window: int = 0):
     """Consecutive windows of pi along the time axis: input sin(t), target cos(t).
 
     Shape (n_windows, time_steps, 1) each; window k covers [k*pi, (k+1)*pi], as the
-    seed's loop does one step at a time."""
+    tutorial's loop does one step at a time."""
     rows = []
     for k in range(start_window, start_window + n_windows):
         rows.append(np.linspace(k * np.pi, (k + 1) * np.pi, time_steps, dtype=np.float32))

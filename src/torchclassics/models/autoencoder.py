@@ -9,7 +9,7 @@ class AutoEncoder(nn.Module):
     """Encoder 784 -> 128 -> 64 -> 12 -> 3 (Tanh between), mirrored decoder ending in a Sigmoid.
 
     ``forward`` returns the reconstruction (what the loss compares with the input);
-    ``encode`` gives the 3-d code the scatter plot shows. The seed's forward returned both;
+    ``encode`` gives the 3-d code the scatter plot shows. The tutorial's forward returned both;
     the engine wants one output tensor, so the code has its own method."""
 
     def __init__(self, pixels: int = 28 * 28, code: int = 3):

@@ -1,4 +1,4 @@
-"""The CNN of the MNIST lesson, exactly as the seed builds it."""
+"""The CNN of the MNIST lesson, exactly as the tutorial series builds it."""
 from __future__ import annotations
 
 import torch
@@ -9,7 +9,7 @@ class CNN(nn.Module):
     """(1, 28, 28) -> Conv 5x5 (16) -> ReLU -> MaxPool 2 -> Conv 5x5 (32) -> ReLU -> MaxPool 2 -> Linear(1568, 10).
 
     ``features`` is the flattened 32 x 7 x 7 = 1568-d map before the last layer: what the
-    t-SNE figure embeds. Layer names follow the seed (conv1, conv2, out)."""
+    t-SNE figure embeds. Layer names follow the tutorial (conv1, conv2, out)."""
 
     def __init__(self, n_classes: int = 10):
         super().__init__()

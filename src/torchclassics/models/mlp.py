@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 
 class Net(nn.Module):
-    """The seed's class-based net: one hidden layer with ReLU, e.g. 1 -> 10 -> 1."""
+    """The tutorial series' class-based net: one hidden layer with ReLU, e.g. 1 -> 10 -> 1."""
 
     def __init__(self, n_feature: int, n_hidden: int, n_output: int):
         super().__init__()

@@ -1,4 +1,4 @@
-"""ResNet-18 transfer learning (the seed's Dogs vs Cats model): torchvision's network,
+"""ResNet-18 transfer learning (the book's Dogs vs Cats model): torchvision's network,
 ImageNet weights from torch.hub's cache, a new last layer for the task's classes."""
 from __future__ import annotations
 
