@@ -101,7 +101,7 @@ class Progress:
         if self.enabled and sys.stderr.isatty():
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=(epochs - first_epoch) * steps_per_epoch, desc=label or None, unit="step",
+            self.bar = tqdm(total=(epochs - first_epoch) * steps_per_epoch or None, desc=label or None, unit="step",
                             leave=False, dynamic_ncols=True)
 
     def _emit(self, line: str, to_log: bool = True) -> None:
@@ -121,7 +121,8 @@ class Progress:
         if self.bar is not None:
             self.bar.update(1)
         elif self.enabled and time.perf_counter() - self.last_line >= QUIET_SECONDS:
-            self._emit(f"epoch {epoch}/{self.epochs} | step {step_in_epoch}/{self.steps_per_epoch} of the epoch | "
+            of = f"/{self.steps_per_epoch}" if self.steps_per_epoch else ""
+            self._emit(f"epoch {epoch}/{self.epochs} | step {step_in_epoch}{of} of the epoch | "
                        f"train loss {_number(loss())} | {time.perf_counter() - self.started:.1f} s", to_log=False)
 
     def epoch(self, row: dict) -> None:

@@ -74,6 +74,7 @@ class Task:
     forward: Forward = plain_forward
     carry_state: bool = False      # pass the hidden state from batch to batch within an epoch
     step: Callable | None = None   # an experiment's own step(trainer, inputs, targets) -> (losses, outputs)
+    evaluate: Callable | None = None  # an experiment's own held-out metrics: (trainer) -> {"test_...": value}
     models: dict[str, nn.Module] | None = None  # several models: name -> module (``model`` among them)
     optimized: tuple[str, ...] | None = None    # the models that get an optimizer (default: all)
     on_epoch_end: Callable[[int, nn.Module, dict], None] | None = None  # (epoch, model, record)
@@ -363,6 +364,9 @@ class Trainer:
         return metrics
 
     def evaluate(self) -> dict:
+        if self.task.evaluate is not None:
+            with torch.no_grad():
+                return self.task.evaluate(self)
         return evaluate_task(self.task, self.model, self.device)
 
     # -- checkpoints ---------------------------------------------------------------------------------
@@ -463,7 +467,8 @@ class Trainer:
             self.run.truncate_metrics(self.epoch, self.tag)
             self.run.info(f"resumed {self.tag or 'training'} at epoch {self.epoch}" if self.epoch else
                           f"no checkpoint of {self.tag or 'the run'} yet: training starts from the beginning", echo=True)
-        self.progress = progress.Progress(epochs, self.epoch, len(self.task.train), self.task.held_out,
+        steps = len(self.task.train) if hasattr(self.task.train, "__len__") else 0  # 0: unknown (episodes)
+        self.progress = progress.Progress(epochs, self.epoch, steps, self.task.held_out,
                                           self.run.info, label=self.tag or self.run.path.name, enabled=self.run.writer)
         self.curves = Curves(self.run.path, self.tag, self.epoch, resumed=resume, enabled=self.run.writer)
         try:
