@@ -31,3 +31,23 @@ def test_resume_on_gpu_is_exact(tmp_path):
     resumed = run("rnn_sincos", out=tmp_path / "part", device="cuda", figures=False, epochs=4, resume=True)
     for key, value in whole.metrics.items():
         assert resumed.metrics[key] == pytest.approx(value, abs=1e-6), key
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_mixed_precision_resumes_exactly_on_the_gpu(tmp_path, precision):
+    whole = run("rnn_sincos", out=tmp_path / "whole", device="cuda", figures=False, epochs=4, precision=precision)
+    run("rnn_sincos", out=tmp_path / "part", device="cuda", figures=False, epochs=2, precision=precision)
+    resumed = run("rnn_sincos", out=tmp_path / "part", device="cuda", figures=False, epochs=4, resume=True)
+    state = torch.load(tmp_path / "part" / "checkpoints" / "last.pt", weights_only=True)
+    assert (state["scaler"] is not None) == (precision == "fp16")  # the GradScaler's state is checkpointed
+    for key, value in whole.metrics.items():
+        assert resumed.metrics[key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_whole_step_graphs_resume_exactly(tmp_path):
+    settings = dict(device="cuda", figures=False, n_points=1000, batch_size=64, optimizer="Adam", lr=0.01)
+    whole = run("regression", out=tmp_path / "whole", epochs=6, cuda_graphs=True, **settings)
+    run("regression", out=tmp_path / "part", epochs=3, cuda_graphs=True, **settings)
+    resumed = run("regression", out=tmp_path / "part", epochs=6, resume=True, device="cuda", figures=False)
+    for key, value in whole.metrics.items():
+        assert resumed.metrics[key] == pytest.approx(value, rel=1e-5), key

@@ -177,3 +177,66 @@ def test_on_step_end_sees_every_optimizer_step_across_epochs(tmp_path):
     make_trainer(tmp_path, task, epochs=2).fit()
     assert [step for step, _ in seen] == [1, 2, 3, 4, 5, 6]  # 3 batches an epoch
     assert len({weight for _, weight in seen}) == 6, "called after each update"
+
+
+# -- the second-generation step: several models, an own step, mixed precision -------------------------
+def two_model_task(seed: int = 0) -> Task:
+    """A tiny adversarial pair: ``critic`` scores points, ``mover`` shifts noise to fool it."""
+    torch.manual_seed(seed)
+    mover, critic = nn.Linear(2, 2), nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+    real = torch.randn(64, 2) + 3
+
+    def step(trainer, inputs, targets):
+        noise = torch.randn(len(inputs), 2)  # the global generator: checkpointed with the run
+        for name, loss_of in (("critic", lambda: critic(mover(noise).detach()).mean() - critic(inputs).mean()),
+                              ("mover", lambda: -critic(mover(noise)).mean())):
+            trainer.optimizers[name].zero_grad(set_to_none=True)
+            loss = loss_of()
+            trainer.precision.backward(loss)
+            trainer.precision.step(trainer.optimizers[name])
+            if name == "critic":
+                loss_c = loss
+        return {"loss_critic": loss_c, "loss_mover": loss}, None
+
+    return Task(model=mover, models={"mover": mover, "critic": critic}, step=step, monitor="loss_mover",
+                train=TensorBatches(real, torch.zeros(64), batch_size=16, seed=seed), test=None)
+
+
+def fit_two_models(tmp_path, name, epochs, resume=False):
+    run_dir = RunDir(tmp_path / name)
+    run_dir.claim(resume=resume)
+    run_dir.planned = {"experiment": "test"}
+    trainer = Trainer(two_model_task(), {"optimizer": "Adam", "lr": 0.01, "epochs": epochs, "optimizer_args": {}},
+                      run_dir, torch.device("cpu"))
+    try:
+        return trainer.fit(resume=resume), trainer
+    finally:
+        run_dir.close()
+
+
+def test_two_models_two_optimizers_and_an_own_step_resume_exactly(tmp_path):
+    whole, trainer = fit_two_models(tmp_path, "whole", 4)
+    assert {"loss_critic", "loss_mover"} <= whole.history[-1].keys()  # each loss named in the rows
+    assert set(trainer.optimizers) == {"mover", "critic"}
+    fit_two_models(tmp_path, "part", 2)
+    resumed, _ = fit_two_models(tmp_path, "part", 4, resume=True)
+    state = torch.load(tmp_path / "part" / "checkpoints" / "last.pt", weights_only=True)
+    assert set(state["optimizers"]) == {"mover", "critic"} and set(state["models"]) == {"critic"}
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "train_s"} for r in rows]  # noqa: E731
+    assert strip(resumed.history) == strip(whole.history)
+
+
+def test_bf16_on_the_cpu_trains_and_resumes_exactly(tmp_path):
+    straight = run("regression", out=tmp_path / "s", figures=False, epochs=40, precision="bf16")
+    fp32 = run("regression", out=tmp_path / "f", figures=False, epochs=40)
+    assert straight.metrics["test_mse"] != fp32.metrics["test_mse"]  # autocast did change the arithmetic
+    assert straight.metrics["test_mse"] == pytest.approx(fp32.metrics["test_mse"], rel=0.1)
+    run("regression", out=tmp_path / "r", figures=False, epochs=20, precision="bf16")
+    resumed = run("regression", out=tmp_path / "r", figures=False, epochs=40, resume=True)
+    assert resumed.metrics == straight.metrics
+
+
+def test_a_precision_the_model_cannot_run_is_refused_before_writing(tmp_path):
+    with pytest.raises(UserError, match="precision=fp16 needs a CUDA GPU"):
+        run("regression", out=tmp_path / "r", figures=False, precision="fp16", device="cpu")
+    assert not (tmp_path / "r").exists()

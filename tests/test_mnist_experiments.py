@@ -112,28 +112,31 @@ def test_a_corrupt_folder_is_a_one_line_error_from_the_command_line(tmp_path, fo
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_on_the_gpu_the_data_stays_there_and_cuda_graphs_train_like_eager(tmp_path, folder):
+def test_on_the_gpu_the_data_stays_there_and_cuda_graphs_train_like_eager(tmp_path, folder, capsys):
     from torchclassics import config, registry
 
-    params = config.resolve("cnn_mnist", {"data_root": str(folder), "download": False})
+    params = config.resolve("cnn_mnist", overrides={"data_root": str(folder), "download": False})
     task = registry.get("cnn_mnist").build(params, torch.device("cuda"))
     assert task.train.tensors[0].is_cuda and task.train.tensors[0].dtype == torch.uint8
     inputs, targets = next(iter(task.train.epoch(1)))
     assert inputs.is_cuda and inputs.dtype == torch.float32 and targets.is_cuda
-    assert getattr(task.model, "cuda_graphed", False)
 
-    results = {graphs: run("cnn_mnist", out=tmp_path / f"gpu-{graphs}", device="cuda", data_root=str(folder),
-                           epochs=3, tsne_points=60, cuda_graphs=graphs, **FAST) for graphs in (True, False)}
+    results = {}
+    for graphs in (True, False):
+        results[graphs] = run("cnn_mnist", out=tmp_path / f"gpu-{graphs}", device="cuda", data_root=str(folder),
+                              epochs=3, tsne_points=60, cuda_graphs=graphs, **FAST)
+        results[graphs, "said"] = "as a CUDA graph" in capsys.readouterr().err
     graphed, eager = results[True], results[False]
-    assert getattr(graphed.model, "cuda_graphed", False) and not getattr(eager.model, "cuda_graphed", False)
+    assert results[True, "said"] and not results[False, "said"]
     assert graphed.summary["device"].startswith("cuda")
-    # the same arithmetic, launched differently: the runs agree up to float noise
-    assert graphed.metrics["test_accuracy"] == pytest.approx(eager.metrics["test_accuracy"], abs=0.03)
-    assert graphed.metrics["loss"] == pytest.approx(eager.metrics["loss"], rel=0.05)
+    # the same arithmetic, launched differently (the warm-up is undone): the runs agree up to float noise
+    assert graphed.metrics["test_accuracy"] == pytest.approx(eager.metrics["test_accuracy"], abs=0.01)
+    assert graphed.metrics["loss"] == pytest.approx(eager.metrics["loss"], rel=1e-3)
     figure_ok(graphed.run_dir / "figures" / "animation.gif", frames=4)
+    # 600 / 64: the short last batch gets a graph of its own
     autoencoder = run("autoencoder", out=tmp_path / "ae", device="cuda", data_root=str(folder), epochs=2,
-                      figures=False, download=False)  # 600 / 64: the short last batch runs without the graph
-    assert getattr(autoencoder.model, "cuda_graphed", False) and autoencoder.metrics["test_mse"] < 0.11
+                      figures=False, download=False)
+    assert autoencoder.metrics["test_mse"] < 0.11
     lstm = run("lstm_mnist", out=tmp_path / "lstm", device="cuda", data_root=str(folder), epochs=2, figures=False,
                download=False)
-    assert not getattr(lstm.model, "cuda_graphed", False) and lstm.metrics["test_accuracy"] > 0.2
+    assert lstm.metrics["test_accuracy"] > 0.2

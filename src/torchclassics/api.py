@@ -102,7 +102,7 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
         seed_everything(params["seed"])
         with progress.phase(f"preparing {name} (data, model)"):
             task = experiment.build(params, target)  # data errors surface here, before anything is written
-        experiment.check(params, task)  # so do optimizer and scheduler arguments
+        experiment.check(params, task, target)  # so do optimizer, scheduler and precision
         if dist:
             task.train.shard(dist.rank, dist.world)
         if run_dir is None:
@@ -135,6 +135,7 @@ def _claim_new(name, out, runs_dir, writer, dist) -> RunDir:
         path = dist.share(path)
     run_dir = RunDir(path, writer=writer)
     run_dir.claim(resume=False)
+    run_dir.created = run_dir.created or (writer and out is None)  # new_run_path made it for this run
     return run_dir
 
 

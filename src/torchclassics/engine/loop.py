@@ -30,7 +30,7 @@ from torch import nn
 
 from .. import progress
 from ..errors import UserError
-from . import checkpoint
+from . import checkpoint, graphs
 from .precision import Precision
 from .rundir import RunDir, checkpoint_interval
 from .tensorboard import Curves
@@ -117,13 +117,17 @@ def optimizer_kwargs(params: dict, cls, device: torch.device | None) -> dict:
     return kwargs
 
 
-def build_optimizer(params: dict, model: nn.Module, device: torch.device | None = None) -> torch.optim.Optimizer:
-    """``torch.optim.<optimizer>(model.parameters(), lr=lr, **optimizer_args)``."""
+def build_optimizer(params: dict, model: nn.Module, device: torch.device | None = None,
+                    capturable: bool = False) -> torch.optim.Optimizer:
+    """``torch.optim.<optimizer>(model.parameters(), lr=lr, **optimizer_args)``; ``capturable``: its
+    state on the GPU, so a CUDA graph can replay its step."""
     name = params.get("optimizer", "SGD")
     cls = getattr(torch.optim, name, None)
     if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
         raise UserError(f"optimizer={name!r}: not a torch.optim optimizer.")
     kwargs = optimizer_kwargs(params, cls, device)
+    if capturable:
+        kwargs["capturable"] = True
     try:
         return cls(model.parameters(), lr=params["lr"], **kwargs)
     except (TypeError, ValueError, RuntimeError) as err:
@@ -275,10 +279,12 @@ class Trainer:
         self.wrapped = {name: (distributed.wrap(m) if distributed and name in task.optimized else m)
                         for name, m in self.models.items()}
         self.train_model = self.wrapped[self.main_name]
-        self.optimizers = {name: build_optimizer(params, self.models[name], device) for name in task.optimized}
-        self.schedulers = {name: build_scheduler(params, opt) for name, opt in self.optimizers.items()}
         self.precision = Precision(params.get("precision", "fp32"), device)
-        self.step_fn = task.step or self.default_step()
+        graphed = self.whole_step_graphs()
+        self.optimizers = {name: build_optimizer(params, self.models[name], device, capturable=graphed)
+                           for name in task.optimized}
+        self.schedulers = {name: build_scheduler(params, opt) for name, opt in self.optimizers.items()}
+        self.step_fn = graphs.GraphedLessonStep() if graphed else (task.step or self.default_step())
         self.clip_norm = params.get("clip_grad_norm")
         self.ckpt_dir = run.checkpoints / tag if tag else run.checkpoints
         self.history: list[dict] = []
@@ -301,6 +307,15 @@ class Trainer:
     def optimizer(self):
         """The main model's optimizer (the lesson step's)."""
         return self.optimizers[self.main_name]
+
+    def whole_step_graphs(self) -> bool:
+        """``cuda_graphs``: capture the whole step when it can be; say once why not otherwise."""
+        if not graphs.wanted(self.params, self.device):
+            return False
+        reason = graphs.why_not(self)
+        if reason is not None:
+            progress.say(f"torchclassics: training without CUDA graphs: {reason}")
+        return reason is None
 
     def default_step(self):
         if self.task.loss_fn is None:

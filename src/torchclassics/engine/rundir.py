@@ -9,6 +9,7 @@ before training leaves the folder as it was; every file is replaced atomically.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -84,8 +85,10 @@ class RunLock:
     def __init__(self, folder: Path):
         self.path = Path(folder) / LOCK_NAME
         self.fd: int | None = None
+        self.made_file = False
 
     def acquire(self) -> None:
+        self.made_file = not self.path.exists()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         if not _try_lock(fd):
             holder = _read_holder(fd)
@@ -161,6 +164,7 @@ class RunDir:
         self.lock = RunLock(self.path)
         self.planned: dict = {}  # the params.json that begin() writes
         self.started = False
+        self.created = False     # this process made the folder (it goes again if the run never starts)
         self.log = logging.getLogger(f"torchclassics.run.{id(self)}")
         self.log.propagate = False
         self.log.setLevel(logging.INFO)
@@ -180,7 +184,9 @@ class RunDir:
             return  # under DDP rank 0 checks and writes
         if resume and not self.path.is_dir():
             raise UserError(f"--resume: {self.path} does not exist; run without --resume to start it.")
-        self.path.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            self.path.mkdir(parents=True)
+            self.created = True
         self.lock.acquire()
         if not resume and self.holds_run_data():
             self.lock.release()
@@ -253,7 +259,15 @@ class RunDir:
             atomic.write_json(self.path / "summary.json", summary)
 
     def close(self) -> None:
+        """Release the folder. A run that failed before its first write leaves it as it found it:
+        its lock file goes (removed while still held, so no one else can be holding it), and a
+        folder it made goes too."""
         for handler in list(self.log.handlers):
             handler.close()
             self.log.removeHandler(handler)
+        if not self.started and self.lock.fd is not None and self.lock.made_file:
+            self.lock.path.unlink(missing_ok=True)
         self.lock.release()
+        if not self.started and self.created:
+            with contextlib.suppress(OSError):  # not empty after all: leave it
+                self.path.rmdir()

@@ -7,6 +7,7 @@ import torch
 
 from .. import config
 from ..engine.loop import FitResult, Task, Trainer, check_training_setup
+from ..engine.precision import Precision
 from ..engine.rundir import RunDir
 from ..errors import UserError
 
@@ -60,11 +61,29 @@ class Experiment:
     def build(self, params: dict, device: torch.device) -> Task:
         raise NotImplementedError
 
-    def check(self, params: dict, task: Task) -> None:
-        """Raise a UserError for what only the optimizer or scheduler can judge (their
-        arguments, by one step on a copy), before the run directory is made."""
+    def check(self, params: dict, task: Task, device: torch.device = torch.device("cpu")) -> None:
+        """Raise a UserError for what only torch can judge, before the run directory is made: the
+        optimizer's and scheduler's arguments (one step on a copy), and the precision (one forward
+        of an example under its autocast: bf16 kernels are missing for some layers on some CPUs)."""
         for name in task.optimized:
             check_training_setup(params, task.models[name], torch.device("cpu"))
+        precision = Precision(params.get("precision", "fp32"), device)
+        if precision.dtype is not None:
+            self.check_precision(task, precision, device)
+
+    def check_precision(self, task: Task, precision: Precision, device: torch.device) -> None:
+        try:
+            example = self.example_input(task).to(device)
+        except Exception:  # an experiment without an example: the first training step will tell
+            return
+        model = task.model.to(device)
+        try:
+            with torch.no_grad(), precision.autocast():
+                model(example)
+        except RuntimeError as err:
+            raise UserError(f"precision={precision.kind}: this {self.name} model cannot run under "
+                            f"{precision.kind} autocast on {device.type} ({' '.join(str(err).split())[:120]}); "
+                            "use fp32.") from None
 
     def checkpoint_folder(self, run_dir: RunDir) -> Path:
         """Where evaluate, predict and export find best.pt / last.pt."""

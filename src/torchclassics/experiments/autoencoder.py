@@ -15,7 +15,6 @@ from ..viz.embed import codes_3d_figure
 from ..viz.plots import new_figure, save, to_array
 from ..engine.loop import Task
 from ._base import Experiment, draw_loss
-from .cnn_mnist import graphed_for_training
 
 
 def record_reconstructions(model: AutoEncoder, pixels: torch.Tensor, record: dict):
@@ -66,8 +65,6 @@ class Autoencoder(Experiment):
         hook = record_reconstructions(model, mnist.to_unit(shown.to(device)), self.record)
         model.to(device)  # the hook runs the model on shown digits that already live on ``device``
         hook(0)  # the untrained net: the GIF's first frame
-        if device.type == "cuda" and params.get("cuda_graphs", False):
-            graphed_for_training(model, mnist.to_unit(data.train_images[: params["batch_size"]].to(device)))
         train = mnist.batches(data.train_images, data.train_labels, params["batch_size"], shuffle=True,
                               seed=params["seed"], device=device, transform=mnist.reconstruct_batch)
         test = mnist.batches(data.test_images, data.test_labels, params.get("test_batch_size", 1000),

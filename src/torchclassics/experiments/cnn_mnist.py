@@ -6,9 +6,6 @@ predictions, sample and confusion figures, and ``predict`` from image files.
 """
 from __future__ import annotations
 
-import os
-import sys
-import warnings
 from pathlib import Path
 
 import torch
@@ -55,41 +52,6 @@ def samples_figure(images: torch.Tensor, labels: torch.Tensor, predicted: torch.
     return save(fig, path)
 
 
-def graphed_for_training(model: nn.Module, example: torch.Tensor) -> nn.Module:
-    """On a CUDA GPU: the training forward and backward, each captured once as a CUDA graph
-    (``torch.cuda.make_graphed_callables``) and replayed for every batch of ``example``'s shape.
-
-    A small net's step is a few dozen tiny kernels; launching them one by one from Python
-    costs more than running them, and a graph replay launches them all at once. Batches of
-    another shape (an epoch's last, short batch), evaluation (eval mode) and no-grad calls
-    run the ordinary forward. The weights are the module's own, updated in place by the
-    optimizer, so checkpoints and the rest of the engine see an ordinary module. Not under
-    DDP (several processes), where gradients must be reduced between graph and optimizer."""
-    if example.device.type != "cuda" or int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return model
-    eager = model.forward
-    # The captured graph keeps its own autograd nodes alive, which PyTorch flags at every
-    # backward as a possible extra synchronisation; it is expected here and harmless.
-    warnings.filterwarnings("ignore", message="The AccumulateGrad node's stream does not match")
-    try:
-        torch.cuda.make_graphed_callables(model, (example,))
-    except (RuntimeError, TypeError) as err:  # an op that cannot be captured: train without graphs
-        print(f"torchclassics: CUDA graph capture failed ({str(err).splitlines()[0][:120]}); training without",
-              file=sys.stderr)
-        model.forward = eager
-        return model
-    graphed, shape = model.forward, tuple(example.shape)
-
-    def forward(x):
-        if model.training and torch.is_grad_enabled() and tuple(x.shape) == shape:
-            return graphed(x)
-        return eager(x)
-
-    model.forward = forward
-    model.cuda_graphed = True
-    return model
-
-
 class MnistClassifier(Experiment):
     """MNIST classification: a subclass gives ``make_model`` (and may add figures)."""
 
@@ -118,9 +80,6 @@ class MnistClassifier(Experiment):
     def build(self, params, device):
         data = self.load_data(params)
         model = self.make_model(params, device)
-        if device.type == "cuda" and params.get("cuda_graphs", False):
-            example = mnist.normalise(data.train_images[: params["batch_size"]].to(device))
-            model = graphed_for_training(model.to(device), example)
         self._predicted = None
         train = mnist.batches(data.train_images, data.train_labels, params["batch_size"], shuffle=True,
                               seed=params["seed"], device=device)

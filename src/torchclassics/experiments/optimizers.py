@@ -60,9 +60,9 @@ class Optimizers(Experiment):
             self.nets[name] = Net(1, params["hidden"], 1)
         return self.task_for(params["optimizers"][0])
 
-    def check(self, params, task):
+    def check(self, params, task, device=None):
         for name in params["optimizers"]:
-            super().check(optimizer_params(params, name), self.task_for(name))
+            super().check(optimizer_params(params, name), self.task_for(name), device or self.device)
 
     def checkpoint_folder(self, run_dir):
         """The folder of the winning optimizer (summary.json), else the first one."""
