@@ -12,6 +12,7 @@ run directory is claimed, and every check comes before that.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,8 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
     """
     started = time.perf_counter()
     config.check_name(name)
+    if out is not None and _elastic_restart():
+        resume = True  # torchrun restarted the job: continue from the checkpoint
     if resume and out is None:
         raise UserError("--resume needs --out DIR: the run directory to continue.")
     if resume and params_file is not None:
@@ -70,17 +73,26 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
                     started=started)
 
 
+def _elastic_restart() -> bool:
+    """torchrun restarted this worker after a failure (``--max-restarts``): continue, do not start over."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0
+
+
 def _resumed_params(name: str, run_dir: RunDir, sets: list[str], overrides: dict) -> dict:
-    """A resumed run keeps its own params.json; only ``epochs`` may grow. A run killed before it
-    wrote params.json starts again from the experiment's parameters."""
-    changed = sorted({config.parse_set(s)[0] for s in sets} | set(overrides))
-    if any(key != "epochs" for key in changed):
-        raise UserError(f"--resume continues with the run's own params.json; drop --set "
-                        f"{', '.join(k for k in changed if k != 'epochs')} (only epochs may change).")
+    """A resumed run keeps its own params.json; only ``epochs`` may change (``--set`` values equal to
+    the run's own are fine: the same command line with --resume, or torchrun's restart, continues).
+    A run killed before it wrote params.json starts again from the experiment's parameters."""
     saved = run_dir.saved_params()
     if saved is None:
         return config.resolve(name, sets=sets, overrides=overrides)
-    return config.resolve(name, saved=(saved, str(run_dir.path / "params.json")), sets=sets, overrides=overrides)
+    source = (saved, str(run_dir.path / "params.json"))
+    params = config.resolve(name, saved=source, sets=sets, overrides=overrides)
+    own = config.resolve(name, saved=source)
+    changed = sorted(key for key in params if key != "epochs" and params[key] != own[key])
+    if changed:
+        raise UserError(f"--resume continues with the run's own params.json; drop --set {', '.join(changed)} "
+                        "(only epochs may change).")
+    return params
 
 
 def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides, report, summary_extra, started):

@@ -11,6 +11,15 @@ from typing import Callable, Iterator
 
 import torch
 
+from ..errors import UserError
+
+
+def per_process_batch(batch_size: int, world: int) -> int:
+    if batch_size % world:
+        raise UserError(f"batch_size={batch_size} cannot be shared evenly by {world} processes: give a multiple "
+                        f"of {world} (batch_size is the global batch, split over the processes).")
+    return batch_size // world
+
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The shuffling generator of one epoch: a function of (seed, epoch) alone, so a
@@ -34,7 +43,10 @@ class TensorBatches:
         return len(self.tensors[0])
 
     def shard(self, rank: int, world: int) -> "TensorBatches":
-        """Under DDP each process takes every ``world``-th sample of the same permutation."""
+        """Under DDP each process takes every ``world``-th sample of the same permutation, in batches
+        of ``batch_size / world``: the k-th batches of all processes together are the k-th batch of
+        one process, so N processes train as one does (``batch_size`` is the global batch)."""
+        self.batch_size = per_process_batch(self.batch_size, world)
         self.rank, self.world = rank, world
         return self
 

@@ -51,7 +51,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from ..errors import UserError
-from .batches import epoch_generator
+from .batches import epoch_generator, per_process_batch
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 KAGGLE_NAME = re.compile(r"^(?P<label>[^.]+)\.(?P<number>\d+)\.(?P<ext>[^.]+)$")
@@ -615,7 +615,9 @@ class ImageBatches:
         return -(-self.n_samples // self.batch_size)
 
     def shard(self, rank: int, world: int) -> "ImageBatches":
-        """Under DDP each process takes every ``world``-th sample of the same permutation."""
+        """Under DDP each process takes every ``world``-th sample of the same permutation, in batches
+        of ``batch_size / world`` (``batch_size`` is the global batch, as for TensorBatches)."""
+        self.batch_size = per_process_batch(self.batch_size, world)
         self.rank, self.world = rank, world
         if "sampler" in self.__dict__:
             self.sampler.rank, self.sampler.world = rank, world

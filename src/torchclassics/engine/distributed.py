@@ -9,6 +9,20 @@ import torch.distributed as dist
 from ..errors import UserError
 
 
+def attempt_store(rank: int, world: int):
+    """torchrun's key-value store, under a prefix of its own for each restart of the job.
+
+    After ``--max-restarts`` restarts a killed worker, the processes of the new attempt must not
+    read the addresses the previous attempt's processes left in the store (measured: with plain
+    ``env://``, killing rank 0 made the restarted rank 0 connect to the dead rank 1's old port and
+    fail). The store itself is torchrun's (its agent hosts it) or rank 0's, as ``env://`` would do."""
+    agent_hosts = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=rank == 0 and not agent_hosts)
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"torchclassics/attempt-{attempt}", store)
+
+
 class Distributed:
     def __init__(self):
         self.rank = int(os.environ["RANK"])
@@ -22,7 +36,8 @@ class Distributed:
         if use_cuda:
             torch.cuda.set_device(self.local_rank)
         if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+            dist.init_process_group(backend="nccl" if use_cuda else "gloo", store=attempt_store(self.rank, self.world),
+                                    rank=self.rank, world_size=self.world)
         self.device = torch.device("cuda", self.local_rank) if use_cuda else torch.device("cpu")
 
     @property
