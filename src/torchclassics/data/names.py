@@ -37,8 +37,8 @@ SPELLED_OUT = str.maketrans({"ł": "l", "Ł": "L", "ß": "ss", "ø": "o", "Ø": 
 def to_ascii(name: str) -> str:
     """'Ślusàrski' -> 'Slusarski': accents dropped, letters outside LETTERS removed (the tutorial's
     unicodeToAscii, plus ł, ß, ø, ... spelled out instead of lost)."""
-    decomposed = unicodedata.normalize("NFD", name.strip().translate(SPELLED_OUT))
-    return "".join(c for c in decomposed if c in LETTERS)
+    decomposed = unicodedata.normalize("NFD", name.translate(SPELLED_OUT))
+    return "".join(c for c in decomposed if c in LETTERS).strip()
 
 
 @dataclass
