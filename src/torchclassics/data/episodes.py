@@ -99,10 +99,9 @@ class Episodes:
         self.memory = ReplayMemory(capacity, self.env.observation_space.shape[0])
         self.batch_size, self.learn_start = batch_size, max(learn_start, 1)
         self.epsilon_start, self.epsilon_end, self.epsilon_decay = epsilon_start, epsilon_end, epsilon_decay
-        self.shaped_reward = shaped_reward  # (state, env reward) -> the reward learned from; None: the env's
+        self.shaped_reward = shaped_reward  # next state -> the reward learned from; None: the env's
         self.moves = 0             # moves played over the whole run: ε decays with them
         self.last_return = 0.0     # the last finished episode's return
-        self.last_length = 0
 
     @property
     def epsilon(self) -> float:
@@ -124,14 +123,14 @@ class Episodes:
     def epoch(self, episode: int) -> Iterator[tuple[Transitions, torch.Tensor]]:
         generator = torch.Generator().manual_seed(episode_seed(self.seed, episode))
         state, _ = self.env.reset(seed=episode_seed(self.seed, episode))
-        total, length, done = 0.0, 0, False
+        total, done = 0.0, False
         while not done:
             action = self.act(state, generator)
             next_state, reward, terminated, truncated, _ = self.env.step(action)
-            learned = self.shaped_reward(next_state, reward) if self.shaped_reward else float(reward)
+            learned = self.shaped_reward(next_state) if self.shaped_reward else float(reward)
             self.memory.push(state, action, learned, next_state, terminated)
             self.moves += 1
-            total, length, done = total + float(reward), length + 1, terminated or truncated
+            total, done = total + float(reward), terminated or truncated
             state = next_state
             if len(self.memory) >= self.learn_start:
                 transitions, rewards = self.memory.sample(self.batch_size, generator)
@@ -139,16 +138,14 @@ class Episodes:
                     transitions = Transitions(*(t.to(self.device) for t in transitions))
                     rewards = rewards.to(self.device)
                 yield transitions, rewards
-        self.last_return, self.last_length = total, length
+        self.last_return = total
 
     def state_dict(self) -> dict:
-        return {"memory": self.memory.state_dict(), "moves": self.moves, "last_return": self.last_return,
-                "last_length": self.last_length}
+        return {"memory": self.memory.state_dict(), "moves": self.moves, "last_return": self.last_return}
 
     def load_state_dict(self, state: dict) -> None:
         self.memory.load_state_dict(state["memory"])
         self.moves, self.last_return = int(state["moves"]), float(state["last_return"])
-        self.last_length = int(state["last_length"])
 
 
 @torch.no_grad()

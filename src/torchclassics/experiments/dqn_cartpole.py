@@ -28,11 +28,11 @@ N_STATES, N_ACTIONS = 4, 2           # cart position, cart velocity, pole angle,
 SOLVED = 195.0                       # the classic threshold (CartPole-v0's), kept as a reference line
 TRACK_LIMIT = 2.4                    # the cart leaves the track beyond |x| = 2.4: the episode ends
 POLE_LENGTH = 1.0                    # the environment's pole is 2 x its "length" of 0.5
-ANGLE_LIMIT = 12 * 2 * math.pi / 360  # the pole falls beyond 12 degrees: the episode ends
+ANGLE_LIMIT = math.radians(12)       # the pole falls beyond 12 degrees: the episode ends
 LOSSES = {"huber": nn.SmoothL1Loss(), "mse": nn.MSELoss()}
 
 
-def centred_and_upright(state, reward) -> float:
+def centred_and_upright(state) -> float:
     """The tutorial series' reward: the closer the cart to the middle and the pole to upright,
     the higher (from -1.3 to 0.7), instead of CartPole's 1 per move."""
     x, _, angle, _ = state
