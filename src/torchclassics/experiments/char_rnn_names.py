@@ -107,11 +107,12 @@ class CharRNNNames(Experiment):
 
     # -- predict ------------------------------------------------------------------------
     def predict(self, model, params, files, device):
-        """Each argument is a name, or a text file of names (one a line) when such a file exists."""
+        """Each item is a name, or a text file of names (one a line) when it is a Path of an
+        existing file; a ``str`` is always a name (what ``--text`` gives)."""
         names = []
         for item in files:
             path = Path(item)
-            if path.is_file():
+            if isinstance(item, Path) and path.is_file():
                 lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
                 names += [(f"{path}:{n}", line) for n, line in enumerate(lines, 1) if line.strip()]
             else:
