@@ -1,0 +1,166 @@
+"""DQN balances a pole on a cart (the tutorial series' "DQN 强化学习", on gymnasium's CartPole-v1).
+
+A Q-network learns the value of each move (push left, push right) from a replay memory of
+past moves, against a target network: a copy of the Q-network, not trained, refreshed every
+``target_every`` steps, so the value the network chases does not move with each update. An
+epoch of the engine is one episode (data/episodes.py); every ``eval_every`` episodes the
+greedy policy plays ``eval_episodes`` held-out episodes and their mean return is
+``test_return`` (CartPole-v1 ends an episode at 500; 195 is the classic "solved")."""
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from matplotlib.patches import Rectangle
+from torch import nn
+
+from ..data.episodes import HELD_OUT_SEEDS, Episodes, greedy_returns, greedy_states
+from ..engine.loop import Task
+from ..models.qnet import q_network
+from ..registry import experiment
+from ..viz.animate import animate
+from ..viz.plots import new_figure, save
+from ._base import Experiment
+
+ENV = "CartPole-v1"
+N_STATES, N_ACTIONS = 4, 2           # cart position, cart velocity, pole angle, pole angular velocity
+SOLVED = 195.0                       # the classic threshold (CartPole-v0's), kept as a reference line
+TRACK_LIMIT = 2.4                    # the cart leaves the track beyond |x| = 2.4: the episode ends
+POLE_LENGTH = 1.0                    # the environment's pole is 2 x its "length" of 0.5
+ANGLE_LIMIT = math.radians(12)       # the pole falls beyond 12 degrees: the episode ends
+LOSSES = {"huber": nn.SmoothL1Loss(), "mse": nn.MSELoss()}
+
+
+def centred_and_upright(state) -> float:
+    """The tutorial series' reward: the closer the cart to the middle and the pole to upright,
+    the higher (from -1.3 to 0.7), instead of CartPole's 1 per move."""
+    x, _, angle, _ = state
+    return float((TRACK_LIMIT - abs(x)) / TRACK_LIMIT - 0.8 + (ANGLE_LIMIT - abs(angle)) / ANGLE_LIMIT - 0.5)
+
+
+def td_step(gamma: float, target_every: int, loss_fn):
+    """The DQN update as an engine step: Q(s, a) towards r + gamma * max_a' Q_target(s', a'),
+    with no value after a terminal move; the target network refreshed every ``target_every``
+    steps (the step count is checkpointed, so a resumed run refreshes on the same steps)."""
+
+    def step(trainer, transitions, rewards):
+        q_net, target_net, optimizer = trainer.models["q"], trainer.models["target"], trainer.optimizers["q"]
+        if trainer.step % target_every == 0:
+            target_net.load_state_dict(q_net.state_dict())
+        optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            next_value = target_net(transitions.next_states).max(1).values
+            wanted = rewards + gamma * next_value * (~transitions.terminated)
+        with trainer.precision.autocast():
+            predicted = trainer.wrapped["q"](transitions.states).gather(1, transitions.actions[:, None]).squeeze(1)
+            loss = loss_fn(predicted.float(), wanted)
+        trainer.precision.backward(loss)
+        trainer.clip("q")
+        trainer.precision.step(optimizer)
+        return {"td_loss": loss}, None
+
+    return step
+
+
+def held_out_seeds(params: dict) -> list[int]:
+    return [HELD_OUT_SEEDS + params["seed"] * 1000 + i for i in range(params["eval_episodes"])]
+
+
+@experiment("dqn_cartpole")
+class DQNCartPole(Experiment):
+    objective = ("test_return", "max")
+
+    def build(self, params, device):
+        self.params, self.device = params, device
+        q_net = q_network(N_STATES, N_ACTIONS, params["hidden"], params["layers"])
+        target_net = copy.deepcopy(q_net).requires_grad_(False)
+        self.episodes = Episodes(ENV, q_net, seed=params["seed"], capacity=params["memory"],
+                                 batch_size=params["batch_size"], learn_start=params["learn_start"],
+                                 epsilon_start=params["epsilon_start"], epsilon_end=params["epsilon_end"],
+                                 epsilon_decay=params["epsilon_decay"], device=device,
+                                 shaped_reward=centred_and_upright if params["reward"] == "shaped" else None)
+        return Task(model=q_net, models={"q": q_net, "target": target_net}, optimized=("q",),
+                    train=self.episodes, test=None, loss_name="td_loss",
+                    step=td_step(params["gamma"], params["target_every"], LOSSES[params["loss"]]),
+                    evaluate=self.episode_metrics, monitor="test_return", mode="max")
+
+    def build_from_run(self, params, device, run_dir, need_data):
+        """The Q-network alone (predict, export): no environment needed."""
+        q_net = q_network(N_STATES, N_ACTIONS, params["hidden"], params["layers"])
+        return Task(model=q_net, train=None, test=None)
+
+    def example_input(self, task):
+        """Two cart states (position, velocity, angle, angular velocity)."""
+        return torch.tensor([[0.0, 0.0, 0.02, 0.0], [0.5, -0.3, -0.05, 0.4]])
+
+    def episode_metrics(self, trainer) -> dict:
+        """The row's per-episode values: the training episode's return and ε (the engine's
+        train metrics are batch averages, which these are not) and, every ``eval_every``
+        episodes and at the last, ``test_return``: the greedy policy's mean return over
+        ``eval_episodes`` held-out episodes."""
+        episode = trainer.epoch + 1  # the engine evaluates before it counts the episode as done
+        row = {"return": self.episodes.last_return, "epsilon": round(self.episodes.epsilon, 6)}
+        if episode % self.params["eval_every"] == 0 or episode == self.params["epochs"]:
+            returns = greedy_returns(ENV, trainer.models["q"].eval(), held_out_seeds(self.params), self.device)
+            row["test_return"] = sum(returns) / len(returns)
+        return row
+
+    def extra_summary(self, task, fit, trainer):
+        solved = [row["epoch"] for row in fit.history if row.get("test_return", 0) >= SOLVED]
+        return {"solved_at_episode": solved[0] if solved else None, "solved_threshold": SOLVED}
+
+    # -- figures ---------------------------------------------------------------------------
+    def figures(self, task, fit, trainer, figures_dir):
+        returns_figure(fit.history, figures_dir / "returns.png")
+        loss_figure(fit.history, figures_dir / "loss.png")
+        states = greedy_states(ENV, task.model.eval(), held_out_seeds(self.params)[0], trainer.device)
+        every = max(1, len(states) // self.params["gif_frames"])
+        frames = [(t, states[t]) for t in range(0, len(states), every)]
+        if frames[-1][0] != len(states) - 1:
+            frames.append((len(states) - 1, states[-1]))  # the last state: balanced to the end, or the fall
+        animate(frames, lambda ax, frame: draw_cartpole(ax, *frame, len(states) - 1), figures_dir / "policy.gif",
+                size=(6, 3), fps=20)
+
+
+def returns_figure(history: list[dict], path):
+    fig = new_figure(7, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    episodes = [row["epoch"] for row in history]
+    ax.plot(episodes, [row["return"] for row in history], lw=0.8, color="tab:blue", label="training episode (ε-greedy)")
+    tested = [row for row in history if "test_return" in row]
+    ax.plot([r["epoch"] for r in tested], [r["test_return"] for r in tested], "o-", ms=3, color="tab:red",
+            label="greedy policy, mean of held-out episodes")
+    ax.axhline(SOLVED, ls="--", color="gray", lw=1, label=f"{SOLVED:.0f} (solved)")
+    ax.set(xlabel="episode", ylabel="return (moves balanced)", title="dqn_cartpole: return per episode")
+    ax.legend(loc="upper left", fontsize=8)
+    return save(fig, path)
+
+
+def loss_figure(history: list[dict], path):
+    fig = new_figure(10, 4)
+    ax = fig.add_subplot(1, 2, 1)
+    trained = [row for row in history if "td_loss" in row]  # no update before the memory holds learn_start moves
+    ax.plot([r["epoch"] for r in trained], [r["td_loss"] for r in trained], lw=0.8, label="mean TD loss of the episode")
+    ax.set(xlabel="episode", ylabel="TD loss", yscale="log", title="TD loss")
+    ax.legend()
+    ax = fig.add_subplot(1, 2, 2)
+    ax.plot([r["epoch"] for r in history], [r["epsilon"] for r in history], color="tab:green", label="ε at episode end")
+    ax.set(xlabel="episode", ylabel="ε (chance of a random move)", ylim=(0, 1.05), title="exploration")
+    ax.legend()
+    return save(fig, path)
+
+
+def draw_cartpole(ax, t: int, state: list[float], last: int) -> None:
+    """The cart, its pole and the track, drawn from the state alone (no pygame rendering)."""
+    x, _, angle, _ = state
+    ax.plot([-TRACK_LIMIT - 0.3, TRACK_LIMIT + 0.3], [0, 0], color="black", lw=1, label="track")
+    ax.axvline(-TRACK_LIMIT, color="gray", ls=":", lw=1, label="track ends (x = ±2.4)")
+    ax.axvline(TRACK_LIMIT, color="gray", ls=":", lw=1)
+    ax.add_patch(Rectangle((x - 0.25, 0.0), 0.5, 0.15, color="tab:blue", label="cart"))
+    ax.plot([x, x + POLE_LENGTH * math.sin(angle)], [0.15, 0.15 + POLE_LENGTH * math.cos(angle)], color="tab:orange", lw=5, solid_capstyle="round", label="pole")
+    ax.set(xlim=(-TRACK_LIMIT - 0.4, TRACK_LIMIT + 0.4), ylim=(-0.3, 1.35), aspect="equal",
+           xlabel="cart position x", ylabel="height",
+           title=f"greedy policy, move {t} of {last}   pole angle {math.degrees(angle):+.1f}°")
+    ax.legend(loc="upper right", fontsize=7)
+
