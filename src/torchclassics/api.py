@@ -220,15 +220,26 @@ def evaluate(run_path: str | Path, checkpoint_name: str = "best", device: str = 
     from .engine.loop import evaluate_task
 
     experiment, params, task, target, path = load_run(run_path, checkpoint_name, device, need_data=True)
-    if task.test is None:
+    if task.evaluate is not None:  # the experiment's own held-out measure (a policy's return, a GAN's distance)
+        import torch
+
+        from .engine.loop import Trainer
+
+        with torch.no_grad():
+            metrics = task.evaluate(Trainer(task, params, RunDir.existing(run_path), target))
+    elif task.test is not None:
+        metrics = evaluate_task(task, task.model, target)
+    else:
         raise UserError(f"{experiment.name} runs have no held-out split to evaluate.")
-    return {"run": str(Path(run_path)), "checkpoint": checkpoint_name, **evaluate_task(task, task.model, target)}
+    return {"run": str(Path(run_path)), "checkpoint": checkpoint_name, **metrics}
 
 
-def predict(run_path: str | Path, files: list[str | Path], checkpoint_name: str = "best", device: str = "cpu") -> list[dict]:
-    """One dict per file: ``file``, and ``label`` + ``probability``, or ``error``."""
+def predict(run_path: str | Path, files: list[str | Path] = (), checkpoint_name: str = "best", device: str = "cpu",
+            texts: list[str] = ()) -> list[dict]:
+    """One dict per file (a ``Path``) or text (a ``str``): ``file``, and ``label`` + ``probability``,
+    or ``error``."""
     experiment, params, task, target, _ = load_run(run_path, checkpoint_name, device, need_data=False)
-    return experiment.predict(task.model, params, [Path(f) for f in files], target)
+    return experiment.predict(task.model, params, [Path(f) for f in files] + list(texts), target)
 
 
 def list_experiments() -> list[tuple[str, str]]:

@@ -86,9 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--device", default="cpu")
-    p = sub.add_parser("predict", help="classify image files with a trained run")
+    p = sub.add_parser("predict", help="classify image files (or, --text, names) with a trained run")
     p.add_argument("run_dir")
-    p.add_argument("files", nargs="+")
+    p.add_argument("files", nargs="*", help="image files (cnn_mnist, lstm_mnist, dogs_vs_cats)")
+    p.add_argument("--text", dest="texts", action="append", default=[], metavar="TEXT",
+                   help="a text to classify (char_rnn_names: a surname); repeatable")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--device", default="cpu")
     _add_search(sub)
@@ -208,8 +210,10 @@ def _cmd_evaluate(args) -> int:
 def _cmd_predict(args) -> int:
     from .api import predict
 
+    if not args.files and not args.texts:
+        raise UserError("predict: give image files, or --text TEXT for a run that classifies text.")
     failed = 0
-    for row in predict(args.run_dir, args.files, args.checkpoint, args.device):
+    for row in predict(args.run_dir, args.files, args.checkpoint, args.device, texts=args.texts):
         if "error" in row:
             failed += 1
             print(f"{row['file']}: error: {row['error']}")
