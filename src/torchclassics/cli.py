@@ -281,12 +281,14 @@ def error_line(err: BaseException) -> str | None:
 
 
 def _thread_errors(info) -> None:
-    """Background threads (TensorBoard's writer, data loading) report like the main thread."""
+    """Background threads (TensorBoard's writer, data loading) report in one line too, as a warning:
+    the main thread's own error, if the problem stops the run, is the one error line."""
     line = error_line(info.exc_value) if info.exc_value is not None else None
     if line is None:
         threading.__excepthook__(info)
-    else:
-        print(line, file=sys.stderr)
+        return
+    thread = info.thread.name if info.thread is not None else "a background thread"
+    print(line.replace("torchclassics: error: ", f"torchclassics: warning: {thread}: ", 1), file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,6 +77,14 @@ def read_metrics(run_path: Path) -> tuple[list[dict], int]:
     return rows, bad
 
 
+class QuietFileHandler(logging.FileHandler):
+    """train.log: a line that cannot be written (a full disk) is dropped without logging's own
+    traceback; the run's next write of its files reports the problem, once, with the path."""
+
+    def handleError(self, record) -> None:
+        pass
+
+
 # -- the lock ----------------------------------------------------------------------------------
 class RunLock:
     """An exclusive advisory lock on ``<run>/.lock``, released by the kernel when the process
@@ -221,7 +229,7 @@ class RunDir:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         if not (self.path / "params.json").is_file() or self.params() != params:
             atomic.write_json(self.path / "params.json", params)
-        handler = logging.FileHandler(self.path / "train.log", encoding="utf-8")
+        handler = QuietFileHandler(self.path / "train.log", encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         self.log.addHandler(handler)
 
@@ -237,9 +245,14 @@ class RunDir:
                 print(message, file=sys.stderr, flush=True)
 
     def append_metrics(self, row: dict) -> None:
-        if self.writer:
-            with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as handle:
+        if not self.writer:
+            return
+        path = self.path / "metrics.jsonl"
+        try:
+            with open(path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(row) + "\n")
+        except OSError as err:  # a full disk says so without a file name: add it
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from None
 
     def truncate_metrics(self, after_epoch: int, tag: str = "") -> None:
         """On resume, drop the rows of ``tag`` logged after the checkpoint (the killed run got

@@ -4,6 +4,7 @@
 Nothing changes without it; only the writing process (rank 0) writes."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -31,11 +32,19 @@ class Curves:
     def log(self, row: dict) -> None:
         if self.writer is None:
             return
-        for key, value in row.items():
-            if key not in ("epoch", "tag") and isinstance(value, (int, float)):
-                self.writer.add_scalar(self.prefix + key, value, row["epoch"])
-        self.writer.flush()
+        try:
+            for key, value in row.items():
+                if key not in ("epoch", "tag") and isinstance(value, (int, float)):
+                    self.writer.add_scalar(self.prefix + key, value, row["epoch"])
+            self.writer.flush()
+        except OSError as err:  # TensorBoard's writer names no file (a full disk): name its folder
+            raise OSError(err.errno, err.strerror or str(err), self.writer.log_dir) from None
 
     def close(self) -> None:
+        """Closing runs in ``finally``: a failure here must not hide the error that ended training."""
         if self.writer is not None:
-            self.writer.close()
+            try:
+                self.writer.close()
+            except OSError as err:
+                print(f"torchclassics: warning: {self.writer.log_dir}: {err.strerror or err} (TensorBoard curves "
+                      "may be incomplete)", file=sys.stderr)
