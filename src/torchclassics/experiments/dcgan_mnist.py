@@ -82,8 +82,7 @@ class Judge:
         if device.type == "cpu":
             self.net = for_cpu(self.net)
         self.device = device
-        with threads_for(self.net, device, CPU_THREADS):
-            self.train(data.train_images, data.train_labels, steps)
+        self.train(data.train_images, data.train_labels, steps)
         test = data.test_images[:reference_digits]
         features, probabilities = self.look(test)
         self.accuracy = float((probabilities.argmax(1) == data.test_labels[: len(test)]).float().mean())
@@ -146,7 +145,6 @@ class DcganMnist(Experiment):
     def build(self, params, device):
         self.params, self.device = params, device
         self.data = mnist.load_mnist(params.get("data_root"), allow_download=params.get("download", True))
-        self.judge = Judge(self.data, device, params["judge_steps"], params["eval_digits"])
         generator = dcgan_init(DCGenerator(params["noise_dim"], params["width"])).to(device)
         discriminator = dcgan_init(DCDiscriminator(params["width"])).to(device)
         if device.type == "cpu":
@@ -155,8 +153,10 @@ class DcganMnist(Experiment):
                                       generator=generator_for("held-out", params["seed"])).to(device)
         # The grid's noise lives in the record: checkpointed, so a resumed run draws the same digits.
         record = {"grid_noise": torch.randn(GRID_SIDE**2, params["noise_dim"], generator=generator_for("grid", params["seed"]))}
-        record["at_init"] = self.measure(generator)
-        record["frames"] = [self.frame(0, generator, record)]
+        with threads_for(generator, device, CPU_THREADS):  # as in training: the judge's numbers never depend on the cores
+            self.judge = Judge(self.data, device, params["judge_steps"], params["eval_digits"])
+            record["at_init"] = self.measure(generator)
+            record["frames"] = [self.frame(0, generator, record)]
         self.losses_of_epoch: list = []
         real = TensorBatches(self.data.train_images, self.data.train_labels, batch_size=params["batch_size"],
                              shuffle=True, seed=params["seed"], drop_last=True, transform=to_tanh_range, device=device)

@@ -115,17 +115,16 @@ class GanCurves(Experiment):
     def build(self, params, device):
         self.params = params
         self.x = canvas(params["points"])
-        generator = painter(params["ideas"], params["hidden"], params["points"])
-        discriminator = critic(params["points"], params["hidden"])
+        generator = painter(params["ideas"], params["hidden"], params["points"]).to(device)
+        discriminator = critic(params["points"], params["hidden"]).to(device)
         self.held_out = self.held_out_set(params, device)
         self.losses_of_epoch: list = []
-        record: dict = {}
-        self.models = {"generator": generator.to(device), "discriminator": discriminator.to(device)}
-        record["at_init"] = self.measure(generator, discriminator)  # what "better than untrained" means
-        record["frames"] = [self.frame(0, generator, record["at_init"])]
+        at_init = self.measure(generator, discriminator)  # what "better than untrained" means
+        record = {"at_init": at_init, "frames": [self.frame(0, generator, at_init)]}
         real = ArtistWorks(params["steps_per_epoch"], params["batch_size"], params["points"], params["seed"], device)
         return Task(
-            model=generator, models=self.models, train=WithNoise(real, (params["ideas"],), params["seed"]),
+            model=generator, models={"generator": generator, "discriminator": discriminator},
+            train=WithNoise(real, (params["ideas"],), params["seed"]),
             test=None, step=adversarial_step(params["generator_loss"], self.losses_of_epoch),
             evaluate=self.evaluate, on_epoch_end=self.on_epoch_end, record=record,
             loss_name="loss_d", monitor="test_distance", mode="min",
@@ -142,7 +141,8 @@ class GanCurves(Experiment):
     @torch.no_grad()
     def measure(self, generator, discriminator) -> dict:
         """The held-out metrics of a generator and a discriminator, as plain floats."""
-        generator.eval(), discriminator.eval()
+        generator.eval()
+        discriminator.eval()
         fake = generator(self.held_out["ideas"]).float()
         a, distance = nearest_in_family(fake.cpu(), self.x)
         real_logit, fake_logit = discriminator(self.held_out["real"]).float(), discriminator(fake)
