@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from torchclassics import run
+from torchclassics import run, search
 from torchclassics.cli import main
 from torchclassics.data.paintings import canvas, nearest_in_family, paint
 from test_resume import comparable, kill_after, rows, start
@@ -28,6 +28,12 @@ def test_the_distance_to_the_family_is_zero_on_it_and_grows_off_it():
     above = paint(torch.tensor([2.0]), x) + 0.5  # above the upper bound: a is held at 2
     fitted, distance = nearest_in_family(above, x)
     assert fitted.item() == 2.0 and distance.item() == pytest.approx(0.5, abs=1e-6)
+
+
+def test_shipped_search_space_is_valid():
+    space = search.load_space("gan_curves", None)
+    assert {d.key for d in space} == {"lr", "hidden"}
+    search.check_space("gan_curves", space, {})
 
 
 def test_tiny_run_writes_its_figures_and_exports_the_generator(tmp_path):

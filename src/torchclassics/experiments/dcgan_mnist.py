@@ -31,7 +31,7 @@ from ..registry import experiment
 from ..viz.animate import animate
 from ..viz.plots import new_figure, save
 from ._base import Experiment, every_nth_epoch
-from .gan_curves import adversarial_step, draw_step_losses, keep_step_losses
+from .gan_curves import adversarial_step, draw_step_losses, integer_epochs, keep_step_losses
 
 JUDGE_BATCH, JUDGE_LR = 50, 1e-3
 CONFIDENT = 0.9     # a judge's label counts as confident above this probability
@@ -218,6 +218,7 @@ class DcganMnist(Experiment):
             ax.plot(epochs, [row[key] for row in fit.history], marker="o", ms=3, label=label)
         ax.set(xlabel="epoch", ylabel="discriminator's probability 'real' (training batches)", ylim=(0, 1),
                title="what the discriminator says")
+        integer_epochs(ax)
         ax.legend(fontsize=8)
         save(fig, path)
 
@@ -230,7 +231,8 @@ class DcganMnist(Experiment):
                                                     ("test_confident", f"share of confident labels (p > {CONFIDENT})", False))):
             ax = fig.add_subplot(1, 2, column + 1)
             ax.plot(epochs, [row[key] for row in rows], marker="o", ms=3, label="generated digits")
-            ax.axhline(self.judge.real_digits[key], color="k", ls="--", lw=1, label="real training digits")
+            ax.axhline(self.judge.real_digits[key], color="k", ls="--", lw=1, label="real digits")
             ax.set(xlabel="epoch", ylabel=label, yscale="log" if log else "linear", title=label.split(" (")[0])
+            integer_epochs(ax)
             ax.legend(fontsize=8)
         save(fig, path)

@@ -79,6 +79,13 @@ def keep_step_losses(record: dict, losses_of_epoch: list) -> None:
         losses_of_epoch.clear()
 
 
+def integer_epochs(ax) -> None:
+    """Epoch ticks at whole numbers only (a short run would show 2.5)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def moving_average(values: np.ndarray, width: int) -> np.ndarray:
     width = max(1, min(width, len(values)))
     return np.convolve(values, np.ones(width) / width, mode="valid")
@@ -207,5 +214,6 @@ class GanCurves(Experiment):
         ax.plot(epochs, distances, marker="o", ms=3, label="generated paintings (held-out noise)")
         ax.set(xlabel="epoch", ylabel="mean RMS distance to the nearest a x² + (a - 1)", yscale="log",
                title="distance to the artist's family")
+        integer_epochs(ax)
         ax.legend(fontsize=8)
         save(fig, path)
