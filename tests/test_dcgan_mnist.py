@@ -11,6 +11,7 @@ from torchclassics import run
 from torchclassics.cli import main
 from torchclassics.data import mnist
 from torchclassics.experiments.dcgan_mnist import frechet_distance, grid
+from test_faults import one_line_error
 from test_resume import comparable, kill_after, rows, start
 
 TINY = {"download": False, "epochs": 2, "batch_size": 32, "width": 4, "noise_dim": 16, "judge_steps": 5,
@@ -61,6 +62,13 @@ def test_tiny_run_draws_judges_and_exports_the_generator(tmp_path, folder):
     noise = torch.randn(3, 16)
     with torch.no_grad():
         assert torch.allclose(program(noise), result.model.cpu().eval()(noise), atol=1e-5)
+
+
+def test_a_batch_larger_than_the_data_is_one_line(tmp_path, folder, capsys):
+    code = main(["run", "dcgan_mnist", "--out", str(tmp_path / "x"), "--set", f"data_root={folder}",
+                 "--set", "download=false", "--set", "batch_size=601"])
+    assert code == 2 and "batch_size=601: more than the 600 training digits" in one_line_error(capsys.readouterr().err)
+    assert not (tmp_path / "x").exists()
 
 
 def test_training_brings_the_digits_closer_to_real_ones(tmp_path, folder):

@@ -25,6 +25,7 @@ from ..data import mnist
 from ..data.batches import TensorBatches
 from ..data.gan import WithNoise, generator_for
 from ..engine.loop import Task, threads_for
+from ..errors import UserError
 from ..models.cnn import CNN
 from ..models.gan import DCDiscriminator, DCGenerator, dcgan_init
 from ..registry import experiment
@@ -145,6 +146,9 @@ class DcganMnist(Experiment):
     def build(self, params, device):
         self.params, self.device = params, device
         self.data = mnist.load_mnist(params.get("data_root"), allow_download=params.get("download", True))
+        if params["batch_size"] > len(self.data.train_images):  # drop_last would leave no batch at all
+            raise UserError(f"batch_size={params['batch_size']}: more than the {len(self.data.train_images):,} "
+                            f"training digits ({self.data.source}); give at most {len(self.data.train_images)}.")
         generator = dcgan_init(DCGenerator(params["noise_dim"], params["width"])).to(device)
         discriminator = dcgan_init(DCDiscriminator(params["width"])).to(device)
         if device.type == "cpu":
