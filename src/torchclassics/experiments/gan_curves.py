@@ -1,0 +1,219 @@
+"""The painter GAN (the tutorial series' "GAN 生成对抗网络"): a generator learns to paint curves
+a * x**2 + (a - 1), a ~ U(1, 2), from 5 random numbers, taught by a discriminator that learns
+to tell its paintings from the famous artist's.
+
+An epoch is ``steps_per_epoch`` updates (the tutorial's 10,000 steps are 50 epochs of 200),
+each on a fresh batch of real paintings and noise drawn from generators seeded by
+(seed, epoch): a resumed run replays exactly. Held-out metrics, every epoch, on 1,000 fixed
+noise vectors and 1,000 fixed real paintings: how far the generated paintings lie from the
+artist's family of curves, and what the discriminator makes of both."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.gan import WithNoise, generator_for
+from ..data.paintings import ArtistWorks, artist_works, canvas, nearest_in_family, paint
+from ..engine.loop import Task
+from ..models.gan import critic, painter
+from ..registry import experiment
+from ..viz.animate import animate
+from ..viz.plots import new_figure, save
+from ._base import Experiment, every_nth_epoch
+
+# What the generator minimises, from the discriminator's logit on its fakes:
+GENERATOR_LOSSES = {
+    # log(1 - D(G(z))): the GAN paper's minimax game, and the tutorial's G_loss
+    "saturating": lambda fake_logit: -F.softplus(fake_logit).mean(),
+    # -log D(G(z)): the GAN paper's advice for strong gradients early on; DCGAN's
+    "non_saturating": lambda fake_logit: F.softplus(-fake_logit).mean(),
+}
+EQUILIBRIUM_D_LOSS = 2 * math.log(2)  # D(x) = 1/2 everywhere: -log 1/2 - log(1 - 1/2)
+SHOWN_PAINTINGS = 10  # paintings per GIF frame: the first is drawn boldly, as in the tutorial
+
+
+def adversarial_step(generator_loss: str, losses_of_epoch: list):
+    """The engine's step for a GAN with models "generator" and "discriminator".
+
+    The discriminator first (real -> 1, fake -> 0), then the generator through the updated
+    discriminator: the GAN paper's Algorithm 1 with one discriminator step per generator
+    step. Each step's losses are appended to ``losses_of_epoch`` (tensors, copied to the
+    host once per epoch) for the per-step loss figure."""
+    generator_objective = GENERATOR_LOSSES[generator_loss]
+
+    def step(trainer, noise, real):
+        G, D = trainer.wrapped["generator"], trainer.wrapped["discriminator"]
+        opt_g, opt_d = trainer.optimizers["generator"], trainer.optimizers["discriminator"]
+        amp = trainer.precision
+        with amp.autocast():
+            fake = G(noise)
+            real_logit, fake_logit = D(real), D(fake.detach())  # detach: this loss trains D alone
+            # -mean log D(x) - mean log(1 - D(G(z))), the tutorial's D_loss
+            loss_d = F.softplus(-real_logit).mean() + F.softplus(fake_logit).mean()
+        opt_d.zero_grad(set_to_none=True)
+        amp.backward(loss_d)
+        trainer.clip("discriminator")
+        amp.step(opt_d)
+        with amp.autocast():
+            loss_g = generator_objective(D(fake))
+        opt_g.zero_grad(set_to_none=True)
+        amp.backward(loss_g)  # also fills D's gradients: cleared by D's zero_grad next step
+        trainer.clip("generator")
+        amp.step(opt_g)
+        losses_of_epoch.append(torch.stack([loss_d.detach(), loss_g.detach()]))
+        return {"loss_d": loss_d, "loss_g": loss_g, "d_real": torch.sigmoid(real_logit).mean(),
+                "d_fake": torch.sigmoid(fake_logit).mean()}, None
+
+    return step
+
+
+def keep_step_losses(record: dict, losses_of_epoch: list) -> None:
+    """Move one epoch's per-step (loss_d, loss_g) into ``record["step_losses"]`` (saved in checkpoints)."""
+    if losses_of_epoch:
+        done = torch.stack(losses_of_epoch).float().cpu()
+        kept = record.get("step_losses")
+        record["step_losses"] = done if kept is None else torch.cat([kept, done])
+        losses_of_epoch.clear()
+
+
+def integer_epochs(ax) -> None:
+    """Epoch ticks at whole numbers only (a short run would show 2.5)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def moving_average(values: np.ndarray, width: int) -> np.ndarray:
+    width = max(1, min(width, len(values)))
+    return np.convolve(values, np.ones(width) / width, mode="valid")
+
+
+def draw_step_losses(ax, step_losses: torch.Tensor, generator_loss: str) -> None:
+    """loss_d and loss_g per step, faint, with their moving averages and equilibrium values."""
+    losses = step_losses.numpy()
+    steps = np.arange(1, len(losses) + 1)
+    width = max(1, len(losses) // 50)
+    equilibrium_g = -math.log(2) if generator_loss == "saturating" else math.log(2)
+    for column, (name, colour, level) in enumerate((("loss_d", "tab:red", EQUILIBRIUM_D_LOSS),
+                                                    ("loss_g", "tab:green", equilibrium_g))):
+        ax.plot(steps, losses[:, column], color=colour, alpha=0.2, lw=0.5)
+        ax.plot(steps[width - 1:], moving_average(losses[:, column], width), color=colour, lw=1.5,
+                label=f"{name} (mean of {width} steps)")
+        ax.axhline(level, color=colour, ls=":", lw=1, label=f"{name} at equilibrium ({level:+.3f})")
+    ax.set(xlabel="step", ylabel="loss", title="losses per step")
+    ax.legend(fontsize=8)
+
+
+@experiment("gan_curves")
+class GanCurves(Experiment):
+    objective = ("test_distance", "min")
+
+    def build_from_run(self, params, device, run_dir, need_data):
+        """export needs the generator alone."""
+        return Task(model=painter(params["ideas"], params["hidden"], params["points"]), train=None, test=None)
+
+    def example_input(self, task):
+        ideas = task.model[0].in_features
+        return torch.randn(2, ideas, generator=generator_for("example"))
+
+    def build(self, params, device):
+        self.params = params
+        self.x = canvas(params["points"])
+        generator = painter(params["ideas"], params["hidden"], params["points"]).to(device)
+        discriminator = critic(params["points"], params["hidden"]).to(device)
+        self.held_out = self.held_out_set(params, device)
+        self.losses_of_epoch: list = []
+        at_init = self.measure(generator, discriminator)  # what "better than untrained" means
+        record = {"at_init": at_init, "frames": [self.frame(0, generator, at_init)]}
+        real = ArtistWorks(params["steps_per_epoch"], params["batch_size"], params["points"], params["seed"], device)
+        return Task(
+            model=generator, models={"generator": generator, "discriminator": discriminator},
+            train=WithNoise(real, (params["ideas"],), params["seed"]),
+            test=None, step=adversarial_step(params["generator_loss"], self.losses_of_epoch),
+            evaluate=self.evaluate, on_epoch_end=self.on_epoch_end, record=record,
+            loss_name="loss_d", monitor="test_distance", mode="min",
+        )
+
+    def held_out_set(self, params, device) -> dict:
+        """Fixed noise and fixed real paintings, the same every epoch (their own seeded stream)."""
+        draws = generator_for("held-out", params["seed"])
+        real, _ = artist_works(params["eval_paintings"], self.x, draws)
+        ideas = torch.randn(params["eval_paintings"], params["ideas"], generator=draws)
+        return {"real": real.to(device), "ideas": ideas.to(device)}
+
+    # -- held-out metrics --------------------------------------------------------------------------
+    @torch.no_grad()
+    def measure(self, generator, discriminator) -> dict:
+        """The held-out metrics of a generator and a discriminator, as plain floats."""
+        generator.eval()
+        discriminator.eval()
+        fake = generator(self.held_out["ideas"]).float()
+        a, distance = nearest_in_family(fake.cpu(), self.x)
+        real_logit, fake_logit = discriminator(self.held_out["real"]).float(), discriminator(fake)
+        d_real, d_fake = torch.sigmoid(real_logit), torch.sigmoid(fake_logit)
+        return {
+            "test_distance": float(distance.mean()),
+            "test_a_std": float(a.std()),
+            "test_d_real": float(d_real.mean()),
+            # -(the discriminator's loss): the tutorial's "D score", 2 log 1/2 = -1.386 at equilibrium
+            "test_d_score": float(-(F.softplus(-real_logit).mean() + F.softplus(fake_logit).mean())),
+            "test_d_accuracy": float(((d_real > 0.5).float().mean() + (d_fake < 0.5).float().mean()) / 2),
+        }
+
+    def evaluate(self, trainer) -> dict:
+        self.last_metrics = self.measure(trainer.models["generator"], trainer.models["discriminator"])
+        return self.last_metrics
+
+    def frame(self, epoch: int, generator, metrics: dict) -> dict:
+        with torch.no_grad():
+            paintings = generator.eval()(self.held_out["ideas"][:SHOWN_PAINTINGS]).float().cpu()
+        return {"epoch": epoch, "paintings": paintings, **metrics}
+
+    def on_epoch_end(self, epoch, generator, record):
+        keep_step_losses(record, self.losses_of_epoch)
+        if epoch % every_nth_epoch(self.params) == 0 or epoch == self.params["epochs"]:
+            record["frames"].append(self.frame(epoch, generator, self.last_metrics))
+
+    # -- summary and figures ----------------------------------------------------------------------
+    def extra_summary(self, task, fit, trainer):
+        return {"at_init": task.record["at_init"]}
+
+    def draw_painting(self, ax, frame: dict) -> None:
+        """The tutorial's picture: a generated painting between the bounds of the artist's family."""
+        x = self.x.numpy()
+        for painting in frame["paintings"][1:].numpy():
+            ax.plot(x, painting, c="#4AD631", lw=0.8, alpha=0.35)
+        ax.plot(x, frame["paintings"][0].numpy(), c="#4AD631", lw=3, label="generated painting (others faint)")
+        ax.plot(x, paint(torch.tensor([2.0]), self.x)[0].numpy(), c="#74BCFF", lw=3, label="upper bound (a = 2)")
+        ax.plot(x, paint(torch.tensor([1.0]), self.x)[0].numpy(), c="#FF9359", lw=3, label="lower bound (a = 1)")
+        ax.text(-0.95, 2.75, f"D(real) = {frame['test_d_real']:.2f}  (the tutorial's 'D accuracy'; 0.5 at equilibrium)",
+                fontsize=8)
+        ax.text(-0.95, 2.55, f"D accuracy = {frame['test_d_accuracy']:.2f}   D score = {frame['test_d_score']:.2f} "
+                             f"({-EQUILIBRIUM_D_LOSS:.2f} at equilibrium)", fontsize=8)
+        ax.text(-0.95, 2.35, f"distance to the family = {frame['test_distance']:.3f}", fontsize=8)
+        ax.set(xlabel="x", ylabel="painting y", ylim=(-0.5, 3), title=f"epoch {frame['epoch']}")
+        ax.legend(loc="lower right", fontsize=8)
+
+    def figures(self, task, fit, trainer, figures_dir):
+        frames = task.record["frames"]
+        fig = new_figure(6.4, 4.8)
+        self.draw_painting(fig.add_subplot(1, 1, 1), frames[-1])
+        save(fig, figures_dir / "painting.png")
+        animate(frames, self.draw_painting, figures_dir / "animation.gif", size=(6.4, 4.8), fps=4)
+        self.draw_losses(task, fit, figures_dir / "loss.png")
+
+    def draw_losses(self, task, fit, path) -> None:
+        fig = new_figure(11, 4)
+        draw_step_losses(fig.add_subplot(1, 2, 1), task.record["step_losses"], self.params["generator_loss"])
+        ax = fig.add_subplot(1, 2, 2)
+        epochs = [0] + [row["epoch"] for row in fit.history]
+        distances = [task.record["at_init"]["test_distance"]] + [row["test_distance"] for row in fit.history]
+        ax.plot(epochs, distances, marker="o", ms=3, label="generated paintings (held-out noise)")
+        ax.set(xlabel="epoch", ylabel="mean RMS distance to the nearest a x² + (a - 1)", yscale="log",
+               title="distance to the artist's family")
+        integer_epochs(ax)
+        ax.legend(fontsize=8)
+        save(fig, path)

