@@ -211,6 +211,9 @@ def load_run(run_path: str | Path, checkpoint_name: str = "best", device: str = 
     state = checkpoint.load(path, map_location=target)
     task = experiment.build_from_run(params, target, run_dir, need_data)
     checkpoint.load_weights(task.model, state["model"], path, f"a {name} model with these params")
+    for other, weights in state.get("models", {}).items():  # a GAN's discriminator, a DQN's target net
+        if other in (task.models or {}):
+            checkpoint.load_weights(task.models[other], weights, path, f"the {other} of a {name} run")
     task.model.to(target).eval()
     return experiment, params, task, target, path
 

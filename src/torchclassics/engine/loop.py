@@ -477,8 +477,13 @@ class Trainer:
         """Hold the best weights in memory; they reach best.pt with the next checkpoint."""
         if not self.run.writer:
             return
-        weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self.pending_best = {"model": weights, "epoch": self.epoch, "best": dict(self.best)}
+        def copied(module):
+            return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+        # every model: a GAN's discriminator is part of what its held-out measure reads
+        others = {name: copied(m) for name, m in self.models.items() if m is not self.model}
+        self.pending_best = {"model": copied(self.model), "models": others, "epoch": self.epoch,
+                             "best": dict(self.best)}
 
     def save(self, final: bool = False) -> None:
         """Write best.pt (if it changed) then last.pt, at most every ``checkpoint_seconds``.

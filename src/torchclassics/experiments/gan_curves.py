@@ -112,7 +112,9 @@ class GanCurves(Experiment):
     objective = ("test_distance", "min")
 
     def build_from_run(self, params, device, run_dir, need_data):
-        """export needs the generator alone."""
+        """export needs the generator alone; evaluate the whole Task (its held-out paintings, both nets)."""
+        if need_data:
+            return self.build(params, device)
         return Task(model=painter(params["ideas"], params["hidden"], params["points"]), train=None, test=None)
 
     def example_input(self, task):
