@@ -2,18 +2,13 @@
 a smoke run with figures and predict without the data, the lesson's claim on the shipped
 names, and an exact SIGKILL resume."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from unittest import mock
 
-import pytest
 import torch
 from PIL import Image
 
-from test_resume import TIMEOUT_S, comparable, kill_after, rows, start
+from test_resume import killed_and_resumed
 
 from torchclassics.data.names import BUNDLED, encode, load_names, stratified_split, to_ascii
 
@@ -97,26 +92,6 @@ def test_a_short_run_on_the_shipped_names_beats_the_majority_class(tmp_path):
     assert result.metrics["test_accuracy"] > result.metrics["test_majority_accuracy"] + 0.15
 
 
-def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
-    from torchclassics import run
-
-    root = tutorial_folder(tmp_path / "data", 100)
-    args = ["--set", "epochs=8", "--set", f"data_root={root}", "--set", "hidden=16", "--set", "batch_size=16"]
-    env = {**os.environ, "TORCHCLASSICS_CHECKPOINT_SECONDS": "0"}
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    with mock.patch.dict(os.environ, env):  # in this process: one interpreter start fewer
-        run("char_rnn_names", out=whole, sets=args[1::2], figures=False, quiet=True)
-
-    proc = start("char_rnn_names", killed, *args, env=env)
-    kill_after(proc, killed, 3)
-    assert not (killed / "summary.json").exists(), "killed before the end"
-    done = subprocess.run([sys.executable, "-m", "torchclassics", "run", "char_rnn_names", "--out", str(killed),
-                           "--resume", "--no-figures"], env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert done.returncode == 0, done.stderr
-    assert "resumed" in done.stderr
-
-    expected = json.loads((whole / "summary.json").read_text())
-    got = json.loads((killed / "summary.json").read_text())
-    assert got["resumed_from_epoch"] >= 1
-    assert got["metrics"] == pytest.approx(expected["metrics"], abs=1e-6)
-    assert [comparable(r) for r in rows(killed)] == [comparable(r) for r in rows(whole)]
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
+    settings = {"epochs": 8, "data_root": str(tutorial_folder(tmp_path / "data", 100)), "hidden": 16, "batch_size": 16}
+    killed_and_resumed(tmp_path, monkeypatch, "char_rnn_names", settings, kill_at=3)

@@ -1,6 +1,5 @@
 """dcgan_mnist on a small real-format MNIST folder: it runs, draws, judges its digits, exports its
 generator and resumes exactly after a SIGKILL."""
-import os
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from torchclassics.cli import main
 from torchclassics.data import mnist
 from torchclassics.experiments.dcgan_mnist import frechet_distance, grid
 from test_faults import one_line_error
-from test_resume import comparable, kill_after, rows, start
+from test_resume import killed_and_resumed
 
 TINY = {"download": False, "epochs": 2, "batch_size": 32, "width": 4, "noise_dim": 16, "judge_steps": 5,
         "eval_digits": 100, "gif_frames": 2}
@@ -79,19 +78,9 @@ def test_training_brings_the_digits_closer_to_real_ones(tmp_path, folder):
 
 
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, folder, monkeypatch):
-    """The uninterrupted and the resumed runs in this process (torch is imported once), the
-    killed one in a subprocess."""
     settings = {**TINY, "epochs": 4, "data_root": str(folder)}
-    monkeypatch.setenv("TORCHCLASSICS_CHECKPOINT_SECONDS", "0")
+    killed_and_resumed(tmp_path, monkeypatch, "dcgan_mnist", settings, kill_at=2)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    expected = run("dcgan_mnist", out=whole, figures=False, **settings)
-    args = [arg for key, value in settings.items() for arg in ("--set", f"{key}={str(value).lower()}")]
-    kill_after(start("dcgan_mnist", killed, *args, env=dict(os.environ)), killed, 2)
-    assert not (killed / "summary.json").exists(), "killed before the end"
-    got = run("dcgan_mnist", out=killed, resume=True, figures=False)
-    assert got.summary["resumed_from_epoch"] >= 1
-    assert [comparable(r) for r in rows(killed)] == [comparable(r) for r in rows(whole)]
-    assert got.metrics == expected.metrics
     last = {path.name: torch.load(path / "checkpoints" / "last.pt", weights_only=True)["record"] for path in (whole, killed)}
     assert all(torch.equal(a["digits"], b["digits"]) for a, b in zip(last["killed"]["frames"], last["whole"]["frames"]))
     assert torch.equal(last["killed"]["step_losses"], last["whole"]["step_losses"])

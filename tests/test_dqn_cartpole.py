@@ -1,18 +1,13 @@
 """dqn_cartpole: a smoke run with figures, the DQN update's two rules (the target network
 stays put between refreshes; no value after a terminal move), and an exact SIGKILL resume
 whose checkpoint holds the replay memory."""
-import json
-import os
-import subprocess
-import sys
 
-from unittest import mock
 
 import pytest
 import torch
 from PIL import Image
 
-from test_resume import TIMEOUT_S, comparable, kill_after, rows, start
+from test_resume import killed_and_resumed, rows
 
 pytest.importorskip("gymnasium")
 
@@ -106,25 +101,6 @@ def test_a_terminal_move_is_worth_its_reward_alone():
     assert seen["wanted"][1:] == pytest.approx(bootstrapped)
 
 
-def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
-    from torchclassics import run
-
-    args = ["--set", "epochs=30", *TINY]
-    env = {**os.environ, "TORCHCLASSICS_CHECKPOINT_SECONDS": "0"}
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    with mock.patch.dict(os.environ, env):  # in this process: one interpreter start fewer
-        run("dqn_cartpole", out=whole, sets=args[1::2], figures=False, quiet=True)
-
-    proc = start("dqn_cartpole", killed, *args, env=env)
-    kill_after(proc, killed, 5)
-    assert not (killed / "summary.json").exists(), "killed before the end"
-    done = subprocess.run([sys.executable, "-m", "torchclassics", "run", "dqn_cartpole", "--out", str(killed),
-                           "--resume", "--no-figures"], env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert done.returncode == 0, done.stderr
-    assert "resumed" in done.stderr
-
-    expected = json.loads((whole / "summary.json").read_text())
-    got = json.loads((killed / "summary.json").read_text())
-    assert got["resumed_from_epoch"] >= 1
-    assert got["metrics"] == pytest.approx(expected["metrics"], abs=1e-6)
-    assert [comparable(r) for r in rows(killed)] == [comparable(r) for r in rows(whole)]
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
+    settings = {"epochs": 30, **{k: int(v) for k, v in (item.split("=") for item in TINY[1::2])}}
+    killed_and_resumed(tmp_path, monkeypatch, "dqn_cartpole", settings, kill_at=5)

@@ -1,6 +1,5 @@
 """gan_curves: the painter GAN runs, draws, learns the artist's family, exports its generator and
 resumes exactly after a SIGKILL."""
-import os
 
 import pytest
 import torch
@@ -9,7 +8,7 @@ from PIL import Image
 from torchclassics import run, search
 from torchclassics.cli import main
 from torchclassics.data.paintings import canvas, nearest_in_family, paint
-from test_resume import comparable, kill_after, rows, start
+from test_resume import killed_and_resumed, rows
 
 TINY = {"epochs": 3, "steps_per_epoch": 20, "eval_paintings": 100, "gif_frames": 2}
 
@@ -62,19 +61,10 @@ def test_the_painter_learns_the_family(tmp_path):
 
 
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
-    """The uninterrupted and the resumed runs in this process (torch is imported once), the
-    killed one in a subprocess."""
     settings = {"epochs": 6, "steps_per_epoch": 50, "eval_paintings": 200}
-    monkeypatch.setenv("TORCHCLASSICS_CHECKPOINT_SECONDS", "0")
+    expected, got = killed_and_resumed(tmp_path, monkeypatch, "gan_curves", settings, kill_at=3)
+    assert got.summary["at_init"] == expected.summary["at_init"]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    expected = run("gan_curves", out=whole, figures=False, **settings)
-    args = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
-    kill_after(start("gan_curves", killed, *args, env=dict(os.environ)), killed, 3)
-    assert not (killed / "summary.json").exists(), "killed before the end"
-    got = run("gan_curves", out=killed, resume=True, figures=False)
-    assert got.summary["resumed_from_epoch"] >= 1
-    assert [comparable(r) for r in rows(killed)] == [comparable(r) for r in rows(whole)]
-    assert got.metrics == expected.metrics and got.summary["at_init"] == expected.summary["at_init"]
     last = {path.name: torch.load(path / "checkpoints" / "last.pt", weights_only=True)["record"] for path in (whole, killed)}
     assert torch.equal(last["killed"]["step_losses"], last["whole"]["step_losses"])  # the loss figure's data too
     assert len(last["whole"]["step_losses"]) == 300

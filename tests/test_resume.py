@@ -39,33 +39,39 @@ def comparable(row: dict) -> dict:
     return {k: v for k, v in row.items() if k != "train_s"}
 
 
-@pytest.mark.parametrize("name, args, kill_at", [
-    # Adam + cosine schedule + hidden state carried across windows
-    ("rnn_sincos", ["--set", "epochs=6", "--set", "scheduler.T_max=6"], 2),
-    # several models in one run, one checkpoint folder each; row 5 is Adam's 2nd epoch
-    ("optimizers", ["--set", "epochs=3", "--set", "optimizers=SGD,Adam"], 5),
-])
-def test_sigkill_then_resume_matches_uninterrupted(tmp_path, name, args, kill_at):
-    env = {**os.environ, "TORCHCLASSICS_CHECKPOINT_SECONDS": "0"}
+def as_sets(settings: dict) -> list[str]:
+    """``{"epochs": 3}`` -> ``["--set", "epochs=3"]`` (JSON for numbers, lists and booleans)."""
+    return [a for key, value in settings.items()
+            for a in ("--set", f"{key}={value if isinstance(value, str) else json.dumps(value)}")]
+
+
+def killed_and_resumed(tmp_path, monkeypatch, name: str, settings: dict, kill_at: int):
+    """An uninterrupted run and a run SIGKILLed once ``kill_at`` rows are logged (a subprocess),
+    then resumed with --resume: asserts their metrics.jsonl rows and final metrics are equal and
+    returns both results for the caller's own checks. The uninterrupted and the resumed runs stay
+    in this process (torch is imported once); every epoch is checkpointed."""
+    from torchclassics import run
+
+    monkeypatch.setenv("TORCHCLASSICS_CHECKPOINT_SECONDS", "0")
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    subprocess.run([sys.executable, "-m", "torchclassics", "run", name, "--out", str(whole), "--no-figures", *args],
-                   env=env, check=True, capture_output=True, timeout=TIMEOUT_S)
-
-    proc = start(name, killed, *args, env=env)
-    kill_after(proc, killed, kill_at)
+    expected = run(name, out=whole, figures=False, quiet=True, **settings)
+    kill_after(start(name, killed, *as_sets(settings), env=dict(os.environ)), killed, kill_at)
     assert not (killed / "summary.json").exists(), "killed before the end"
-    done = subprocess.run([sys.executable, "-m", "torchclassics", "run", name, "--out", str(killed), "--resume", "--no-figures"],
-                          env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert done.returncode == 0, done.stderr
-    assert "resumed" in done.stderr
-
-    expected = json.loads((whole / "summary.json").read_text())
-    got = json.loads((killed / "summary.json").read_text())
-    assert got["resumed_from_epoch"] >= 1
-    assert got["metrics"].keys() == expected["metrics"].keys()
-    for key, value in expected["metrics"].items():
-        assert got["metrics"][key] == pytest.approx(value, abs=1e-6), key
+    got = run(name, out=killed, resume=True, figures=False, quiet=True)
+    assert got.summary["resumed_from_epoch"] >= 1
     assert [comparable(r) for r in rows(killed)] == [comparable(r) for r in rows(whole)]
+    assert got.metrics == pytest.approx(expected.metrics, abs=1e-6)
+    return expected, got
+
+
+@pytest.mark.parametrize("name, settings, kill_at", [
+    # Adam + cosine schedule + hidden state carried across windows
+    ("rnn_sincos", {"epochs": 6, "scheduler": {"name": "CosineAnnealingLR", "T_max": 6}}, 2),
+    # several models in one run, one checkpoint folder each; row 5 is Adam's 2nd epoch
+    ("optimizers", {"epochs": 3, "optimizers": ["SGD", "Adam"]}, 5),
+])
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path, monkeypatch, name, settings, kill_at):
+    killed_and_resumed(tmp_path, monkeypatch, name, settings, kill_at)
 
 
 def test_resume_of_a_finished_run_changes_nothing(tmp_path):
