@@ -191,9 +191,11 @@ def test_todays_rows_and_call_still_work(tmp_path):
     assert leftovers(tmp_path) == []
 
 
-def test_no_epoch_still_gives_a_labelled_figure():
+def test_no_epoch_or_a_wrong_metric_name_still_gives_a_labelled_figure_saying_why():
     ax = loss_figure([]).axes[0]
-    assert ax.get_xlabel() and ax.get_ylabel() and "nothing to plot" in ax.texts[0].get_text()
+    assert ax.get_xlabel() and ax.get_ylabel() and "no epoch finished" in ax.texts[0].get_text()
+    ax = loss_figure([{"epoch": 1, "mse": 0.1, "test_mse": 0.2}]).axes[0]  # loss="loss" by default
+    assert "no 'loss' or 'test_loss'" in ax.texts[0].get_text() and "test_mse" in ax.texts[0].get_text()
 
 
 # -- image grids ---------------------------------------------------------------------------------
