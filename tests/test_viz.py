@@ -164,6 +164,7 @@ def test_one_epoch_shows_every_step_with_labelled_axes():
     assert list(lines["test"].get_xdata()) == [80]
     assert loss_ax.get_xlabel() == "step" and loss_ax.get_ylabel() == "loss"
     assert accuracy_ax.get_xlabel() == "step" and accuracy_ax.get_ylabel() == "accuracy"
+    assert accuracy_ax.get_xlim() == loss_ax.get_xlim()  # the accuracy points at the end of the same steps
     legend = [t.get_text() for t in loss_ax.get_legend().get_texts()]
     assert any("last 0.3" in text for text in legend)
 
