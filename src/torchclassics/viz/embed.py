@@ -16,10 +16,10 @@ def tsne(features: np.ndarray, seed: int = 0, start: np.ndarray | None = None, m
     """2-D t-SNE (scikit-learn) of ``features`` (n, d).
 
     ``start``: the previous frame's embedding, for a GIF. The optimisation then goes on
-    from there without early exaggeration for CONTINUE_STEPS steps only, so successive frames
-    move smoothly instead of being rotated or mirrored at random, at a fifth of the cost of a
-    full run: from the last frame's layout the divergence is within 1% of its 250-step value
-    after 100 steps (measured on the CNN's MNIST features).
+    from there without early exaggeration for 100 steps, so successive frames move smoothly
+    instead of being rotated or mirrored at random, at a fifth of the cost of a full run.
+    From the previous frame's layout, 100 steps end within 1% of the divergence that 250
+    reach (measured on the CNN's MNIST features).
 
     Runs on one thread: for a few hundred points that is as fast as two, and far faster
     on a busy machine (OpenMP threads wait for each other when the cores are shared:
