@@ -184,6 +184,12 @@ def test_many_epochs_are_drawn_per_epoch():
     assert ax.get_yscale() == "log"  # the loss spans 200x
 
 
+def test_one_epoch_without_step_losses_marks_its_points_at_epoch_1():
+    ax = loss_figure([{"epoch": 1, "loss": 0.19, "test_loss": 0.17}]).axes[0]
+    assert all(line.get_marker() == "o" for line in ax.get_lines())
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1"]
+
+
 def test_todays_rows_and_call_still_work(tmp_path):
     history = [{"epoch": 1, "loss": 0.5, "test_loss": 0.4}]
     path = loss_curves(history, tmp_path / "loss.png", "regression")

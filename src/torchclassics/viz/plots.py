@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, MaxNLocator
 
 from ..atomic import replaced_atomically
 
@@ -92,6 +93,8 @@ def loss_figure(history: list[dict], title: str = "", *, loss: str = "loss", hel
     curves = [_values(history, key) for key, _, _ in series] + ([np.asarray(step_losses, float)] if per_step else [])
     _log_if_wide(ax, np.concatenate(curves))
     ax.set(xlabel="step" if per_step else "epoch", ylabel=loss, title=title or loss)
+    # Whole epochs and steps; a single epoch gets its one tick, not 0.96 ... 1.04.
+    ax.xaxis.set_major_locator(FixedLocator(x) if len(x) == 1 else MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     if has_accuracy:  # on the loss's x range: one epoch's points sit at its last step, not alone mid-axes
         ax = fig.add_subplot(1, 2, 2, sharex=ax)
