@@ -470,10 +470,10 @@ def after_classification(exp, task, fit, trainer, figures_dir):
                             vmin=0, vmax=1, s=14, edgecolors="k", linewidths=0.3)
         ax.set(xlabel="x1", ylabel="x2")
         # Beside the axes, not on the regions: a legend redrawn in every frame would cost half the time.
-        ax.legend(handles=[Patch(color=regions_colours[k], label=f"region of class {k}") for k in (0, 1)]
-                  + [Line2D([], [], ls="", marker="o", mfc=points_colours[k], mec="k", mew=0.3,
-                            label=f"point predicted {k}") for k in (0, 1)], loc="center left", bbox_to_anchor=(1.02, 0.5),
-                  fontsize=8, frameon=False)
+        handles = [Patch(color=regions_colours[k], label=f"region of class {k}") for k in (0, 1)]
+        handles += [Line2D([], [], ls="", marker="o", mfc=points_colours[k], mec="k", mew=0.3,
+                           label=f"point predicted {k}") for k in (0, 1)]
+        ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
         writer.changing(regions, points, ax.title)
         for frame in frames:
             regions.set_data(frame["regions"].numpy().reshape(exp.gx.shape))
@@ -604,7 +604,8 @@ def after_cnn_mnist(exp, task, fit, trainer, figures_dir):
         weights = {k: v.detach().cpu() for k, v in frame["weights"].items() if not k.startswith("out.")}
         snapshot_net.load_state_dict({**snapshot_net.state_dict(), **weights})
         features = snapshot_features(snapshot_net, images)
-        points = computing(tsne)(features, seed=int(params["seed"]), start=points, max_iter=int(params.get("tsne_iter", 500)))
+        points = computing(tsne)(features, seed=int(params["seed"]), start=points,
+                                 max_iter=int(params.get("tsne_iter", 500)))
         animation.frame(points, f"t-SNE of the CNN's features, step {frame['step']}")
     tsne_figure(points, labels, figures_dir / "tsne.png",
                 f"t-SNE of the trained CNN's 1568-d features ({count} test digits)")

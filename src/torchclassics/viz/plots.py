@@ -183,7 +183,7 @@ def draw_image_grid(ax, images: np.ndarray, columns: int, titles: list[str] | No
     ``set_data(mosaic(images, columns, gap, fill, row_gap))`` shows other images of that shape."""
     images = np.asarray(images)
     height, width = images.shape[1:3]
-    lines = max((t.count("\n") + 1 for t in titles), default=0) if titles else 0
+    lines = max((title.count("\n") + 1 for title in titles or []), default=0)
     row_gap = gap + round(0.2 * height * lines)  # room for the titles of the next row
     fill = 1.0 if images.dtype.kind == "f" else imshow.get("vmax", 255)
     picture = ax.imshow(mosaic(images, columns, gap, fill, row_gap), **imshow)
