@@ -1,5 +1,7 @@
 """Figures and GIFs: they say something for any run length, are written atomically, and the
 frame writer's fast path draws the same picture as a full redraw."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
@@ -59,7 +61,7 @@ def test_a_failing_gif_write_leaves_the_old_file_and_no_temporary_file(tmp_path,
     path.write_bytes(b"the previous animation")
 
     def full_disk(self, fp, *args, **kwargs):
-        open(fp, "wb").write(b"GIF89a half")
+        Path(fp).write_bytes(b"GIF89a half")
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", full_disk)
@@ -74,7 +76,7 @@ def test_a_failing_figure_write_leaves_the_old_file_and_no_temporary_file(tmp_pa
     path.write_bytes(b"the previous figure")
 
     def crash(self, fname, **kwargs):
-        open(fname, "wb").write(b"\x89PNG half")
+        Path(fname).write_bytes(b"\x89PNG half")
         raise RuntimeError("renderer crashed")
 
     monkeypatch.setattr(Figure, "savefig", crash)
