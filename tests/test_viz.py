@@ -10,7 +10,8 @@ from PIL import Image
 from torchclassics import run
 from torchclassics.viz.animate import FrameWriter, animate, write_gif
 from torchclassics.viz.embed import TsneAnimation, tsne_figure
-from torchclassics.viz.plots import draw_image_grid, loss_curves, loss_figure, mosaic, new_figure, save
+from torchclassics.viz.plots import (confusion_figure, draw_image_grid, loss_curves, loss_figure, mosaic,
+                                     new_figure, save)
 
 
 def frame(value: int, size=(40, 60)) -> np.ndarray:
@@ -169,6 +170,9 @@ def test_one_epoch_shows_every_step_with_labelled_axes():
     assert accuracy_ax.get_xlim() == loss_ax.get_xlim()  # the accuracy points at the end of the same steps
     legend = [t.get_text() for t in loss_ax.get_legend().get_texts()]
     assert any("last 0.3" in text for text in legend)
+    low, high = loss_ax.get_xlim()
+    ticks = [tick for tick in loss_ax.get_xticks() if low <= tick <= high]
+    assert len(ticks) > 2 and all(tick == int(tick) for tick in ticks)  # whole steps, not the last one alone
 
 
 def test_metric_names_are_arguments():
@@ -205,6 +209,18 @@ def test_no_epoch_or_a_wrong_metric_name_still_gives_a_labelled_figure_saying_wh
     assert ax.get_xlabel() and ax.get_ylabel() and "no epoch finished" in ax.texts[0].get_text()
     ax = loss_figure([{"epoch": 1, "mse": 0.1, "test_mse": 0.2}]).axes[0]  # loss="loss" by default
     assert "no 'loss' or 'test_loss'" in ax.texts[0].get_text() and "test_mse" in ax.texts[0].get_text()
+
+
+# -- confusion matrices ---------------------------------------------------------------------------
+def test_many_long_class_names_are_slanted_and_digits_are_not():
+    languages = ["Arabic", "Chinese", "Czech", "Dutch", "English", "French", "German", "Greek", "Irish", "Italian",
+                 "Japanese", "Polish", "Portuguese", "Russian", "Spanish"]
+    labels = np.arange(45) % 15
+    names = confusion_figure(labels, labels, languages).axes[0]
+    assert all(t.get_rotation() == 45 and t.get_ha() == "right" for t in names.get_xticklabels())
+    digits = confusion_figure(labels % 10, labels % 10, [str(d) for d in range(10)]).axes[0]
+    assert all(t.get_rotation() == 0 for t in digits.get_xticklabels())
+    assert [t.get_text() for t in digits.texts[:2]] == ["6", "0"]  # 0 and 10 % 10: six zeros, each count in its cell
 
 
 # -- image grids ---------------------------------------------------------------------------------
