@@ -41,14 +41,6 @@ def save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def to_array(fig: Figure) -> np.ndarray:
-    """The figure as an RGB image. For GIF frames use :class:`..animate.FrameWriter`, which
-    lays out once and can redraw only what changes."""
-    fig.tight_layout()
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-
-
 # -- losses ---------------------------------------------------------------------------------
 def _values(history: list[dict], key: str) -> np.ndarray:
     return np.array([row.get(key, np.nan) for row in history], dtype=float)
