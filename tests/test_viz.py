@@ -7,7 +7,6 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from torchclassics import run
 from torchclassics.viz.animate import FrameWriter, animate, write_gif
 from torchclassics.viz.embed import TsneAnimation, tsne_figure
 from torchclassics.viz.plots import (confusion_figure, draw_image_grid, loss_curves, loss_figure, mosaic,
@@ -235,21 +234,6 @@ def test_image_grid_titles_every_image():
     ax = new_figure(4, 3).add_subplot(1, 1, 1)
     draw_image_grid(ax, np.zeros((6, 28, 28), dtype=np.uint8), 3, [str(k) for k in range(6)], cmap="gray")
     assert [t.get_text() for t in ax.texts] == [str(k) for k in range(6)]
-
-
-# -- whole runs ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, settings", [
-    ("regression", {}),
-    ("classification", {}),
-    ("rnn_sincos", {"train_windows": 20, "test_windows": 10}),
-])
-def test_one_epoch_runs_draw_their_figures(name, settings, tmp_path):
-    result = run(name, out=tmp_path / name, epochs=1, **settings)
-    figures = result.run_dir / "figures"
-    with Image.open(figures / "animation.gif") as gif:
-        assert gif.n_frames == 1
-    assert (figures / "loss.png").is_file() and (result.run_dir / "summary.json").is_file()
-    assert leftovers(figures) == []
 
 
 def test_animate_keeps_working_for_todays_callers(tmp_path):
