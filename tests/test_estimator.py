@@ -77,7 +77,8 @@ def test_cnn_mnist_takes_images_or_a_scalers_flat_rows():
     net = torchclassics.estimator("cnn_mnist", epochs=2).fit(images[:500], labels[:500])
     assert net.score(images[500:], labels[500:]) >= 0.5  # 10 classes: chance is 0.1
     flat = images.reshape(len(images), -1)
-    pipeline = make_pipeline(StandardScaler(), torchclassics.estimator("cnn_mnist", epochs=1)).fit(flat[:300], labels[:300])
+    pipeline = make_pipeline(StandardScaler(), torchclassics.estimator("cnn_mnist", epochs=1))
+    pipeline.fit(flat[:300], labels[:300])
     assert pipeline.predict(flat[500:510]).shape == (10,)
 
 
