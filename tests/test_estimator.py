@@ -59,6 +59,18 @@ def test_the_same_seed_gives_the_same_net(clusters):
     assert not np.array_equal(first.predict_proba(x_test), other.predict_proba(x_test))
 
 
+def test_batches_hold_pairs_together_and_every_sample_once_an_epoch():
+    from skorch.dataset import Dataset
+
+    from torchclassics.estimator import batched_loader
+
+    x, y = np.arange(10, dtype=np.float32)[:, None], np.arange(10)
+    batches = list(batched_loader(Dataset(x, y), batch_size=4, shuffle=True))
+    assert [len(labels) for _, labels in batches] == [4, 4, 2]
+    assert sorted(torch.cat([labels for _, labels in batches]).tolist()) == list(range(10))
+    assert all(torch.equal(points[:, 0].long(), labels) for points, labels in batches)
+
+
 def test_regression_learns_the_parabola_from_a_flat_target():
     x, y = parabola(100, 1, 0.2)
     scores = cross_val_score(torchclassics.estimator("regression"), x.numpy(), y.numpy().ravel(),

