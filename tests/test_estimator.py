@@ -105,6 +105,17 @@ def test_parameters_come_from_params_json_by_the_usual_rules(tmp_path, monkeypat
     assert (params["lr"], params["module__hidden"], params["optimizer__momentum"], params["max_epochs"]) == \
         (0.1, 20, 0.9, 7)
     assert params["optimizer"] is torch.optim.Adam
+    assert torchclassics.estimator("cnn_mnist").get_params()["iterator_valid__batch_size"] == 1000  # test_batch_size
+    # params.json's scheduler and gradient clipping train as skorch callbacks, once per epoch as in the engine
+    x, y = parabola(20, 1, 0.2)
+    scheduled = torchclassics.estimator("regression", epochs=20, clip_grad_norm=1.0,
+                                        scheduler={"name": "StepLR", "step_size": 10, "gamma": 0.5})
+    scheduled.fit(x.numpy(), y.numpy())
+    assert scheduled.optimizer_.param_groups[0]["lr"] == pytest.approx(0.2 * 0.5 ** 2)
+    clipped = torchclassics.estimator("regression", epochs=20, clip_grad_norm=1e-9)
+    start = {k: v.clone() for k, v in clipped.initialize().module_.state_dict().items()}
+    clipped.fit(x.numpy(), y.numpy())  # starts from the same seeded weights, and barely moves them
+    assert all(torch.allclose(start[k], v, atol=1e-6) for k, v in clipped.module_.state_dict().items())
     # a project's own experiments/classification/params.json, as `torchclassics run` reads it
     monkeypatch.chdir(tmp_path)
     (tmp_path / "experiments" / "classification").mkdir(parents=True)

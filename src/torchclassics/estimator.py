@@ -81,8 +81,9 @@ RECIPES = {
     "lstm_mnist": Recipe("classifier", RowLSTM, ("hidden",), nn.CrossEntropyLoss,
                          "float (N, 28, 28) or (N, 784) digits, integer labels 0-9"),
 }
-# The training keys every recipe honours; the rest of a params.json describes the experiment's own
-# data (n_per_class, data_root, ...) or figures, which an estimator fitted on the caller's X, y has not.
+# The training keys every recipe honours (cuda_graphs only speeds the engine up: nothing to honour);
+# the rest of a params.json describes the experiment's own data (n_per_class, data_root, ...) or
+# figures, which an estimator fitted on the caller's X, y has not.
 TRAINING_PARAMS = ("seed", "lr", "optimizer", "optimizer_args", "batch_size", "epochs", "scheduler",
                    "clip_grad_norm", "precision", "cuda_graphs", "test_batch_size")
 
@@ -95,9 +96,9 @@ def batched_loader(dataset, batch_size: int, shuffle: bool = False, **kwargs) ->
     return DataLoader(dataset, batch_size=None, sampler=BatchSampler(order, batch_size, drop_last=False), **kwargs)
 
 
-
 class _ExperimentNet:
-    """What both nets add to skorch's: the experiment's seed, and inputs as the model takes them."""
+    """What both nets add to skorch's: the experiment's seed, inputs as the model takes them, and
+    the engine's CPU threads."""
 
     def __init__(self, module, *, seed: int = 0, large_ops: bool = False, **kwargs):
         super().__init__(module, **kwargs)
@@ -211,6 +212,7 @@ def net_kwargs(recipe: Recipe, params: dict, device: str) -> dict:
         **{f"optimizer__{k}": v for k, v in optimizer_kwargs(params, optimizer, None).items()},
         "lr": params["lr"],
         "batch_size": params["batch_size"],
+        **({"iterator_valid__batch_size": params["test_batch_size"]} if "test_batch_size" in params else {}),
         "max_epochs": params["epochs"],
         "seed": params["seed"],
         "large_ops": recipe.large_ops,
