@@ -84,9 +84,9 @@ def postgres_url():
                                       "-l", str(folder / "server.log"), "-w", "start"]), **run)
     except subprocess.CalledProcessError as err:
         log = folder / "server.log"
+        said = f"{err.stderr or err.stdout}{log.read_text() if log.exists() else ''}"
         shutil.rmtree(folder, ignore_errors=True)
-        pytest.fail(f"PostgreSQL did not start: {err.stderr or err.stdout}"
-                    + (log.read_text() if log.exists() else ""))
+        pytest.fail(f"PostgreSQL did not start: {said}")
     try:
         yield f"postgresql://optuna@127.0.0.1:{port}/postgres"
     finally:
