@@ -12,7 +12,7 @@ from torchclassics.cli import main
 from torchclassics.lessons import LESSONS, list_lessons
 
 TEACHING_ORDER = ["tensors", "shapes", "layers", "activations", "losses", "build", "save_restore", "dataloader",
-                  "rnn", "pca"]
+                  "rnn", "pca", "sklearn"]
 
 
 def run_cli(name: str, out, capsys) -> str:
@@ -242,3 +242,17 @@ def test_pca_by_hand_equals_scikit_learn():
     _, _, vt = np.linalg.svd(train - mean, full_matrices=False)
     rebuilt = mean + (test - mean) @ vt[:2].T @ vt[:2]
     assert pca_reconstruction(train, test, components=2)["mse"] == pytest.approx(np.mean((rebuilt - test) ** 2))
+
+
+def test_sklearn_engine_and_grid_search_side_by_side(tmp_path, capsys, monkeypatch):
+    from torchclassics.lessons import sklearn as lesson
+
+    monkeypatch.setattr(lesson, "GRID", {"lr": [0.02, 0.1], "module__hidden": [10]})  # two learning rates: faster
+    out = run_cli("sklearn", tmp_path, capsys)
+    assert "GridSearchCV: 2 settings x 3 folds, mean accuracy of each:" in out
+    assert re.search(r"^  setting\s+lr=0.02 hidden=10\s+lr=0.(02|1) hidden=10$", out, re.M)
+    engine, grid = map(float, re.search(r"^  test accuracy\s+(\d\.\d{3})\s+(\d\.\d{3})$", out, re.M).groups())
+    assert engine >= 0.95 and grid >= 0.95  # both solve the two clusters, scored on the same held-out points
+    assert re.search(r"^  nets trained\s+1\s+7$", out, re.M)  # 2 settings x 3 folds + the refit
+    assert (tmp_path / "engine_run" / "summary.json").is_file()  # a real run of the experiment
+    assert (tmp_path / "engine_vs_gridsearch.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

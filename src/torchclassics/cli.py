@@ -50,7 +50,13 @@ def _add_search(sub) -> None:
                        description="Every trial trains with the experiment's seed, so trials differ only by "
                                    "their hyper-parameters.")
     p.add_argument("name")
-    p.add_argument("--trials", type=int, default=10, help="trials to add to the study (default 10)")
+    p.add_argument("--trials", type=int, help="trials to add to the study (default 10; a grid: its points not "
+                                              "tried yet)")
+    p.add_argument("--sampler", choices=["tpe", "gp", "botorch", "random", "grid"],
+                   help="tpe (default), gp (Gaussian process), botorch (pip install \"torchclassics[botorch]\"), "
+                        "random, or grid (every point, in turn); a continued study keeps its own")
+    p.add_argument("--grid-points", type=int, default=3,
+                   help="values per numeric range in a grid, ends included (default 3; choices are taken as listed)")
     p.add_argument("--param", dest="space", action="append", default=[], metavar="KEY=SPEC",
                    help="search space entry, e.g. lr=loguniform:1e-4:1e-1, batch_size=choice:32,64, "
                         "hidden=int:4:64 (default: the experiment's search.json; --param entries replace it)")
@@ -227,7 +233,8 @@ def _cmd_search(args) -> int:
 
     result = search(args.name, trials=args.trials, space=args.space, sets=args.sets, study_name=args.study,
                     storage=args.storage, workers=args.workers, pruner=args.pruner, metric=args.metric,
-                    direction=args.direction, runs_dir=args.runs_dir, device=args.device)
+                    direction=args.direction, runs_dir=args.runs_dir, device=args.device, sampler=args.sampler,
+                    grid_points=args.grid_points)
     print(json.dumps(result, indent=2, default=str))
     print(f"next: torchclassics run {args.name} --params {result['best_params_path']}", file=sys.stderr)
     return 0
