@@ -157,7 +157,7 @@ class BatchNorm(Experiment):
         self.draw_losses(figures_dir / "loss.png")
         end = {name: full_batch_pre_activations(net, self.x_train) for name, net in self.nets.items()}
         self.draw_histograms(end, figures_dir / "histograms.png")
-        self.draw_running_statistics(end, figures_dir / "running_stats.png")
+        self.draw_running_statistics(figures_dir / "running_stats.png")
         frames = [dict(zip(self.tasks, group)) for group in zip(*(t.record.get("frames", []) for t in self.tasks.values()))]
         if frames:
             fig = new_figure(6, 4.5)
@@ -202,8 +202,8 @@ class BatchNorm(Experiment):
                 start, last = self.start[name][col].flatten(), end[name][col].flatten()
                 low, high = float(torch.minimum(start.min(), last.min())), float(torch.maximum(start.max(), last.max()))
                 bins = torch.linspace(low, max(high, low + 1e-3), 21).numpy()
-                ax.hist(start.numpy(), bins=bins, color="grey", alpha=0.5, label="start")
-                ax.hist(last.numpy(), bins=bins, color=style["color"], alpha=0.6, label="end")
+                ax.hist(start.numpy(), bins=bins, color="grey", alpha=0.5, label="start of training")
+                ax.hist(last.numpy(), bins=bins, color=style["color"], alpha=0.6, label="end of training")
                 ax.set_yticks([])
                 ax.tick_params(labelsize=6)
                 if row == 0:
@@ -212,14 +212,12 @@ class BatchNorm(Experiment):
                     ax.set_ylabel(style["label"].replace(", ", "\n"), fontsize=7)
                 if row == len(names) - 1:
                     ax.set_xlabel("value", fontsize=7)
-        handles, labels = ax.get_legend_handles_labels()
-        fig.legend(handles, ["start of training", "end of training (orange: no batch norm, blue: batch norm)"],
-                   loc="lower center", ncol=2, fontsize=8)
+                if row == 0 and col == 0:
+                    ax.legend(fontsize=5, loc="upper left")
         fig.suptitle("what each activation function receives (whole training set as one batch)", fontsize=9)
-        fig.tight_layout(rect=(0, 0.04, 1, 1))
-        fig.savefig(path)
+        save(fig, path)
 
-    def draw_running_statistics(self, end: dict, path):
+    def draw_running_statistics(self, path):
         """Eval mode's running mean and variance of every normalized unit against the batch
         statistics of the whole training set: the estimates batch normalization keeps for test time."""
         fig = new_figure(9, 4)

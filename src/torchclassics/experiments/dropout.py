@@ -116,7 +116,7 @@ class Dropout(Experiment):
 
 def draw_losses(history: list[dict], path):
     """Training and held-out MSE per epoch of both nets. The dropout net's training MSE is
-    the one its steps see: with half the units dropped."""
+    the one its steps see: with dropout on."""
     epochs = [row["epoch"] for row in history]
     fig = new_figure(7, 4.5)
     ax = fig.add_subplot(1, 1, 1)
