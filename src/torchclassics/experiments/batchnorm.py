@@ -228,7 +228,7 @@ class BatchNorm(Experiment):
             inputs = full_batch_pre_activations(net, self.x_train, normalized=False)
             for what, ax in axes.items():
                 truth, kept = [], []
-                for (layer, bn), values in zip(net.batch_norms().items(), inputs):
+                for bn, values in zip(net.batch_norms().values(), inputs):
                     truth += (values.mean(0) if what == "mean" else values.var(0, unbiased=True)).tolist()
                     kept += (bn.running_mean if what == "mean" else bn.running_var).cpu().tolist()
                 style = self.style(name)
