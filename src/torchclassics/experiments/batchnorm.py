@@ -24,7 +24,7 @@ from ..models.regularized import DeepNet
 from ..registry import experiment
 from ..viz.animate import animate
 from ..viz.plots import new_figure, save
-from ._base import Experiment, every_nth_epoch, frames_every
+from ._base import Experiment, combine_fits, every_nth_epoch, frames_every
 
 COLOURS = {"plain": "#FF9359", "bn": "#3A8FD9"}
 LINES = {"tanh": "-", "relu": "--", "sigmoid": ":"}
@@ -100,9 +100,9 @@ class BatchNorm(Experiment):
                     on_epoch_end=frames_every(every_nth_epoch(self.params),
                                               lambda model: {"y": model(x_test).flatten().cpu()}))
 
-    def check(self, params, task):
+    def check(self, params, task, device=None):
         for name in net_names(params):
-            super().check(params, self.task_for(name))
+            super().check(params, self.task_for(name), device or self.device)
 
     def checkpoint_folder(self, run_dir):
         """The folder of the net with the lowest final held-out MSE (summary.json), else the first."""
@@ -124,11 +124,7 @@ class BatchNorm(Experiment):
             trainer.restore(resume)
         self.fits = {name: trainer.fit(resume=resume) for name, trainer in trainers.items()}
         best = winner(self.fits)
-        history = [row for fit in self.fits.values() for row in fit.history]
-        combined = FitResult(history, dict(self.fits[best].best, net=best),
-                             sum(f.train_s for f in self.fits.values()), sum(f.steps for f in self.fits.values()),
-                             [], min(f.resumed_from for f in self.fits.values()))
-        return combined, trainers[best]
+        return combine_fits(self.fits, best, "net"), trainers[best]
 
     def final_metrics(self, task, fit, trainer):
         metrics = {}
