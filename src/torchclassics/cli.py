@@ -104,9 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="HTML file to write (default ROOT/report.html)")
     p.add_argument("--link-figures", action="store_true",
                    help="link the figures next to the page instead of embedding them (hundreds of runs)")
-    p = sub.add_parser("export", help="save a trained model for deployment (no pickle)")
+    p = sub.add_parser("export", help="save a trained model for deployment (no pickle; phones: executorch)")
     p.add_argument("run_dir")
-    p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "torchscript", "exported"])
+    p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "torchscript", "exported", "executorch"],
+                   help="executorch: a .pte program for Android and iOS apps (pip install \"torchclassics[executorch]\")")
+    p.add_argument("--quantize", choices=["int8"],
+                   help="with --format executorch: int8 weights and activations (XNNPACK's quantizer), calibrated "
+                        "on the run's training data; size and held-out metrics before and after")
     p.add_argument("-o", "--output")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--force", action="store_true", help="overwrite an -o file that is not an export of this run")
@@ -250,7 +254,12 @@ def _cmd_report(args) -> int:
 def _cmd_export(args) -> int:
     from .export import export
 
-    print(export(args.run_dir, fmt=args.fmt, output=args.output, checkpoint_name=args.checkpoint, force=args.force))
+    from .export import describe
+
+    path = export(args.run_dir, fmt=args.fmt, output=args.output, checkpoint_name=args.checkpoint, force=args.force,
+                  quantize=args.quantize)
+    print(path)
+    print("\n".join(describe(path)))
     return 0
 
 
