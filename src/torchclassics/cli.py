@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="save a trained model for deployment (no pickle; phones: executorch)")
     p.add_argument("run_dir")
     p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "torchscript", "exported", "executorch"],
-                   help="executorch: a .pte program for Android and iOS apps (pip install \"torchclassics[executorch]\")")
+                   help="executorch: a .pte program for Android and iOS apps "
+                        "(pip install \"torchclassics[executorch]\")")
     p.add_argument("--quantize", choices=["int8"],
                    help="with --format executorch: int8 weights and activations (XNNPACK's quantizer), calibrated "
                         "on the run's training data; size and held-out metrics before and after")

@@ -92,7 +92,8 @@ def _import_module(module_name: str, plugin: config.Plugin):
         return importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         if err.name and module_name.startswith(err.name):  # the plugin itself is missing, not one of its imports
-            raise UserError(f"{plugin.origin}: no module named {module_name} (is its package installed here?).") from None
+            raise UserError(f"{plugin.origin}: no module named {module_name} (is its package installed "
+                            "here?).") from None
         raise
 
 
