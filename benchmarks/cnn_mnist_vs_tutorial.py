@@ -1,6 +1,6 @@
 """One epoch of the MNIST CNN: torchclassics' engine vs the plain tutorial script.
 
-Both train the seed's CNN (Adam, lr 1e-3, batch 50, one epoch) on the same torchvision
+Both train the tutorial's CNN (Adam, lr 1e-3, batch 50, one epoch) on the same torchvision
 MNIST folder in this one process, alternating several times (engine first in even
 rounds, tutorial first in odd ones, after one untimed warm-up round of each), and both
 time their training loop alone. The tutorial script is the lesson's: a

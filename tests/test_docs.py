@@ -134,7 +134,10 @@ def test_each_index_lists_every_lesson_and_experiment_page_of_its_language():
         assert ours <= linked, (index, sorted(str(p) for p in ours - linked))
 
 
-@pytest.mark.parametrize("page", ALL_PAGES, ids=lambda p: str(p.relative_to(DOCS)))
+READMES = [ROOT / "README.md", ROOT / "benchmarks" / "README.md"]
+
+
+@pytest.mark.parametrize("page", ALL_PAGES + READMES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_links_stay_inside_the_repository_and_exist(page):
     for target in local_links(page):
         path = (page.parent / target).resolve()
@@ -144,10 +147,18 @@ def test_links_stay_inside_the_repository_and_exist(page):
 
 def test_the_notes_are_never_called_a_seed():
     """"seed" / "种子" mean the random seed; the course notes are named by their source."""
-    for page in ALL_PAGES:
+    for page in ALL_PAGES + READMES:
         text = page.read_text(encoding="utf-8")
         assert not re.search(r"\bseeds? ?0\d\d|the seed's|种子 ?0\d\d", text), page
         assert not re.search(r"(?<!随机)种子", text), page
+
+
+def test_readme_tables_every_experiment_with_its_page():
+    from torchclassics.config import experiment_names
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in experiment_names():
+        assert re.search(rf"^\| `{name}` \|.*\(docs/experiments/{name}\.md\)", readme, re.M), name
 
 
 @pytest.mark.parametrize("page", EXPERIMENT_PAGES, ids=lambda p: p.name)

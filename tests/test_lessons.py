@@ -12,7 +12,7 @@ from torchclassics.cli import main
 from torchclassics.lessons import LESSONS, list_lessons
 
 TEACHING_ORDER = ["tensors", "shapes", "layers", "activations", "losses", "build", "save_restore", "dataloader",
-                  "rnn", "pca"]
+                  "rnn", "pca", "sklearn", "parallel"]
 
 
 def run_cli(name: str, out, capsys) -> str:
@@ -242,3 +242,49 @@ def test_pca_by_hand_equals_scikit_learn():
     _, _, vt = np.linalg.svd(train - mean, full_matrices=False)
     rebuilt = mean + (test - mean) @ vt[:2].T @ vt[:2]
     assert pca_reconstruction(train, test, components=2)["mse"] == pytest.approx(np.mean((rebuilt - test) ** 2))
+
+
+def test_sklearn_engine_and_grid_search_side_by_side(tmp_path, capsys, monkeypatch):
+    from torchclassics.lessons import sklearn as lesson
+
+    monkeypatch.setattr(lesson, "GRID", {"lr": [0.02, 0.1], "module__hidden": [10]})  # two learning rates: faster
+    out = run_cli("sklearn", tmp_path, capsys)
+    assert "GridSearchCV: 2 settings x 3 folds, mean accuracy of each:" in out
+    assert re.search(r"^  setting\s+lr=0.02 hidden=10\s+lr=0.(02|1) hidden=10$", out, re.M)
+    engine, grid = map(float, re.search(r"^  test accuracy\s+(\d\.\d{3})\s+(\d\.\d{3})$", out, re.M).groups())
+    assert engine >= 0.95 and grid >= 0.95  # both solve the two clusters, scored on the same held-out points
+    assert re.search(r"^  nets trained\s+1\s+7$", out, re.M)  # 2 settings x 3 folds + the refit
+    assert (tmp_path / "engine_run" / "summary.json").is_file()  # a real run of the experiment
+    assert (tmp_path / "engine_vs_gridsearch.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_parallel_ddp_on_cpu_trains_as_one_process(tmp_path, capsys):
+    out = run_cli("parallel", tmp_path, capsys)
+    difference = float(re.search(r"gradient: largest difference ([0-9.e+-]+)", out).group(1))
+    assert difference < 1e-6  # the mean of the shards' gradients is the batch's
+    assert "torchrun --standalone --nproc_per_node=2 -m torchclassics run regression" in out
+    assert "world_size 2: test_mse" in out and "same training: True" in out and "same training: False" not in out
+    if not torch.cuda.is_available():
+        assert "DataParallel(model)(x) is model(x): True" in out
+    assert (tmp_path / "parallel.png").stat().st_size > 10_000
+
+
+def test_data_parallel_wraps_the_experiments_model_and_keeps_its_checkpoints(tmp_path):
+    """The experiment's model called through nn.DataParallel trains as the plain model does (on a
+    CPU DataParallel calls the model itself), and its checkpoints load as any run's (no 'module.')."""
+    from torchclassics.api import evaluate
+    from torchclassics.lessons.parallel import data_parallel_fit, one_process_fit, same_training
+
+    plain = one_process_fit(tmp_path / "plain", device="cuda" if torch.cuda.is_available() else "cpu")
+    wrapped = data_parallel_fit(tmp_path / "dp")
+    assert same_training(plain["metrics"], wrapped["metrics"], rel=1e-3)
+    assert evaluate(tmp_path / "dp")["test_mse"] == pytest.approx(wrapped["metrics"]["test_mse"], rel=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="nn.DataParallel needs CUDA GPUs")
+def test_data_parallel_splits_each_batch_over_every_gpu(tmp_path, capsys):
+    from torchclassics.lessons.parallel import data_parallel_fit
+
+    assert data_parallel_fit(tmp_path / "dp")["gpus"] == torch.cuda.device_count()
+    out = run_cli("parallel", tmp_path / "lesson", capsys)
+    assert f"{torch.cuda.device_count()} GPU(s): test_mse" in out and "same training: False" not in out

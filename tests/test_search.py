@@ -14,12 +14,16 @@ import pytest
 from optuna.trial import TrialState
 
 from torchclassics import api, registry, search as search_module
+from torchclassics.cli import main
 from torchclassics.errors import UserError
 from torchclassics.search import (Dimension, fail_dead_trials, load_space, objective_of, open_storage,
-                                  parse_dimension, parse_param, search, shares)
+                                  param_importances, parse_dimension, parse_param, search, shares, study_figures,
+                                  with_installed_driver)
 
 FAST = ["epochs=20"]
-BEST_KEYS = {"experiment", "study", "metric", "direction", "best_value", "best_params", "best_trial", "n_trials", "best_run_dir"}
+BEST_KEYS = {"experiment", "study", "metric", "direction", "sampler", "best_value", "best_params", "best_trial",
+             "n_trials", "best_run_dir", "importances"}
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def load(runs: Path, study: str = "regression"):
@@ -111,12 +115,25 @@ def test_parallel_search_then_the_same_command_continues_the_study(tmp_path):
     assert best["best_params"] == first["best_params"] and set(best["best_params"]) == {"lr", "hidden"}
     assert Path(best["best_run_dir"]).name == f"regression-trial-{best['best_trial']}"
     assert (tmp_path / "studies" / "regression" / "history.png").read_bytes()[:4] == b"\x89PNG"
+    # what each parameter did, beside the history: Optuna's plots of the 4 trials
+    assert best["sampler"] == "tpe" and set(best["importances"]) == {"lr", "hidden"}
+    assert sum(best["importances"].values()) == pytest.approx(1.0)
+    for figure in ("importances", "slice", "contour"):
+        assert Path(first[f"{figure}_path"]) == tmp_path / "studies" / "regression" / f"{figure}.png"
+        assert Path(first[f"{figure}_path"]).read_bytes()[:8] == PNG
 
     # best_params.json goes back to run as a params file
     again = api.run("regression", params_file=tmp_path / "studies" / "regression" / "best_params.json", sets=FAST,
                 out=tmp_path / "again", figures=False, device="cpu")
     assert {k: again.summary["params"][k] for k in best["best_params"]} == best["best_params"]
     assert again.metrics["test_mse"] == pytest.approx(best["best_value"])
+
+    # the figures only read the study: the journal is the same after drawing them again
+    journal = tmp_path / "studies" / "regression" / "journal.log"
+    written = journal.read_bytes()
+    study_figures(load(tmp_path), tmp_path / "redrawn", "test_mse")
+    assert param_importances(load(tmp_path)) == pytest.approx(best["importances"])  # seeded: the same shares
+    assert journal.read_bytes() == written
 
     second = search("regression", trials=2, sets=FAST, runs_dir=str(tmp_path), device="cpu")
     assert second["n_trials"] == 6
@@ -178,6 +195,118 @@ def test_a_continued_study_keeps_its_metric_and_kinds_of_range(tmp_path):
         search("regression", trials=1, space=["lr=uniform:0.1:0.2"], sets=["epochs=2"], study_name="s",
                runs_dir=str(tmp_path))
     assert len(load(tmp_path, "s").trials) == 1  # refused before any trial
+
+
+def test_a_study_too_small_for_a_plot_gets_a_figure_saying_so(tmp_path, monkeypatch):
+    notes = {}
+    note = search_module._note_figure
+    monkeypatch.setattr(search_module, "_note_figure",
+                        lambda path, title, text: notes.setdefault(path.name, text) and note(path, title, text))
+    result = search("regression", trials=1, sets=["epochs=2"], runs_dir=str(tmp_path), device="cpu")
+    assert result["importances"] == {}
+    assert notes == {"importances.png": "need 3 complete trials; this study has 1 so far",
+                     "contour.png": "need 2 complete trials; this study has 1 so far"}  # the slice plot has its one dot
+    for figure in ("importances", "slice", "contour"):
+        assert Path(result[f"{figure}_path"]).read_bytes()[:8] == PNG
+
+
+# -- samplers ----------------------------------------------------------------------------------
+def test_grid_values_of_each_spec_form():
+    assert parse_dimension("lr", "loguniform:1e-3:1e-1").grid(3) == [0.001, 0.01, 0.1]
+    assert parse_dimension("lr", "uniform:0.1:0.5").grid(5) == [0.1, 0.2, 0.3, 0.4, 0.5]
+    assert parse_dimension("hidden", "int:4:64:4").grid(3) == [4, 32, 64]  # on the range's steps
+    assert parse_dimension("hidden", "logint:2:128").grid(3) == [2, 16, 128]
+    assert parse_dimension("hidden", "int:1:2").grid(3) == [1, 2]  # fewer values than points: all of them
+    assert parse_param("batch_size=choice:32,64,128").grid(2) == [32, 64, 128]  # choices as listed
+
+
+def test_grid_runs_each_point_once_and_a_continued_grid_the_rest(tmp_path, capsys):
+    grid = dict(sampler="grid", space=["lr=choice:0.1,0.2", "hidden=int:4:16"], grid_points=2, sets=FAST,
+                runs_dir=str(tmp_path), device="cpu", pruner="none")
+    assert search("regression", trials=1, **grid)["n_trials"] == 1
+    rest = search("regression", **grid)  # no trials given: the points not tried yet
+    points = sorted((t.params["lr"], t.params["hidden"]) for t in load(tmp_path).trials)
+    assert points == [(0.1, 4), (0.1, 16), (0.2, 4), (0.2, 16)]  # each point once
+    assert (rest["n_trials"], rest["sampler"]) == (4, "grid")
+    assert "grid of 4 point(s): lr=0.1,0.2 x hidden=4,16; 3 not tried yet" in capsys.readouterr().err
+    search("regression", **grid)
+    assert len(load(tmp_path).trials) == 4 and "nothing to run" in capsys.readouterr().err
+
+
+def test_a_study_keeps_its_sampler(tmp_path):
+    fast = dict(sets=["epochs=2"], study_name="s", runs_dir=str(tmp_path), device="cpu")
+    search("regression", trials=1, sampler="random", **fast)
+    with pytest.raises(UserError, match="--sampler tpe: study 's' is searched with random; continue it with "
+                                        "--sampler random"):
+        search("regression", trials=1, sampler="tpe", **fast)
+    again = search("regression", trials=1, **fast)  # no sampler given: the study's own
+    assert (again["sampler"], again["n_trials"]) == ("random", 2)
+
+
+@pytest.mark.parametrize("kind", ["gp", "botorch"])
+def test_a_model_based_sampler_picks_after_the_startup_trials(tmp_path, monkeypatch, kind):
+    if kind == "botorch":
+        pytest.importorskip("botorch")
+        from optuna_integration import BoTorchSampler as sampler_class
+    else:
+        sampler_class = optuna.samplers.GPSampler
+    monkeypatch.setattr(search_module, "STARTUP_TRIALS", 2)
+    picked, sample = [], sampler_class.sample_relative
+
+    def spy(self, study, trial, space):
+        params = sample(self, study, trial, space)
+        picked.append((trial.number, sorted(params)))
+        return params
+
+    monkeypatch.setattr(sampler_class, "sample_relative", spy)
+    result = search("regression", trials=3, sampler=kind, sets=FAST, runs_dir=str(tmp_path), device="cpu",
+                    pruner="none")
+    assert (result["sampler"], result["trials_by_state"]) == (kind, {"complete": 3})
+    assert [(n, params) for n, params in picked if params] == [(2, ["hidden", "lr"])]  # the model's pick
+
+
+def test_botorch_without_its_extra_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "botorch", None)  # as if not installed
+    assert main(["search", "regression", "--sampler", "botorch", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and 'pip install "torchclassics[botorch]"' in err
+    assert not (tmp_path / "regression").exists()
+
+
+# -- databases ----------------------------------------------------------------------------------
+def test_the_grace_period_of_a_database_study_is_a_setting(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    storage = open_storage(url)
+    assert (storage.heartbeat_interval, storage.grace_period) == (30, 120)
+    monkeypatch.setenv("TORCHCLASSICS_SEARCH_GRACE_S", "6")
+    storage = open_storage(url)
+    assert (storage.heartbeat_interval, storage.grace_period) == (1, 6)
+    monkeypatch.setenv("TORCHCLASSICS_SEARCH_GRACE_S", "soon")
+    with pytest.raises(UserError, match="TORCHCLASSICS_SEARCH_GRACE_S=soon: expected a whole number of seconds"):
+        open_storage(url)
+
+
+def test_postgresql_urls_get_the_installed_driver():
+    assert with_installed_driver("sqlite:///studies.db") == "sqlite:///studies.db"
+    assert with_installed_driver("postgresql+psycopg://u@db/optuna") == "postgresql+psycopg://u@db/optuna"
+    pytest.importorskip("psycopg2")
+    assert with_installed_driver("postgresql://u:pw@db/optuna") == "postgresql+psycopg2://u:pw@db/optuna"
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # a trial asked for by hand, not by optimize
+def test_on_a_database_only_a_worker_seen_dying_is_failed_at_once_and_queued_again(tmp_path):
+    study = optuna.create_study(study_name="s", storage=open_storage(f"sqlite:///{tmp_path / 'studies.db'}"))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    trial = study.ask({"lr": optuna.distributions.FloatDistribution(0.01, 0.5)})
+    for key, value in {**search_module._owner(), "pid": dead.pid, "pid_start": None}.items():
+        trial.set_user_attr(key, value)
+    # Another machine may have the same host name: its own process ids mean nothing here.
+    assert fail_dead_trials(study, pids=set()) == []
+    assert fail_dead_trials(study, pids={dead.pid}) == [0]
+    failed, queued = study.trials
+    assert (failed.state, queued.state) == (TrialState.FAIL, TrialState.WAITING)
+    assert queued.system_attrs["failed_trial"] == 0 and queued.params == failed.params
 
 
 # -- trials whose process died ------------------------------------------------------------------

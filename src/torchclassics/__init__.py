@@ -2,6 +2,7 @@
 
     import torchclassics
     result = torchclassics.run("regression", lr=0.2)
+    net = torchclassics.estimator("classification")   # a scikit-learn estimator (skorch)
 """
 __version__ = "0.1.0"
 
@@ -14,6 +15,11 @@ def __getattr__(name):
         from . import api
 
         return getattr(api, name)
+    if name == "estimator":
+        from .estimator import estimator
+
+        globals()["estimator"] = estimator  # the function, not the submodule the import bound here
+        return estimator
     if name == "UserError":
         from .errors import UserError
 

@@ -24,7 +24,7 @@ def replaced_atomically(path: str | Path, mode: int = 0o644) -> Iterator[Path]:
     """``with replaced_atomically(path) as tmp:`` write ``tmp``; on success it replaces ``path``.
 
     The temporary name (``.<stem>.<random>.tmp<suffix>``) keeps the target's suffix, so writers
-    that pick a format from the file name (matplotlib, imageio, torch.onnx) still can."""
+    that pick a format from the file name (matplotlib, Pillow, torch.onnx) still can."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMP_SUFFIX}{path.suffix}", dir=path.parent)

@@ -30,6 +30,12 @@ def _add_params_sources(p) -> None:
                    help="a params file as the base (a run's params.json, your own, or search's best_params.json)")
 
 
+def _add_module_option(p) -> None:
+    p.add_argument("--module", dest="modules", action="append", default=[], metavar="FILE",
+                   help="a .py file (or package.module) with an experiment of your own, registered with "
+                        "@experiment(\"NAME\"); adds to $TORCHCLASSICS_PLUGINS (repeatable)")
+
+
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="train, evaluate and draw one experiment",
                        description="Train, evaluate and draw one experiment. Parameters: the experiment's defaults "
@@ -37,6 +43,7 @@ def _add_run(sub) -> None:
                                    "one, then --params FILE, then --set.")
     p.add_argument("name", help="experiment name (see `torchclassics list`)")
     _add_params_sources(p)
+    _add_module_option(p)
     p.add_argument("--out", help="the run directory itself (default: RUNS_DIR/NAME/<timestamp>)")
     p.add_argument("--runs-dir", help="root of run directories (default: $TORCHCLASSICS_RUNS or ./runs)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
@@ -50,7 +57,13 @@ def _add_search(sub) -> None:
                        description="Every trial trains with the experiment's seed, so trials differ only by "
                                    "their hyper-parameters.")
     p.add_argument("name")
-    p.add_argument("--trials", type=int, default=10, help="trials to add to the study (default 10)")
+    p.add_argument("--trials", type=int, help="trials to add to the study (default 10; a grid: its points not "
+                                              "tried yet)")
+    p.add_argument("--sampler", choices=["tpe", "gp", "botorch", "random", "grid"],
+                   help="tpe (default), gp (Gaussian process), botorch (pip install \"torchclassics[botorch]\"), "
+                        "random, or grid (every point, in turn); a continued study keeps its own")
+    p.add_argument("--grid-points", type=int, default=3,
+                   help="values per numeric range in a grid, ends included (default 3; choices are taken as listed)")
     p.add_argument("--param", dest="space", action="append", default=[], metavar="KEY=SPEC",
                    help="search space entry, e.g. lr=loguniform:1e-4:1e-1, batch_size=choice:32,64, "
                         "hidden=int:4:64 (default: the experiment's search.json; --param entries replace it)")
@@ -73,14 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"torchclassics {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="every experiment, one line each")
+    p = sub.add_parser("list", help="every experiment, one line each (yours too)")
+    _add_module_option(p)
     p = sub.add_parser("params", help="an experiment's parameters as JSON (defaults, your files, --set applied)")
     p.add_argument("name")
     _add_params_sources(p)
+    _add_module_option(p)
     p = sub.add_parser("init", help="copy an experiment's params.json (and search.json) into DIR/experiments/NAME/ "
-                                    "to start a project of your own")
+                                    "to start a project of your own; with --module FILE, start an experiment "
+                                    "of your own")
     p.add_argument("name")
     p.add_argument("dir", nargs="?", default=".", help="the project folder (default: here)")
+    p.add_argument("--module", metavar="FILE", help="write FILE (relative to DIR): a new experiment NAME that trains "
+                                                    "as it is (a small MLP on scikit-learn's digits), and its "
+                                                    "experiments/NAME/params.json and search.json")
     _add_run(sub)
     p = sub.add_parser("evaluate", help="held-out metrics of a run's checkpoint")
     p.add_argument("run_dir")
@@ -104,9 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="HTML file to write (default ROOT/report.html)")
     p.add_argument("--link-figures", action="store_true",
                    help="link the figures next to the page instead of embedding them (hundreds of runs)")
-    p = sub.add_parser("export", help="save a trained model for deployment (no pickle)")
+    p = sub.add_parser("export", help="save a trained model for deployment (no pickle; phones: executorch)")
     p.add_argument("run_dir")
-    p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "torchscript", "exported"])
+    p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "torchscript", "exported", "executorch"],
+                   help="executorch: a .pte program for Android and iOS apps "
+                        "(pip install \"torchclassics[executorch]\")")
+    p.add_argument("--quantize", choices=["int8"],
+                   help="with --format executorch: int8 weights and activations (XNNPACK's quantizer), calibrated "
+                        "on the run's training data; size and held-out metrics before and after")
     p.add_argument("-o", "--output")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--force", action="store_true", help="overwrite an -o file that is not an export of this run")
@@ -144,19 +168,27 @@ def _cmd_list(args) -> int:
 
 def _cmd_params(args) -> int:
     from .api import params
+    from .config import rules_note
 
     print(json.dumps(params(args.name, sets=args.sets, params_file=args.params_file), indent=2))
+    note = rules_note(args.name)
+    if note:
+        print(f"torchclassics: note: {note}", file=sys.stderr)
     return 0
 
 
 def _cmd_init(args) -> int:
     from .config import init_project
 
-    written = init_project(args.name, args.dir)
+    written = init_project(args.name, args.dir, module=args.module)
     for path in written:
         print(f"wrote {path}")
-    print(f"edit them, then: torchclassics run {args.name}   (from {Path(args.dir).resolve()}; "
-          f"your params.json replaces the package's defaults there)")
+    if args.module:
+        print(f"edit them, then: torchclassics run {args.name} --module {args.module}   (from "
+              f"{Path(args.dir).resolve()}; or set $TORCHCLASSICS_PLUGINS to the file for every command)")
+    else:
+        print(f"edit them, then: torchclassics run {args.name}   (from {Path(args.dir).resolve()}; "
+              f"your params.json replaces the package's defaults there)")
     return 0
 
 
@@ -227,7 +259,8 @@ def _cmd_search(args) -> int:
 
     result = search(args.name, trials=args.trials, space=args.space, sets=args.sets, study_name=args.study,
                     storage=args.storage, workers=args.workers, pruner=args.pruner, metric=args.metric,
-                    direction=args.direction, runs_dir=args.runs_dir, device=args.device)
+                    direction=args.direction, runs_dir=args.runs_dir, device=args.device, sampler=args.sampler,
+                    grid_points=args.grid_points)
     print(json.dumps(result, indent=2, default=str))
     print(f"next: torchclassics run {args.name} --params {result['best_params_path']}", file=sys.stderr)
     return 0
@@ -250,7 +283,12 @@ def _cmd_report(args) -> int:
 def _cmd_export(args) -> int:
     from .export import export
 
-    print(export(args.run_dir, fmt=args.fmt, output=args.output, checkpoint_name=args.checkpoint, force=args.force))
+    from .export import describe
+
+    path = export(args.run_dir, fmt=args.fmt, output=args.output, checkpoint_name=args.checkpoint, force=args.force,
+                  quantize=args.quantize)
+    print(path)
+    print("\n".join(describe(path)))
     return 0
 
 
@@ -295,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     threading.excepthook = _thread_errors
     try:
+        if getattr(args, "modules", None):
+            from .config import add_plugin_modules
+
+            add_plugin_modules(args.modules)
         return COMMANDS[args.command](args)
     except (UserError, OSError) as err:
         print(error_line(err), file=sys.stderr)

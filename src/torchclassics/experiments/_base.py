@@ -35,6 +35,15 @@ def draw_loss(task: Task, fit: FitResult, path: Path, title: str) -> Path:
                        step_losses=fit.step_losses)
 
 
+def combine_fits(fits: dict[str, FitResult], best_name: str, label: str) -> FitResult:
+    """One FitResult for a run of several sub-runs (one net each): every net's rows; the best net's
+    best epoch, named under ``label``; resumed from the latest epoch any sub-run resumed from."""
+    history = [row for fit in fits.values() for row in fit.history]
+    return FitResult(history, dict(fits[best_name].best, **{label: best_name}),
+                     sum(f.train_s for f in fits.values()), sum(f.steps for f in fits.values()), [],
+                     max(f.resumed_from for f in fits.values()))
+
+
 def every_nth_epoch(params: dict) -> int:
     """Epochs between two GIF frames: about ``gif_frames`` frames whatever the length."""
     return max(1, params["epochs"] // max(1, params.get("gif_frames", 40)))

@@ -20,7 +20,7 @@ from ..engine.loop import Diverged, FitResult, Task
 from ..models.mlp import Net
 from ..registry import experiment
 from ..viz.plots import log_scale_if_wide, marker_for, new_figure, save, whole_number_ticks
-from ._base import Experiment
+from ._base import Experiment, combine_fits
 
 
 def optimizer_params(params: dict, name: str) -> dict:
@@ -32,15 +32,6 @@ def optimizer_params(params: dict, name: str) -> dict:
 def winner(fits: dict[str, FitResult]) -> str:
     """The optimizer whose net ends with the lowest held-out MSE."""
     return min(fits, key=lambda name: fits[name].history[-1]["test_mse"])
-
-
-def combined(fits: dict[str, FitResult]) -> FitResult:
-    """One FitResult for the run: every net's rows; the winner's best epoch."""
-    history = [row for fit in fits.values() for row in fit.history]
-    best_name = winner(fits)
-    best = dict(fits[best_name].best, optimizer=best_name)
-    return FitResult(history, best, sum(f.train_s for f in fits.values()), sum(f.steps for f in fits.values()),
-                     [], min(f.resumed_from for f in fits.values()))
 
 
 @experiment("optimizers")
@@ -89,7 +80,8 @@ class Optimizers(Experiment):
                 trainer.run.info(str(err), echo=True)
         if not self.fits:
             raise Diverged(f"every optimizer diverged at lr={self.params['lr']}; try a smaller lr.")
-        return combined(self.fits), trainers[winner(self.fits)]
+        best = winner(self.fits)
+        return combine_fits(self.fits, best, "optimizer"), trainers[best]
 
     def final_metrics(self, task, fit, trainer):
         metrics = {}

@@ -69,7 +69,7 @@ def glyph(text: str):
 
 def draw_tsne(ax, points: np.ndarray, labels: np.ndarray, title: str = "", as_text: bool = True) -> list:
     """Points coloured by true label, one scatter per label, with a legend. ``as_text``: each
-    point drawn as its digit (the seed's picture; the digit is a marker, so 500 of them draw
+    point drawn as its digit (the course notes' picture; the digit is a marker, so 500 of them draw
     as fast as dots, where 500 texts took a second); else dots. Returns the scatters, in the
     order of ``np.unique(labels)``."""
     import matplotlib

@@ -1,0 +1,249 @@
+"""Batch normalization: a deep net (8 hidden layers of 10 units, a bad bias of -0.2) fits
+y = x^2 - 5 + noise on inputs far from zero, with and without BatchNorm1d, for tanh and
+ReLU (the tutorial series' batch-normalization lesson, 504_batch_normalization.py).
+
+One sub-run per net, as in the optimizers experiment: each net trains with the lesson's
+own step, because a BatchNorm1d layer needs nothing else. What it needs is the switch the
+engine makes anyway: ``model.train()`` while training (normalize by the batch's mean and
+variance, and update the running estimates), ``model.eval()`` when evaluating (normalize by
+the running estimates). For each activation the nets with and without batch normalization
+start from the same Linear weights, and every net sees the same batches in the same order."""
+from __future__ import annotations
+
+import copy
+import json
+
+import torch
+from torch import nn
+
+from ..data.batches import TensorBatches
+from ..data.noisy_curves import shifted_parabola
+from ..engine.loop import FitResult, Task
+from ..errors import UserError
+from ..models.regularized import DeepNet
+from ..registry import experiment
+from ..viz.animate import animate
+from ..viz.plots import new_figure, save
+from ._base import Experiment, combine_fits, every_nth_epoch, frames_every
+
+COLOURS = {"plain": "#FF9359", "bn": "#3A8FD9"}
+LINES = {"tanh": "-", "relu": "--", "sigmoid": ":"}
+
+
+def net_names(params: dict) -> list[str]:
+    """``tanh_plain``, ``tanh_bn``, ``relu_plain``, ``relu_bn``: the sub-runs' tags."""
+    return [f"{activation}_{kind}" for activation in params["activations"] for kind in ("plain", "bn")]
+
+
+def winner(fits: dict[str, FitResult]) -> str:
+    return min(fits, key=lambda name: fits[name].history[-1]["test_mse"])
+
+
+def full_batch_pre_activations(net: DeepNet, x: torch.Tensor, normalized: bool = True) -> list[torch.Tensor]:
+    """Each layer's pre-activations (see DeepNet.pre_activations) for the whole training set
+    normalized as one batch (train mode), on a copy: the net's running statistics stay as they are."""
+    twin = copy.deepcopy(net).train()
+    with torch.no_grad():
+        return [z.cpu() for z in twin.pre_activations(x, normalized)]
+
+
+def running_statistics(net: DeepNet) -> dict:
+    """The mean and variance each BatchNorm1d layer uses in eval mode, per unit."""
+    return {name: {"mean": [round(v, 4) for v in bn.running_mean.tolist()],
+                   "var": [round(v, 4) for v in bn.running_var.tolist()]}
+            for name, bn in net.batch_norms().items()}
+
+
+def held_out_with_whole_set_statistics(net: DeepNet, x_train, x_test, y_test) -> float:
+    """Held-out MSE in eval mode once the running statistics are recomputed from the whole
+    training set with the final weights (on a copy): what exact statistics would score."""
+    twin = copy.deepcopy(net)
+    for bn in twin.batch_norms().values():
+        bn.reset_running_stats()
+        bn.momentum = None  # a plain average of the batches seen: here the one whole-set batch
+    with torch.no_grad():
+        twin.train()(x_train)
+        return float(nn.functional.mse_loss(twin.eval()(x_test), y_test))
+
+
+@experiment("batchnorm")
+class BatchNorm(Experiment):
+    objective = ("test_mse", "min")
+
+    def build(self, params, device):
+        low, high = params["x_range"]
+        if not low < high:
+            raise UserError(f"x_range={params['x_range']}: the first number must be below the second.")
+        if params["drop_last"] and params["n_points"] < params["batch_size"]:
+            raise UserError(f"n_points={params['n_points']} < batch_size={params['batch_size']} with drop_last=true: "
+                            "no batch would be left; lower batch_size or set drop_last=false.")
+        self.params, self.device = params, device
+        x, y, self.x_test, self.y_test = shifted_parabola(params["n_points"], params["n_test"], low, high,
+                                                          params["noise"], params["seed"])
+        self.x_train = x.to(device)
+        self.train_data = TensorBatches(x, y, batch_size=params["batch_size"], shuffle=True, seed=params["seed"],
+                                        drop_last=params["drop_last"], device=device)
+        self.test_data = TensorBatches(self.x_test, self.y_test, batch_size=len(self.x_test), shuffle=False,
+                                       device=device)
+        self.nets = {}
+        for name in net_names(params):
+            activation, kind = name.rsplit("_", 1)
+            torch.manual_seed(params["seed"])  # the same Linear weights with and without batch normalization
+            self.nets[name] = DeepNet(params["layers"], params["hidden"], activation, kind == "bn",
+                                      params["bn_momentum"], params["weight_std"], params["bias_init"]).to(device)
+        return self.task_for(net_names(params)[0])
+
+    def task_for(self, name: str) -> Task:
+        x_test = self.test_data.tensors[0]
+        return Task(model=self.nets[name], train=self.train_data, test=self.test_data, loss_fn=nn.MSELoss(),
+                    loss_name="mse",
+                    on_epoch_end=frames_every(every_nth_epoch(self.params),
+                                              lambda model: {"y": model(x_test).flatten().cpu()}))
+
+    def check(self, params, task, device=None):
+        for name in net_names(params):
+            super().check(params, self.task_for(name), device or self.device)
+
+    def checkpoint_folder(self, run_dir):
+        """The folder of the net with the lowest final held-out MSE (summary.json), else the first."""
+        summary = run_dir.path / "summary.json"
+        best = json.loads(summary.read_text()).get("best_net") if summary.is_file() else None
+        return run_dir.checkpoints / (best or net_names(run_dir.params())[0])
+
+    def build_from_run(self, params, device, run_dir, need_data):
+        """The Task of the net whose checkpoints evaluate, predict and export read."""
+        self.build(params, device)
+        return self.task_for(self.checkpoint_folder(run_dir).name)
+
+    def train(self, task, make_trainer, resume):
+        # The histograms' "start": the nets as built, before a checkpoint is restored into them.
+        self.start = {name: full_batch_pre_activations(net, self.x_train) for name, net in self.nets.items()}
+        self.tasks = {name: self.task_for(name) for name in net_names(self.params)}
+        trainers = {name: make_trainer(t, tag=name) for name, t in self.tasks.items()}
+        for trainer in trainers.values():  # every checkpoint checked before the first write
+            trainer.restore(resume)
+        self.fits = {name: trainer.fit(resume=resume) for name, trainer in trainers.items()}
+        best = winner(self.fits)
+        return combine_fits(self.fits, best, "net"), trainers[best]
+
+    def final_metrics(self, task, fit, trainer):
+        metrics = {}
+        for name, result in self.fits.items():
+            metrics[f"mse_{name}"] = result.history[-1]["mse"]
+            metrics[f"test_mse_{name}"] = result.history[-1]["test_mse"]
+        metrics["test_mse"] = self.fits[winner(self.fits)].history[-1]["test_mse"]
+        return metrics
+
+    def extra_summary(self, task, fit, trainer):
+        """The best net, and what each batch-normalized net uses at test time: its running
+        mean and variance per layer and unit (the input's true mean and variance beside), and
+        the held-out MSE it would score with statistics of the whole training set instead."""
+        x = self.x_train.flatten()
+        normalized = {name: net for name, net in self.nets.items() if net.batch_norms()}
+        x_test, y_test = self.test_data.tensors
+        return {"best_net": winner(self.fits),
+                "running_statistics": {name: running_statistics(net) for name, net in normalized.items()},
+                "input_statistics": {"mean": round(float(x.mean()), 4), "var": round(float(x.var()), 4)},
+                "test_mse_with_whole_set_statistics": {
+                    name: held_out_with_whole_set_statistics(net, self.x_train, x_test, y_test)
+                    for name, net in normalized.items()}}
+
+    # -- figures ---------------------------------------------------------------------------------
+    def figures(self, task, fit, trainer, figures_dir):
+        self.draw_losses(figures_dir / "loss.png")
+        end = {name: full_batch_pre_activations(net, self.x_train) for name, net in self.nets.items()}
+        self.draw_histograms(end, figures_dir / "histograms.png")
+        self.draw_running_statistics(figures_dir / "running_stats.png")
+        frames = [dict(zip(self.tasks, group)) for group in zip(*(t.record.get("frames", []) for t in self.tasks.values()))]
+        if frames:
+            fig = new_figure(6, 4.5)
+            self.draw_fits(fig.add_subplot(1, 1, 1), frames[-1])
+            save(fig, figures_dir / "fit.png")
+            animate(frames, self.draw_fits, figures_dir / "animation.gif", size=(6, 4.5))
+
+    def style(self, name: str) -> dict:
+        activation, kind = name.rsplit("_", 1)
+        label = f"{activation}, {'batch norm' if kind == 'bn' else 'no batch norm'}"
+        return {"color": COLOURS[kind], "ls": LINES[activation], "label": label}
+
+    def draw_losses(self, path):
+        """Held-out MSE per epoch (eval mode) and training MSE per step, one panel per activation."""
+        activations = self.params["activations"]
+        fig = new_figure(5 * len(activations), 4)
+        for i, activation in enumerate(activations):
+            ax = fig.add_subplot(1, len(activations), i + 1)
+            for kind in ("plain", "bn"):
+                name = f"{activation}_{kind}"
+                fit, style = self.fits[name], self.style(name)
+                steps_per_epoch = max(1, len(fit.step_losses) // max(1, len(fit.history)))
+                epochs_of_steps = [(s + 1) / steps_per_epoch for s in range(len(fit.step_losses))]
+                ax.plot(epochs_of_steps, fit.step_losses, color=style["color"], lw=0.6, alpha=0.4,
+                        label=f"{style['label']}: train (batch)")
+                ax.plot([r["epoch"] for r in fit.history], [r["test_mse"] for r in fit.history], color=style["color"],
+                        lw=2.5, marker="o", ms=3, label=f"{style['label']}: held-out")
+            ax.set(xlabel="epoch", ylabel="MSE", yscale="log", title=f"{activation}: MSE")
+            ax.legend(fontsize=7)
+        save(fig, path)
+
+    def draw_histograms(self, end: dict, path):
+        """One row per net, one column per layer: the values each activation function receives,
+        at the start (grey) and the end (colour) of training."""
+        names = list(self.nets)
+        layers = len(self.start[names[0]])
+        fig = new_figure(1.35 * layers + 1, 1.3 * len(names) + 0.8)
+        for row, name in enumerate(names):
+            style = self.style(name)
+            for col in range(layers):
+                ax = fig.add_subplot(len(names), layers, row * layers + col + 1)
+                start, last = self.start[name][col].flatten(), end[name][col].flatten()
+                low, high = float(torch.minimum(start.min(), last.min())), float(torch.maximum(start.max(), last.max()))
+                bins = torch.linspace(low, max(high, low + 1e-3), 21).numpy()
+                ax.hist(start.numpy(), bins=bins, color="grey", alpha=0.5, label="start of training")
+                ax.hist(last.numpy(), bins=bins, color=style["color"], alpha=0.6, label="end of training")
+                ax.set_yticks([])
+                ax.tick_params(labelsize=6)
+                if row == 0:
+                    ax.set_title("input" if col == 0 else f"layer {col}", fontsize=8)
+                if col == 0:
+                    ax.set_ylabel(style["label"].replace(", ", "\n"), fontsize=7)
+                if row == len(names) - 1:
+                    ax.set_xlabel("value", fontsize=7)
+                if row == 0 and col == 0:
+                    ax.legend(fontsize=5, loc="upper left")
+        fig.suptitle("what each activation function receives (whole training set as one batch)", fontsize=9)
+        save(fig, path)
+
+    def draw_running_statistics(self, path):
+        """Eval mode's running mean and variance of every normalized unit against the batch
+        statistics of the whole training set: the estimates batch normalization keeps for test time."""
+        fig = new_figure(9, 4)
+        axes = {"mean": fig.add_subplot(1, 2, 1), "var": fig.add_subplot(1, 2, 2)}
+        for name, net in self.nets.items():
+            if not net.batch_norms():
+                continue
+            inputs = full_batch_pre_activations(net, self.x_train, normalized=False)
+            for what, ax in axes.items():
+                truth, kept = [], []
+                for bn, values in zip(net.batch_norms().values(), inputs):
+                    truth += (values.mean(0) if what == "mean" else values.var(0, unbiased=True)).tolist()
+                    kept += (bn.running_mean if what == "mean" else bn.running_var).cpu().tolist()
+                style = self.style(name)
+                ax.scatter(truth, kept, s=12, color=style["color"], marker="o" if "tanh" in name else "^",
+                           label=style["label"])
+        for what, ax in axes.items():
+            low, high = ax.get_xlim()
+            ax.plot([low, high], [low, high], color="black", lw=0.8, label="equal")
+            ax.set(xlabel=f"{what} over the whole training set", ylabel=f"running {what} (used in eval mode)",
+                   title=f"running {what} per unit")
+            if what == "var":
+                ax.set(xscale="log", yscale="log")
+            ax.legend(fontsize=7)
+        save(fig, path)
+
+    def draw_fits(self, ax, frame):
+        ax.scatter(self.x_test.flatten(), self.y_test.flatten(), s=10, c="grey", alpha=0.4, label="held-out data")
+        for name, item in frame.items():
+            ax.plot(self.x_test.flatten(), item["y"], lw=2, **self.style(name))
+        epoch = next(iter(frame.values()))["epoch"]
+        ax.set(xlabel="x", ylabel="y", title=f"epoch {epoch} (eval mode)")
+        ax.legend(fontsize=7, loc="upper center")

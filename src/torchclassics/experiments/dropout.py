@@ -1,0 +1,129 @@
+"""Overfitting and dropout: two 1 -> 300 -> 300 -> 1 ReLU nets on 20 noisy points of a line,
+one with Dropout(0.5) after each hidden layer (the tutorial series' dropout lesson,
+503_dropout.py).
+
+Both nets start from the same weights and take their steps side by side, on the same
+batches, as the lesson's loop does: one Task with two models and its own step. One
+checkpoint then holds both nets, both optimizers and the random generator that draws the
+dropout masks, so a resumed run draws the masks the uninterrupted run draws; one row per
+epoch holds both nets' losses, and one hook records both fits for the GIF. The dropout
+net is the run's model (best.pt, evaluate, export)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..data.batches import TensorBatches
+from ..data.noisy_curves import noisy_line
+from ..engine.loop import Task, evaluate_task
+from ..models.regularized import dropout_net
+from ..registry import experiment
+from ..viz.animate import animate
+from ..viz.plots import new_figure, save
+from ._base import Experiment, every_nth_epoch
+
+NETS = ("plain", "dropout")
+STYLE = {"plain": ("tab:red", "-", "without dropout"), "dropout": ("tab:blue", "--", "dropout")}
+
+
+def train_both(trainer, inputs, targets):
+    """The lesson's step, once per net on the same batch: zero_grad, forward, MSE, backward, step."""
+    losses = {}
+    for name in NETS:
+        optimizer = trainer.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        with trainer.precision.autocast():
+            loss = trainer.task.loss_fn(trainer.wrapped[name](inputs), targets)
+        trainer.precision.backward(loss)
+        trainer.clip(name)
+        trainer.precision.step(optimizer)
+        losses[f"mse_{name}"] = loss
+    return losses, None
+
+
+def held_out_both(trainer):
+    """Each net's held-out MSE in eval mode (dropout off: every unit, no rescaling)."""
+    return {f"test_mse_{name}": evaluate_task(trainer.task, trainer.models[name], trainer.device)["test_mse"]
+            for name in NETS}
+
+
+def fits_every(every: int, nets: dict[str, nn.Module], grid: torch.Tensor):
+    """An on_epoch_end hook keeping both nets' curves on ``grid`` (eval mode) at epoch 1 and
+    every ``every`` epochs: the frames of the GIF."""
+
+    def on_epoch_end(epoch, model, record):
+        if epoch % every == 0 or epoch == 1:
+            frame = {"epoch": epoch}
+            with torch.no_grad():
+                for name, net in nets.items():
+                    net.eval()  # the next epoch's train_epoch switches them back
+                    frame[name] = net(grid).flatten().cpu()
+            record.setdefault("frames", []).append(frame)
+
+    return on_epoch_end
+
+
+@experiment("dropout")
+class Dropout(Experiment):
+    objective = ("test_mse_dropout", "min")
+
+    def build(self, params, device):
+        self.x, self.y, self.x_test, self.y_test = noisy_line(params["n_points"], params["n_test"], params["noise"],
+                                                                 params["seed"])
+        plain = dropout_net(params["hidden"], 0.0)
+        dropped = dropout_net(params["hidden"], params["dropout"])
+        dropped.load_state_dict(plain.state_dict())  # the same start: the nets differ by dropout alone
+        self.grid = torch.linspace(-1, 1, 200).unsqueeze(1)
+        nets = {"plain": plain, "dropout": dropped}
+        return Task(
+            model=dropped,
+            models=nets,
+            train=TensorBatches(self.x, self.y, batch_size=params["batch_size"] or len(self.x), shuffle=True,
+                                seed=params["seed"], device=device),
+            test=TensorBatches(self.x_test, self.y_test, batch_size=len(self.x_test), shuffle=False, device=device),
+            loss_fn=nn.MSELoss(),
+            loss_name="mse",
+            step=train_both,
+            evaluate=held_out_both,
+            monitor=self.objective[0],
+            on_epoch_end=fits_every(every_nth_epoch(params), nets, self.grid.to(device)),
+        )
+
+    def figures(self, task, fit, trainer, figures_dir):
+        rows = {row["epoch"]: row for row in fit.history}
+        frames = task.record.get("frames", [])
+        if frames:
+            fig = new_figure(6, 4.5)
+            self.draw_fits(fig.add_subplot(1, 1, 1), frames[-1], rows)
+            save(fig, figures_dir / "fit.png")
+            animate(frames, lambda ax, frame: self.draw_fits(ax, frame, rows), figures_dir / "animation.gif",
+                    size=(6, 4.5))
+        draw_losses(fit.history, figures_dir / "loss.png")
+
+    def draw_fits(self, ax, frame, rows):
+        """Training and held-out points, and both nets' curves at ``frame``'s epoch."""
+        ax.scatter(self.x_test.flatten(), self.y_test.flatten(), s=12, c="cyan", alpha=0.5, label="held-out")
+        ax.scatter(self.x.flatten(), self.y.flatten(), s=40, c="magenta", alpha=0.8, label="train")
+        row = rows.get(frame["epoch"], {})
+        for name in NETS:
+            colour, line, label = STYLE[name]
+            held_out = row.get(f"test_mse_{name}", float("nan"))
+            ax.plot(self.grid.flatten(), frame[name], color=colour, ls=line, lw=2.5,
+                    label=f"{label}: held-out MSE {held_out:.4f}")
+        ax.set(xlabel="x", ylabel="y", title=f"epoch {frame['epoch']}", ylim=(-2.5, 2.5))
+        ax.legend(loc="upper left", fontsize=8)
+
+
+def draw_losses(history: list[dict], path):
+    """Training and held-out MSE per epoch of both nets. The dropout net's training MSE is
+    the one its steps see: with dropout on."""
+    epochs = [row["epoch"] for row in history]
+    fig = new_figure(7, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    for name in NETS:
+        colour, _, label = STYLE[name]
+        ax.plot(epochs, [row[f"mse_{name}"] for row in history], color=colour, ls=":", label=f"{label}: train")
+        ax.plot(epochs, [row[f"test_mse_{name}"] for row in history], color=colour, label=f"{label}: held-out")
+    ax.set(xlabel="epoch", ylabel="MSE", yscale="log", title="training and held-out MSE")
+    ax.legend()
+    save(fig, path)

@@ -1,0 +1,209 @@
+"""Experiments of one's own: a module outside the package, found through ``--module``,
+``$TORCHCLASSICS_PLUGINS`` or an entry point of an installed project, is listed without importing
+torch, and ``params``, ``run``, ``search`` and ``report`` work on it with its own params.json and
+rules (its schema.json, else the common rules, else its defaults' types)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import site
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+import torchclassics
+from torchclassics import config, registry
+from torchclassics.cli import main
+from torchclassics.errors import UserError
+
+NAME = "my_mlp"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A fresh project folder (the working directory) with `init my_mlp --module my_mlp.py` done;
+    the registry and sys.modules forget the plugin afterwards."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(config.PLUGINS_VARIABLE, raising=False)
+    assert main(["init", NAME, "--module", "my_mlp.py"]) == 0
+    yield tmp_path
+    registry._EXPERIMENTS.pop(NAME, None)
+    sys.modules.pop(NAME, None)
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_init_writes_a_module_and_its_parameters_and_refuses_to_overwrite(project, capsys):
+    assert sorted(str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()) == \
+        ["experiments/my_mlp/params.json", "experiments/my_mlp/search.json", "my_mlp.py"]
+    assert config.registered_names(project / "my_mlp.py") == (NAME,)
+    assert main(["init", NAME, "--module", "my_mlp.py"]) == 2
+    assert "exists already" in one_error_line(capsys)
+    assert main(["init", "regression", "--module", "mine.py"]) == 2
+    assert "one of the package's experiments" in one_error_line(capsys)
+
+
+def test_module_on_the_command_line_lists_and_trains(project, capsys):
+    assert main(["list", "--module", "my_mlp.py"]) == 0
+    listed = dict(line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines())
+    assert listed[NAME] == f"your own experiment ({project / 'my_mlp.py'})" and "regression" in listed
+    assert main(["run", NAME, "--module", "my_mlp.py", "--set", "epochs=3", "--no-figures", "-q", "--out", "r"]) == 0
+    summary = json.loads((project / "r" / "summary.json").read_text())
+    assert summary["experiment"] == NAME and summary["params"]["hidden"] == 32  # its own params.json
+    assert summary["metrics"]["test_accuracy"] > 0.85  # 8x8 digits: chance is 0.1
+
+
+def test_params_say_which_rule_each_key_follows(project, monkeypatch, capsys):
+    monkeypatch.setenv(config.PLUGINS_VARIABLE, "my_mlp.py")
+    assert main(["params", NAME, "--set", "test_fraction=0.5"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["test_fraction"] == 0.5
+    assert "the common rules: seed, hidden" in captured.err and "its default's type: test_fraction" in captured.err
+    # Inferred from the default 0.25: a number, nothing more.
+    assert main(["params", NAME, "--set", "test_fraction=most"]) == 2
+    err = one_error_line(capsys)
+    assert 'test_fraction="most": expected a number' in err and "write experiments/my_mlp/schema.json" in err
+    assert main(["params", NAME, "--set", "lr=0"]) == 2  # the common rule of lr
+    assert "lr=0: must be > 0" in one_error_line(capsys)
+
+
+def test_its_own_schema_json_gives_rules_and_the_description(project, monkeypatch, capsys):
+    monkeypatch.setenv(config.PLUGINS_VARIABLE, "my_mlp.py")
+    (project / "experiments" / NAME / "schema.json").write_text(json.dumps({
+        "description": "a small MLP on scikit-learn's digits",
+        "properties": {"test_fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}}}))
+    assert main(["params", NAME, "--set", "test_fraction=1"]) == 2
+    assert "test_fraction=1: must be < 1" in one_error_line(capsys)
+    assert main(["list"]) == 0
+    assert f"{NAME:<16} a small MLP on scikit-learn's digits" in capsys.readouterr().out
+    assert config.schema(NAME)["properties"]["test_fraction"]["x-rule"] == config.OWN
+
+
+def test_mistakes_are_one_line(project, monkeypatch, capsys):
+    assert main(["run", NAME, "--module", "missing.py"]) == 2
+    assert "--module missing.py: no such file" in one_error_line(capsys)
+    (project / "plain.py").write_text("class NotRegistered:\n    pass\n")
+    assert main(["list", "--module", "plain.py"]) == 2
+    assert "registers no experiment" in one_error_line(capsys)
+    shutil.rmtree(project / "experiments")
+    assert main(["params", NAME, "--module", "my_mlp.py"]) == 2
+    assert "its parameters go in experiments/my_mlp/params.json" in one_error_line(capsys)
+    monkeypatch.delenv(config.PLUGINS_VARIABLE)
+    assert main(["params", NAME]) == 2  # not named anywhere: unknown, with how to name it
+    assert "unknown experiment 'my_mlp'" in one_error_line(capsys)
+
+
+def test_a_plugin_cannot_take_a_packaged_name(project, monkeypatch, capsys):
+    (project / "mine.py").write_text((project / "my_mlp.py").read_text().replace(f'"{NAME}"', '"regression"'))
+    monkeypatch.setenv(config.PLUGINS_VARIABLE, "mine.py")
+    assert config.plugin_experiments() == {}
+    assert "calls its experiment 'regression'" in capsys.readouterr().err
+    with pytest.raises(UserError, match="the name of one of the package's experiments"):
+        registry._import_file(project / "mine.py")
+    assert type(registry.get("regression")).__module__ == "torchclassics.experiments.regression"
+
+
+def test_listing_a_plugin_imports_neither_torch_nor_the_plugin(project):
+    code = ("import sys; from torchclassics.cli import main; main(['list']); "
+            "assert 'torch' not in sys.modules and 'my_mlp' not in sys.modules, 'imported'")
+    env = {**os.environ, config.PLUGINS_VARIABLE: str(project / "my_mlp.py")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{NAME} " in proc.stdout
+
+
+# -- an installed project declaring entry points ------------------------------------------------------
+PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=64"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "digits-mlp"
+version = "0.1"
+
+[project.entry-points."torchclassics.experiments"]
+my_mlp = "digits_mlp.my_mlp"             # a module whose @experiment("my_mlp") registers it
+wide_mlp = "digits_mlp.wide:WideMlp"     # a class, registered under the entry point's name
+
+[tool.setuptools]
+packages = ["digits_mlp"]
+"""
+WIDE = '''"""The same experiment with twice the hidden units: an Experiment subclass named by an entry point."""
+from digits_mlp.my_mlp import MyMlp
+
+
+class WideMlp(MyMlp):
+    def build(self, params, device):
+        return super().build({**params, "hidden": 2 * params["hidden"]}, device)
+'''
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def make_venv_seeing_this_install(venv: Path) -> Path:
+    """A new virtual environment that sees torchclassics and its dependencies where this test finds
+    them (a .pth file), so installing into it leaves the environment running the tests untouched."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv_python(venv)
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    seen = [str(Path(torchclassics.__file__).resolve().parents[1]), *site.getsitepackages(),
+            sysconfig.get_paths()["purelib"]]
+    (Path(purelib) / "torchclassics_under_test.pth").write_text("\n".join(dict.fromkeys(seen)) + "\n")
+    return python
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The digits project, installed editable with pip (no dependencies, no build isolation: offline)
+    into its own environment; (python, project folder, environment for commands)."""
+    root = tmp_path_factory.mktemp("plugin")
+    project = root / "digits-mlp"
+    config.init_plugin(NAME, project, "digits_mlp/my_mlp.py")
+    (project / "digits_mlp" / "__init__.py").write_text("")
+    (project / "digits_mlp" / "wide.py").write_text(WIDE)
+    shutil.copytree(project / "experiments" / NAME, project / "experiments" / "wide_mlp")
+    (project / "pyproject.toml").write_text(PYPROJECT)
+    python = make_venv_seeing_this_install(root / "venv")
+    env = {k: v for k, v in os.environ.items() if k not in (config.PLUGINS_VARIABLE, "PYTHONPATH")}
+    env["TORCHCLASSICS_RUNS"] = str(root / "runs")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
+                    "--no-build-isolation", "--no-index", "-e", str(project)],
+                   check=True, capture_output=True, env=env, timeout=300)
+    return python, project, env
+
+
+def command(installed, *args, cwd=None) -> subprocess.CompletedProcess:
+    python, project, env = installed
+    proc = subprocess.run([str(python), "-m", "torchclassics", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd or project, timeout=600)
+    assert proc.returncode == 0, f"{args}: {proc.stderr[-2000:]}"
+    return proc
+
+
+@pytest.mark.slow
+def test_an_installed_project_is_listed_run_searched_and_reported(installed, tmp_path):
+    python, project, env = installed
+    listed = command(installed, "list", cwd=tmp_path).stdout  # from any folder: entry points
+    assert f"{NAME:<16} your own experiment (digits_mlp.my_mlp)" in listed
+    assert f"{'wide_mlp':<16} your own experiment (digits_mlp.wide:WideMlp)" in listed
+
+    command(installed, "run", NAME, "--set", "epochs=3", "--no-figures", "-q", "--out", "trained")
+    summary = json.loads((project / "trained" / "summary.json").read_text())
+    assert summary["experiment"] == NAME and summary["metrics"]["test_accuracy"] > 0.85
+
+    found = json.loads(command(installed, "search", "wide_mlp", "--trials", "2", "--set", "epochs=2").stdout)
+    assert found["n_trials"] == 2 and set(found["best_params"]) == {"lr", "hidden"}  # its search.json
+    report = Path(command(installed, "report").stdout.strip())
+    assert report.is_file() and "wide_mlp" in report.read_text()
