@@ -14,7 +14,6 @@ from torchclassics.data.names import BUNDLED
 MNIST = {"download": False}  # the MNIST experiments read the small folder of the `data` fixture
 
 # name -> settings; "data_root": True means the folder the `data` fixture writes for that experiment.
-# dropout and batchnorm add themselves here when they land.
 SMALLEST = {
     "regression": {"epochs": 1, "n_points": 20},
     "classification": {"epochs": 1, "n_per_class": 10},
@@ -33,6 +32,9 @@ SMALLEST = {
     "dqn_cartpole": {"epochs": 1, "learn_start": 8, "batch_size": 8, "memory": 100, "hidden": 8, "eval_episodes": 1,
                      "gif_frames": 4},
     "char_rnn_names": {"data_root": True, "epochs": 1, "hidden": 8, "batch_size": 16},
+    "dropout": {"epochs": 1, "n_points": 4, "n_test": 4, "hidden": 8, "gif_frames": 1},
+    "batchnorm": {"epochs": 1, "n_points": 64, "n_test": 10, "batch_size": 16, "layers": 2, "hidden": 4,
+                  "gif_frames": 1},
 }
 
 
