@@ -1,6 +1,6 @@
 """Every experiment trains and draws at its smallest settings: one epoch, a handful of samples,
-a tiny model, figures on. Each figure it writes must be a real image (a GIF at least one frame),
-so a figure code that breaks on one frame, one epoch or one point of a curve fails here.
+a tiny model, figures on. Every frame of every figure it writes must decode and not be blank,
+so figure code that breaks on one frame, one epoch or one point of a curve fails here.
 
 A new experiment must add its smallest settings to SMALLEST: one that is missing fails the test."""
 import pytest
@@ -11,9 +11,9 @@ from torchclassics.config import experiment_names
 from torchclassics.data import mnist, shapes
 from torchclassics.data.names import BUNDLED
 
-MNIST = {"download": False}  # the MNIST experiments read the small folder of the `data` fixture
+MNIST = {"download": False}  # the MNIST experiments read the small folder of the `folders` fixture
 
-# name -> settings; "data_root": True means the folder the `data` fixture writes for that experiment.
+# name -> settings; "data_root": True means the folder the `folders` fixture writes for that experiment.
 SMALLEST = {
     "regression": {"epochs": 1, "n_points": 20},
     "classification": {"epochs": 1, "n_per_class": 10},
@@ -59,9 +59,13 @@ def data_folder(name: str, folders: dict) -> str:
     return str(folders.get(name, folders["mnist"]))
 
 
-@pytest.mark.parametrize("name", experiment_names())
-def test_every_experiment_draws_at_its_smallest_settings(tmp_path, folders, name):
+@pytest.mark.parametrize("name", experiment_names())  # the packaged experiments, no plugin
+def test_every_experiment_draws_at_its_smallest_settings(tmp_path, folders, name, monkeypatch):
     assert name in SMALLEST, f"{name}: add its smallest settings to SMALLEST in {__file__}"
+    # The package's defaults and SMALLEST alone: no user's experiments/NAME/params.json, no plugin.
+    monkeypatch.delenv("TORCHCLASSICS_EXPERIMENTS", raising=False)
+    monkeypatch.delenv("TORCHCLASSICS_PLUGINS", raising=False)
+    monkeypatch.chdir(tmp_path)
     settings = dict(SMALLEST[name])
     if settings.get("data_root") is True:
         settings["data_root"] = data_folder(name, folders)
