@@ -51,7 +51,7 @@ def test_init_writes_a_module_and_its_parameters_and_refuses_to_overwrite(projec
     assert "one of the package's experiments" in one_error_line(capsys)
 
 
-def test_module_on_the_command_line_lists_and_trains(project, capsys):
+def test_module_on_the_command_line_lists_and_trains(project, monkeypatch, capsys):
     assert main(["list", "--module", "my_mlp.py"]) == 0
     listed = dict(line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines())
     assert listed[NAME] == f"your own experiment ({project / 'my_mlp.py'})" and "regression" in listed
@@ -59,6 +59,10 @@ def test_module_on_the_command_line_lists_and_trains(project, capsys):
     summary = json.loads((project / "r" / "summary.json").read_text())
     assert summary["experiment"] == NAME and summary["params"]["hidden"] == 32  # its own params.json
     assert summary["metrics"]["test_accuracy"] > 0.85  # 8x8 digits: chance is 0.1
+    capsys.readouterr()
+    monkeypatch.delenv(config.PLUGINS_VARIABLE)  # nothing names the module now: the run's summary does
+    assert main(["evaluate", "r"]) == 0
+    assert f"{summary['metrics']['test_accuracy']:.4f}"[:5] in capsys.readouterr().out
 
 
 def test_params_say_which_rule_each_key_follows(project, monkeypatch, capsys):
@@ -173,7 +177,7 @@ def installed(tmp_path_factory):
     config.init_plugin(NAME, project, "digits_mlp/my_mlp.py")
     (project / "digits_mlp" / "__init__.py").write_text("")
     (project / "digits_mlp" / "wide.py").write_text(WIDE)
-    shutil.copytree(project / "experiments" / NAME, project / "experiments" / "wide_mlp")
+    shutil.copytree(project / "digits_mlp" / "experiments" / NAME, project / "digits_mlp" / "experiments" / "wide_mlp")
     (project / "pyproject.toml").write_text(PYPROJECT)
     python = make_venv_seeing_this_install(root / "venv")
     env = {k: v for k, v in os.environ.items() if k not in (config.PLUGINS_VARIABLE, "PYTHONPATH")}
@@ -199,7 +203,9 @@ def test_an_installed_project_is_listed_run_searched_and_reported(installed, tmp
     assert f"{NAME:<16} your own experiment (digits_mlp.my_mlp)" in listed
     assert f"{'wide_mlp':<16} your own experiment (digits_mlp.wide:WideMlp)" in listed
 
-    command(installed, "run", NAME, "--set", "epochs=3", "--no-figures", "-q", "--out", "trained")
+    # from any folder: its params.json is found beside its module
+    command(installed, "run", NAME, "--set", "epochs=3", "--no-figures", "-q", "--out", str(project / "trained"),
+            cwd=tmp_path)
     summary = json.loads((project / "trained" / "summary.json").read_text())
     assert summary["experiment"] == NAME and summary["metrics"]["test_accuracy"] > 0.85
 

@@ -180,8 +180,27 @@ def summarise(name, params, run_dir, experiment, task, fit, trainer, metrics, ta
         "best": dict(fit.best),
         "train_s": round(fit.train_s, 4),
         "versions": versions(),
+        **_plugin_module(name),
         **experiment.extra_summary(task, fit, trainer),
     }
+
+
+def _plugin_module(name: str) -> dict:
+    """For an experiment of one's own named by --module or $TORCHCLASSICS_PLUGINS, where its code
+    is: evaluate, predict and export of the run find it there (entry points are found anyway)."""
+    plugin = config.plugin_experiments().get(name) if config.is_plugin(name) else None
+    return {"module": plugin.source} if plugin and plugin.origin == f"${config.PLUGINS_VARIABLE}" else {}
+
+
+def _find_plugin_of(run_dir: RunDir, name: str) -> None:
+    """A run of an experiment of one's own that nothing names now: its summary.json says where
+    the module was."""
+    summary = run_dir.path / "summary.json"
+    if name in config.all_experiment_names() or not summary.is_file():
+        return
+    module = config.read_json(summary).get("module")
+    if isinstance(module, str) and module:
+        config.add_plugin_modules([module])
 
 
 # -- finished runs ---------------------------------------------------------------------------------
@@ -198,6 +217,7 @@ def load_run(run_path: str | Path, checkpoint_name: str = "best", device: str = 
     name = saved.get("experiment")
     if not isinstance(name, str) or not name:
         raise UserError(f"{run_dir.path}/params.json names no experiment.")
+    _find_plugin_of(run_dir, name)
     if checkpoint_name not in ("best", "last"):
         raise UserError(f"--checkpoint {checkpoint_name}: choose best or last.")
     params = config.resolve(name, saved=(saved, str(run_dir.path / "params.json")))

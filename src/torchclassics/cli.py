@@ -78,6 +78,7 @@ def _add_search(sub) -> None:
     p.add_argument("--direction", choices=["minimize", "maximize"])
     p.add_argument("--runs-dir")
     p.add_argument("--device", default="auto")
+    _add_module_option(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--device", default="cpu")
+    _add_module_option(p)
     p = sub.add_parser("predict", help="classify image files (or, --text, names) with a trained run")
     p.add_argument("run_dir")
     p.add_argument("files", nargs="*", help="image files (cnn_mnist, lstm_mnist, dogs_vs_cats)")
@@ -112,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a text to classify (char_rnn_names: a surname); repeatable")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--device", default="cpu")
+    _add_module_option(p)
     _add_search(sub)
     p = sub.add_parser("synthesize", help="one table per experiment of its runs' metrics")
     p.add_argument("root", nargs="?", default=None, help="folder of runs (default: the runs root)")
@@ -134,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--force", action="store_true", help="overwrite an -o file that is not an export of this run")
+    _add_module_option(p)
     p = sub.add_parser("lesson", help="run a concept demonstration (tensors, losses, ...)")
     p.add_argument("name", nargs="?")
     p.add_argument("--list", action="store_true", help="list the lessons")

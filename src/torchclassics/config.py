@@ -564,11 +564,12 @@ def add_plugin_modules(entries: list[str]) -> None:
 
 
 def plugin_folder_file(name: str, filename: str) -> Path | None:
-    """A file plugin's ``experiments/<name>/<filename>`` beside its module: found from any folder."""
-    plugin = plugin_experiments()[name]
-    if not plugin.is_file:
+    """A plugin's ``experiments/<name>/<filename>`` beside its module (a file, or where an entry
+    point's module lives, found without importing it): found from any folder."""
+    module = module_path(plugin_experiments()[name].source.split(":")[0])
+    if module is None:
         return None
-    path = Path(plugin.source).expanduser().resolve().parent / "experiments" / name / filename
+    path = module.resolve().parent / "experiments" / name / filename
     return path if path.is_file() else None
 
 
@@ -578,7 +579,7 @@ def plugin_params_file(name: str) -> Path:
         plugin = plugin_experiments()[name]
         raise UserError(f"'{name}' is your own experiment ({plugin.source}); its parameters go in "
                         f"experiments/{name}/params.json, and there is none in {', '.join(map(str, user_folders()))}"
-                        f"{' or beside the module' if plugin.is_file else ''} (`torchclassics init {name} --module "
+                        f" or beside its module (`torchclassics init {name} --module "
                         f"FILE` starts one).")
     return path
 
@@ -663,8 +664,8 @@ PLUGIN_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 def init_plugin(name: str, folder: str | Path, module: str | Path) -> list[Path]:
     """A new experiment of one's own that trains as it is: ``module`` (relative to ``folder``)
-    holds a small MLP on scikit-learn's 8x8 digits registered as ``name``, and
-    ``folder/experiments/name/`` its params.json and search.json. Edit them into your own."""
+    holds a small MLP on scikit-learn's 8x8 digits registered as ``name``, and ``experiments/name/``
+    beside it its params.json and search.json (found from any folder). Edit them into your own."""
     if not PLUGIN_NAME.fullmatch(name):
         raise UserError(f"'{name}': an experiment's name is lower-case letters, digits and _, starting with a letter.")
     if name in experiment_names():
@@ -673,7 +674,7 @@ def init_plugin(name: str, folder: str | Path, module: str | Path) -> list[Path]
     module_file = folder / Path(module).expanduser()
     if module_file.suffix != ".py":
         raise UserError(f"--module {module}: the module of a new experiment is a .py file.")
-    target = folder / "experiments" / name
+    target = module_file.parent / "experiments" / name  # where :func:`plugin_folder_file` looks
     files = {module_file: PLUGIN_TEMPLATE.substitute(name=name, Class=_class_name(name)),
              target / "params.json": json.dumps(PLUGIN_PARAMS, indent=2) + "\n",
              target / "search.json": json.dumps(PLUGIN_SEARCH, indent=2) + "\n"}

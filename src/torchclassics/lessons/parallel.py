@@ -117,7 +117,7 @@ def data_parallel_fit(out: Path, name: str = EXPERIMENT, **overrides) -> dict:
     ``nn.DataParallel`` over every visible GPU: one process, each batch cut into one piece per GPU.
     Without CUDA, DataParallel calls the model itself (the same code path, on the CPU). The
     checkpoints hold the model's own state_dict (no ``module.`` prefix): they load as any run's."""
-    from .. import config, registry
+    from .. import config, progress, registry
     from ..engine.device import seed_everything
     from ..engine.loop import Trainer, plain_forward
     from ..engine.rundir import RunDir
@@ -137,7 +137,8 @@ def data_parallel_fit(out: Path, name: str = EXPERIMENT, **overrides) -> dict:
     run_dir.planned = {"experiment": name, **params}
     try:
         trainer = Trainer(task, params, run_dir, device)
-        fit = trainer.fit()
+        with progress.quiet():  # as one_process_fit's run: the lesson prints its own comparison
+            fit = trainer.fit()
     finally:
         run_dir.close()
     return {"metrics": experiment.final_metrics(task, fit, trainer), "history": fit.history,
