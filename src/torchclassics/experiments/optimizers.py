@@ -100,8 +100,8 @@ class Optimizers(Experiment):
         ax = fig.add_subplot(1, 2, 1)
         steps = np.arange(1, max(len(result.step_losses) for result in self.fits.values()) + 1)
         for name, result in self.fits.items():
-            ax.plot(steps[:len(result.step_losses)], result.step_losses, label=name, lw=1, marker=marker_for(len(steps)),
-                    ms=3)
+            ax.plot(steps[:len(result.step_losses)], result.step_losses, label=name, lw=1,
+                    marker=marker_for(len(steps)), ms=3)
         ax.set(xlabel="step", ylabel="training MSE (batch)", ylim=(0, 0.2), title="loss per step")
         whole_number_ticks(ax, steps)
         ax.legend()
