@@ -1,5 +1,5 @@
 """The figure phase of every experiment: the drawing code of commit 5c6e76e ("before") against
-the new viz functions ("after"), alternating in one process.
+the experiments' own ``figures`` of this checkout ("after"), alternating in one process.
 
 Each experiment is trained once (small settings where the figures do not depend on them),
 with its ``figures`` method replaced by one that keeps what it was given (the Task, the
@@ -8,10 +8,9 @@ folder by
 
 * **before**: a verbatim copy of the figure code of commit 5c6e76e (experiments' ``figures``
   and the viz functions they called), kept here below as the baseline;
-* **after**: the same figures drawn with the new viz (FrameWriter, write_gif, loss_curves with
-  step losses, draw_image_grid, TsneAnimation, the shorter t-SNE continuation): the code each
-  experiment's ``figures`` is to become, also below;
-* **current** (``--current``): the experiment's own ``figures`` method as it is in this checkout.
+* **after**: the experiment's own ``figures`` method as it is in this checkout, drawn with the
+  new viz (FrameWriter, write_gif, loss_curves with step losses, draw_image_grid,
+  TsneAnimation, the shorter t-SNE continuation).
 
 The order alternates (before first in even rounds, after first in odd ones) after one untimed
 warm-up round of each, so fonts, imports and caches are warm: the table is the drawing work
@@ -22,7 +21,7 @@ features and dogs_vs_cats' validation predictions left out); a speed-up is the m
 ``torchclassics run`` does: first use of fonts and matplotlib's caches included.
 
     python benchmarks/figures.py                         # every experiment, 3 rounds
-    python benchmarks/figures.py regression cnn_mnist --rounds 5 --current --json out.json
+    python benchmarks/figures.py regression cnn_mnist --rounds 5 --json out.json
 """
 from __future__ import annotations
 
@@ -32,8 +31,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
+from unittest import mock
 
 import imageio.v2 as imageio
 import matplotlib
@@ -44,9 +45,7 @@ import torchclassics
 from torchclassics import registry
 from torchclassics.atomic import write_json
 from torchclassics.data import mnist, shapes
-from torchclassics.viz.animate import FrameWriter
-from torchclassics.viz.embed import TsneAnimation, codes_3d_figure, tsne, tsne_figure
-from torchclassics.viz.plots import confusion_matrix, draw_image_grid, loss_curves, mosaic, new_figure, save
+from torchclassics.viz.plots import new_figure
 
 SETTINGS = {  # training settings; the figures drawn are those of the defaults
     "regression": {},
@@ -85,6 +84,13 @@ def snapshot_features(net, images) -> np.ndarray:
 
 
 # == before: the figure code of commit 5c6e76e, copied =========================================
+def old_rows(task, history: list[dict]) -> list[dict]:
+    """The epoch rows as the engine wrote them at 5c6e76e: the training loss as "loss", the
+    held-out one as "test_loss" (now named after the experiment's loss: "mse", "test_mse")."""
+    renamed = {task.loss_name: "loss", f"{task.held_out}_{task.loss_name}": "test_loss"}
+    return [{renamed.get(key, key): value for key, value in row.items()} for row in history]
+
+
 def old_save(fig, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -387,8 +393,8 @@ def before_optimizers(exp, task, fit, trainer, figures_dir):
     ax.legend()
     ax = fig.add_subplot(1, 2, 2)
     for name, result in exp.fits.items():
-        ax.plot([r["epoch"] for r in result.history], [r["test_loss"] for r in result.history], marker="o", ms=3,
-                label=name)
+        rows = old_rows(task, result.history)
+        ax.plot([r["epoch"] for r in rows], [r["test_loss"] for r in rows], marker="o", ms=3, label=name)
     ax.set(xlabel="epoch", ylabel="held-out MSE", yscale="log", title="held-out loss per epoch")
     ax.legend()
     old_save(fig, figures_dir / "loss.png")
@@ -422,279 +428,25 @@ def before_dogs_vs_cats(exp, task, fit, trainer, figures_dir):
     old_prediction_grid(found, exp.classes, figures_dir / "predictions.png")
 
 
-# == after: the same figures with the new viz (what each experiment's figures() is to become) ==
-def loss_name(exp, fit) -> str:
-    """The train loss's key in the epoch rows: the experiment's loss name once the engine writes
-    it so (``mse``), ``loss`` before."""
-    return exp.loss_name if fit.history and exp.loss_name in fit.history[0] else "loss"
+# == after: the experiment's own figures() ======================================================
+def after(exp, task, fit, trainer, figures_dir):
+    """The experiment's own ``figures``, its computing counted apart as the baseline's is: the
+    t-SNE and the snapshots' features of cnn_mnist, dogs_vs_cats' validation predictions."""
+    from torchclassics.experiments import cnn_mnist, dogs_vs_cats
 
+    class CountedCNN(cnn_mnist.CNN):  # the snapshots' net; the trained model is not one
+        features = computing(cnn_mnist.CNN.features)
 
-def after_regression(exp, task, fit, trainer, figures_dir):
-    x, y = exp.x.flatten().numpy(), exp.y.flatten().numpy()
-    frames = task.record.get("frames", [])
-    if frames:
-        writer = FrameWriter((5, 4))
-        ax = writer.figure.add_subplot(1, 1, 1)
-        ax.scatter(x, y, s=10, c="tab:blue", label="data")
-        (net,) = ax.plot(x, frames[0]["y"].numpy(), "r-", lw=3, label="net")
-        ax.set(xlabel="x", ylabel="y", ylim=(-0.2, 1.4))
-        ax.legend(loc="upper center")
-        writer.changing(net, ax.title)
-        for frame in frames:
-            net.set_ydata(frame["y"].numpy())
-            mse = float(((frame["y"] - exp.y.flatten()) ** 2).mean())
-            ax.set_title(f"epoch {frame['epoch']}   MSE {mse:.4f}")
-            writer.grab()
-        writer.write_last(figures_dir / "fit.png")
-        writer.write(figures_dir / "animation.gif")
-    loss_curves(fit.history, figures_dir / "loss.png", "regression: MSE", loss=loss_name(exp, fit),
-                step_losses=fit.step_losses)
-
-
-def after_classification(exp, task, fit, trainer, figures_dir):
-    from matplotlib.colors import ListedColormap
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    x, y = exp.x.numpy(), exp.y.numpy()
-    frames = task.record.get("frames", [])
-    if frames:
-        regions_colours, points_colours = ["#ffd9b3", "#b3d9ff"], ["#d7301f", "#2c7bb6"]
-        writer = FrameWriter((6.8, 4.5))
-        ax = writer.figure.add_subplot(1, 1, 1)
-        extent = (exp.gx.min(), exp.gx.max(), exp.gy.min(), exp.gy.max())
-        regions = ax.imshow(frames[0]["regions"].numpy().reshape(exp.gx.shape), origin="lower", extent=extent,
-                            cmap=ListedColormap(regions_colours), vmin=0, vmax=1, aspect="auto",
-                            interpolation="bilinear", interpolation_stage="data")  # smooth borders at 0.5
-        points = ax.scatter(x[:, 0], x[:, 1], c=frames[0]["points"].numpy(), cmap=ListedColormap(points_colours),
-                            vmin=0, vmax=1, s=14, edgecolors="k", linewidths=0.3)
-        ax.set(xlabel="x1", ylabel="x2")
-        # Beside the axes, not on the regions: a legend redrawn in every frame would cost half the time.
-        handles = [Patch(color=regions_colours[k], label=f"region of class {k}") for k in (0, 1)]
-        handles += [Line2D([], [], ls="", marker="o", mfc=points_colours[k], mec="k", mew=0.3,
-                           label=f"point predicted {k}") for k in (0, 1)]
-        ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
-        writer.changing(regions, points, ax.title)
-        for frame in frames:
-            regions.set_data(frame["regions"].numpy().reshape(exp.gx.shape))
-            predicted = frame["points"].numpy()
-            points.set_array(predicted)
-            ax.set_title(f"epoch {frame['epoch']}   accuracy {float((predicted == y).mean()):.2f}")
-            writer.grab()
-        writer.write_last(figures_dir / "decision_regions.png")
-        writer.write(figures_dir / "animation.gif")
-    loss_curves(fit.history, figures_dir / "loss.png", "classification", step_losses=fit.step_losses)
-
-
-def after_rnn_sincos(exp, task, fit, trainer, figures_dir):
-    from torchclassics.experiments.rnn_sincos import predict_sequence
-
-    t, target = exp.t_test.numpy(), exp.y_test.numpy()
-    shown = slice(0, 10 * exp.params["time_steps"])
-    frames = task.record.get("frames", [])
-    if frames:
-        final = {"epoch": fit.history[-1]["epoch"], "y": predict_sequence(task.model, task.test)}
-        if frames[-1]["epoch"] != final["epoch"]:  # the GIF ends on the trained net, prediction.png's
-            frames = [*frames, final]
-        writer = FrameWriter((8, 3.5))
-        ax = writer.figure.add_subplot(1, 1, 1)
-        ax.plot(t[shown], np.sin(t[shown]), "b:", lw=1, label="input sin(t)")
-        ax.plot(t[shown], target[shown], "r-", label="target cos(t)")
-        (rnn,) = ax.plot(t[shown], final["y"].numpy()[shown], "k--", label="RNN")
-        ax.set(xlabel="t", ylabel="value", ylim=(-1.3, 1.6))
-        ax.legend(loc="upper right", ncol=3, fontsize=8)
-        writer.changing(rnn, ax.title)
-        for frame in frames:
-            rnn.set_ydata(frame["y"].numpy()[shown])
-            mse = float(((frame["y"] - exp.y_test) ** 2).mean())
-            ax.set_title(f"epoch {frame['epoch']}   held-out MSE {mse:.4f}")
-            writer.grab()
-        writer.write_last(figures_dir / "prediction.png")
-        writer.write(figures_dir / "animation.gif")
-    loss_curves(fit.history, figures_dir / "loss.png", "rnn_sincos: MSE", loss=loss_name(exp, fit),
-                step_losses=fit.step_losses)
-
-
-DIGIT_GAP = 2  # pixels between two digits of a mosaic
-
-
-def draw_digit_rows(ax, originals: np.ndarray, decoded: np.ndarray):
-    """Originals above their reconstructions, as one image; returns it (``set_data`` for a frame)."""
-    grid = draw_image_grid(ax, np.concatenate([originals, decoded]), len(originals), gap=DIGIT_GAP,
-                           cmap="gray", vmin=0, vmax=255)
-    for row, name in enumerate(("original", "decoded")):
-        ax.text(-3, row * (28 + DIGIT_GAP) + 14, name, ha="right", va="center", fontsize=9)
-    return grid
-
-
-def after_autoencoder(exp, task, fit, trainer, figures_dir):
-    params, device = trainer.params, trainer.device
-    shown = exp.data.test_images[: params.get("shown_digits", 10)].numpy()
-    model = task.model.eval()
-    with torch.no_grad():
-        decoded = model(mnist.to_unit(torch.from_numpy(shown).flatten(1).to(device))).mul(255).cpu().numpy()
-    mse = fit.history[-1].get(f"test_{loss_name(exp, fit)}", float("nan")) if fit.history else float("nan")
-    size = (max(6.0, len(shown) * 0.9), 2.6)
-    fig = new_figure(*size)
-    draw_digit_rows(fig.add_subplot(1, 1, 1), shown, decoded.reshape(shown.shape).round().astype(np.uint8))
-    fig.suptitle(f"autoencoder: test digits and their reconstructions (test MSE {mse:.4f})", fontsize=10)
-    save(fig, figures_dir / "reconstructions.png")
-
-    count = min(int(params.get("scatter_points", 1000)), len(exp.data.test_images))
-    with torch.no_grad():
-        codes = model.encode(mnist.to_unit(exp.data.test_images[:count].to(device))).cpu().numpy()
-    codes_3d_figure(codes, exp.data.test_labels[:count].numpy(), figures_dir / "codes_3d.png",
-                    f"3-D codes of {count} test digits")
-
-    frames = task.record.get("frames", [])
-    if frames:
-        writer = FrameWriter(size)
-        ax = writer.figure.add_subplot(1, 1, 1)
-        grid = draw_digit_rows(ax, shown, shown)
-        writer.changing(grid, ax.title)
-        for frame in frames:
-            pictures = frame["decoded"].cpu().numpy().reshape(shown.shape)
-            grid.set_data(mosaic(np.concatenate([shown, pictures]), len(shown), DIGIT_GAP))
-            error = float(((pictures / 255.0 - shown / 255.0) ** 2).mean())
-            ax.set_title(f"step {frame['step']}   MSE of these digits {error:.4f}", fontsize=10)
-            writer.grab()
-        writer.write(figures_dir / "animation.gif", fps=4)
-    loss_curves(fit.history, figures_dir / "loss.png", "autoencoder: MSE", loss=loss_name(exp, fit),
-                step_losses=fit.step_losses)
-
-
-def samples_figure(images, labels, predicted, path, title):
-    """The first test digits with their predictions; a wrong one in red as 'predicted (true)'."""
-    count = min(32, len(images))
-    columns = 8
-    fig = new_figure(columns * 1.1, -(-count // columns) * 1.25 + 0.4)
-    right = [int(p) == int(t) for p, t in zip(predicted[:count], labels[:count])]
-    titles = [f"{int(p)}" if ok else f"{int(p)} ({int(t)})" for p, t, ok in zip(predicted, labels, right)]
-    draw_image_grid(fig.add_subplot(1, 1, 1), images[:count].numpy(), columns, titles,
-                    ["black" if ok else "red" for ok in right], fontsize=10, cmap="gray", vmin=0, vmax=255)
-    fig.suptitle(title, fontsize=10)
-    return save(fig, path)
-
-
-def after_mnist_classifier(exp, task, fit, trainer, figures_dir):
-    data, predicted = exp.data, exp.predictions(task, trainer.device)
-    accuracy = float((predicted == data.test_labels).float().mean())
-    samples_figure(data.test_images, data.test_labels, predicted, figures_dir / "samples.png",
-                   f"{exp.name}: first test digits, predicted (true); test accuracy {accuracy:.4f}")
-    confusion_matrix(data.test_labels.numpy(), predicted.numpy(), [str(d) for d in range(10)],
-                     figures_dir / "confusion.png", f"{exp.name}: confusion on {len(predicted):,} test digits")
-    loss_curves(fit.history, figures_dir / "loss.png", exp.name, step_losses=fit.step_losses)
-
-
-def after_cnn_mnist(exp, task, fit, trainer, figures_dir):
-    from torchclassics.models.cnn import CNN
-
-    after_mnist_classifier(exp, task, fit, trainer, figures_dir)
-    steps, params = fit.steps, trainer.params
-    count = min(int(params.get("tsne_points", 500)), len(exp.data.test_images))
-    # Channels-last, as training on a CPU: the snapshots' convolutions 1.4x faster (measured).
-    images = mnist.normalise(exp.data.test_images[:count]).contiguous(memory_format=torch.channels_last)
-    labels = exp.data.test_labels[:count].numpy()
-    frames = list(task.record.get("frames", []))
-    if not frames or frames[-1]["step"] != steps:
-        frames.append({"step": steps, "weights": task.model.state_dict()})
-    snapshot_net = CNN().to(memory_format=torch.channels_last)
-    points, animation = None, TsneAnimation(labels)
-    for frame in frames:
-        weights = {k: v.detach().cpu() for k, v in frame["weights"].items() if not k.startswith("out.")}
-        snapshot_net.load_state_dict({**snapshot_net.state_dict(), **weights})
-        features = snapshot_features(snapshot_net, images)
-        points = computing(tsne)(features, seed=int(params["seed"]), start=points,
-                                 max_iter=int(params.get("tsne_iter", 500)))
-        animation.frame(points, f"t-SNE of the CNN's features, step {frame['step']}")
-    tsne_figure(points, labels, figures_dir / "tsne.png",
-                f"t-SNE of the trained CNN's 1568-d features ({count} test digits)")
-    animation.write(figures_dir / "animation.gif", fps=3)
-
-
-def after_linear(exp, task, fit, trainer, figures_dir):
-    linear_fit_figure(exp, task, figures_dir)
-    loss_curves(fit.history, figures_dir / "loss.png", "nn.Linear: MSE", step_losses=fit.step_losses)
-
-
-def linear_fit_figure(exp, task, figures_dir):
-    """linear's fit.png, unchanged (one static figure: ``save`` is now atomic)."""
-    from torchclassics.experiments.linear import least_squares
-
-    x, y = exp.x.flatten(), exp.y.flatten()
-    line = torch.linspace(float(x.min()), float(x.max()), 2)
-    layer = task.model.cpu()
-    fig = new_figure(6, 4.5)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.plot(x, y, "ro", label="data")
-    ax.plot(line, line * exp.by_hand["w"] + exp.by_hand["b"], "b-", label="by hand")
-    with torch.no_grad():
-        ax.plot(line, layer(line.unsqueeze(1)).flatten(), "g--", label="nn.Linear + SGD")
-    w, b, _ = least_squares(exp.x, exp.y)
-    ax.plot(line, line * w + b, "k:", label="least squares")
-    ax.set(xlabel="x", ylabel="y", title="a linear layer, two ways")
-    ax.legend()
-    save(fig, figures_dir / "fit.png")
-
-
-def after_optimizers(exp, task, fit, trainer, figures_dir):
-    """Unchanged but for ``save`` (atomic)."""
-    held_out = f"test_{loss_name(exp, fit)}"
-    fig = new_figure(9, 4)
-    ax = fig.add_subplot(1, 2, 1)
-    for name, result in exp.fits.items():
-        ax.plot(result.step_losses, label=name, lw=1)
-    ax.set(xlabel="step", ylabel="training loss (batch)", ylim=(0, 0.2), title="loss per step")
-    ax.legend()
-    ax = fig.add_subplot(1, 2, 2)
-    for name, result in exp.fits.items():
-        ax.plot([r["epoch"] for r in result.history], [r[held_out] for r in result.history], marker="o", ms=3,
-                label=name)
-    ax.set(xlabel="epoch", ylabel="held-out MSE", yscale="log", title="held-out loss per epoch")
-    ax.legend()
-    save(fig, figures_dir / "loss.png")
-
-
-def prediction_grid(found, classes, path, columns=4):
-    """Validation images with predicted and true labels; mistakes first, titled in red."""
-    shown = sorted(found["shown"], key=lambda s: s["true"] == s["predicted"])[:16]
-    rows = max(1, -(-len(shown) // columns))
-    fig = new_figure(2.2 * columns, 2.4 * rows + 0.4)
-    wrong_total = sum(t != p for t, p in zip(found["true"], found["predicted"]))
-    fig.suptitle(f"validation: {wrong_total} mistakes of {len(found['true'])} (red)")
-    titles, colours = [], []
-    for sample in shown:
-        wrong = sample["true"] != sample["predicted"]
-        title = f"{classes[sample['predicted']]} {sample['probability']:.2f}"
-        titles.append(f"✗ {title}\ntrue: {classes[sample['true']]}" if wrong else title)
-        colours.append("tab:red" if wrong else "black")
-    if shown:
-        images = np.stack([s["image"].permute(1, 2, 0).numpy() for s in shown])
-        draw_image_grid(fig.add_subplot(1, 1, 1), images, columns, titles, colours, gap=4, fontsize=8)
-    return save(fig, path)
-
-
-def after_dogs_vs_cats(exp, task, fit, trainer, figures_dir):
-    from torchclassics.experiments.dogs_vs_cats import validation_predictions
-
-    held_out = "val" if any(k.startswith("val_") for k in (fit.history[0] if fit.history else {})) else "test"
-    loss_curves(fit.history, figures_dir / "loss.png", "dogs_vs_cats: loss", held_out=held_out,
-                step_losses=fit.step_losses)
-    found = computing(validation_predictions)(trainer.model, task.test, len(exp.classes))
-    confusion_matrix(found["true"], found["predicted"], exp.classes, figures_dir / "confusion.png",
-                     title="validation confusion matrix")
-    prediction_grid(found, exp.classes, figures_dir / "predictions.png")
+    with mock.patch.object(cnn_mnist, "tsne", computing(cnn_mnist.tsne)), \
+            mock.patch.object(cnn_mnist, "CNN", CountedCNN), \
+            mock.patch.object(dogs_vs_cats, "validation_predictions", computing(dogs_vs_cats.validation_predictions)):
+        return type(exp).figures(exp, task, fit, trainer, figures_dir)
 
 
 BEFORE = {"regression": before_regression, "classification": before_classification,
           "rnn_sincos": before_rnn_sincos, "autoencoder": before_autoencoder, "cnn_mnist": before_cnn_mnist,
           "lstm_mnist": before_mnist_classifier, "linear": before_linear, "optimizers": before_optimizers,
           "dogs_vs_cats": before_dogs_vs_cats}
-AFTER = {"regression": after_regression, "classification": after_classification,
-         "rnn_sincos": after_rnn_sincos, "autoencoder": after_autoencoder, "cnn_mnist": after_cnn_mnist,
-         "lstm_mnist": after_mnist_classifier, "linear": after_linear, "optimizers": after_optimizers,
-         "dogs_vs_cats": after_dogs_vs_cats}
-
 
 # == the measurement ============================================================================
 def trained(name: str, settings: dict, root: Path) -> SimpleNamespace:
@@ -742,27 +494,38 @@ def summary(name: str, times: dict) -> dict:
     return result
 
 
-def measure(name: str, rounds: int, current: bool, root: Path) -> dict:
+SIDES = ("before", "after")
+
+
+def drawing(side: str, name: str):
+    """The function drawing ``name``'s figures on ``side``; the baseline is given the rows as the
+    engine wrote them at 5c6e76e (see old_rows)."""
+    if side == "after":
+        return after
+
+    def before(exp, task, fit, trainer, figures_dir):
+        return BEFORE[name](exp, task, replace(fit, history=old_rows(task, fit.history)), trainer, figures_dir)
+
+    return before
+
+
+def measure(name: str, rounds: int, root: Path) -> dict:
     inputs = trained(name, SETTINGS[name], root / name)
-    sides = {"before": BEFORE[name], "after": AFTER[name]}
-    if current:
-        sides["current"] = type(inputs.exp).figures
-    times = {side: [] for side in sides}
+    times = {side: [] for side in SIDES}
     for round_ in range(-1, rounds):  # round -1: warm-up, not counted
-        for side in sides if round_ % 2 == 0 else reversed(sides):
-            seconds = timed(sides[side], inputs, root / name / f"{side}{round_ + 1}")
+        for side in SIDES if round_ % 2 == 0 else reversed(SIDES):
+            seconds = timed(drawing(side, name), inputs, root / name / f"{side}{round_ + 1}")
             if round_ >= 0:
                 times[side].append(seconds)
     return summary(name, times)
 
 
-def measure_cold(name: str, rounds: int, current: bool) -> dict:
+def measure_cold(name: str, rounds: int) -> dict:
     """Each drawing in a fresh process (trained there first): what a ``torchclassics run`` pays,
     first use of fonts and matplotlib's caches included."""
-    sides = ["before", "after"] + (["current"] if current else [])
-    times = {side: [] for side in sides}
+    times = {side: [] for side in SIDES}
     for round_ in range(rounds):
-        for side in sides if round_ % 2 == 0 else reversed(sides):
+        for side in SIDES if round_ % 2 == 0 else reversed(SIDES):
             done = subprocess.run([sys.executable, __file__, name, "--one", side], capture_output=True, text=True)
             if done.returncode:
                 raise SystemExit(f"{name} {side}: {done.stderr.strip()[-2000:]}")
@@ -773,16 +536,13 @@ def measure_cold(name: str, rounds: int, current: bool) -> dict:
 def draw_once(name: str, side: str) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory() as scratch:
         inputs = trained(name, SETTINGS[name], Path(scratch))
-        draw = {"before": BEFORE[name], "after": AFTER[name], "current": type(inputs.exp).figures}[side]
-        return timed(draw, inputs, Path(scratch) / side)
+        return timed(drawing(side, name), inputs, Path(scratch) / side)
 
 
-def row(r: dict, current: bool) -> str:
+def row(r: dict) -> str:
     cells = [r["experiment"]]
     for kind in KINDS:
-        cells += [f"{r[f'before_{kind}']:.2f} s", f"{r[f'after_{kind}']:.2f} s"]
-        cells += [f"{r[f'current_{kind}']:.2f} s"] if current else []
-        cells += [f"**{r[f'speedup_{kind}']:.1f}x**"]
+        cells += [f"{r[f'{side}_{kind}']:.2f} s" for side in SIDES] + [f"**{r[f'speedup_{kind}']:.1f}x**"]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -790,11 +550,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("experiments", nargs="*", metavar="NAME", help=f"default: all of {', '.join(SETTINGS)}")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--current", action="store_true", help="also time the experiment's own figures()")
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--keep", type=Path, help="draw into this folder and keep it (to look at the figures)")
     parser.add_argument("--cold", action="store_true", help="every drawing in a fresh process (first use)")
-    parser.add_argument("--one", choices=["before", "after", "current"], help=argparse.SUPPRESS)
+    parser.add_argument("--one", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     unknown = sorted(set(args.experiments) - set(SETTINGS))
     if unknown:
@@ -802,17 +561,16 @@ def main() -> None:
     if args.one:  # a child of --cold: one drawing, its seconds (timed()) on the last line
         print(*draw_once(args.experiments[0], args.one))
         return
-    sides = ["before", "after"] + (["current"] if args.current else [])
-    header = ["experiment"] + [f"{side} {kind}" for kind in KINDS for side in sides + ["speed-up"]]
+    header = ["experiment"] + [f"{side} {kind}" for kind in KINDS for side in [*SIDES, "speed-up"]]
     print("| " + " | ".join(header) + " |\n|" + " --- |" * len(header), flush=True)
     results = []
     with tempfile.TemporaryDirectory() as scratch:
         for name in args.experiments or list(SETTINGS):
             if args.cold:
-                results.append(measure_cold(name, args.rounds, args.current))
+                results.append(measure_cold(name, args.rounds))
             else:
-                results.append(measure(name, args.rounds, args.current, args.keep or Path(scratch)))
-            print(row(results[-1], args.current), flush=True)
+                results.append(measure(name, args.rounds, args.keep or Path(scratch)))
+            print(row(results[-1]), flush=True)
     if args.json:
         write_json(args.json, results)
 

@@ -33,6 +33,18 @@ def test_smoke_run_writes_rows_figures_and_a_policy_gif(tmp_path):
         assert gif.n_frames >= 2
 
 
+
+def test_loss_figure_before_any_update_says_why_it_is_empty(tmp_path, monkeypatch):
+    from torchclassics.experiments import dqn_cartpole
+
+    drawn = []
+    monkeypatch.setattr(dqn_cartpole, "save", lambda fig, path: drawn.append(fig) or path)
+    dqn_cartpole.loss_figure([{"epoch": 1, "return": 12.0, "epsilon": 0.1}], tmp_path / "loss.png", learn_start=200)
+    td_axes = drawn[0].axes[0]
+    assert "learn_start = 200" in td_axes.texts[0].get_text()
+    low, high = td_axes.get_xlim()
+    assert low < 1 < high  # the one episode on the axis, as on the exploration axes
+
 def transitions(states, terminated):
     from torchclassics.data.episodes import Transitions
 

@@ -7,10 +7,10 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from torchclassics import run
 from torchclassics.viz.animate import FrameWriter, animate, write_gif
 from torchclassics.viz.embed import TsneAnimation, tsne_figure
-from torchclassics.viz.plots import draw_image_grid, loss_curves, loss_figure, mosaic, new_figure, save
+from torchclassics.viz.plots import (confusion_figure, draw_image_grid, loss_curves, loss_figure, mosaic,
+                                     new_figure, save)
 
 
 def frame(value: int, size=(40, 60)) -> np.ndarray:
@@ -169,6 +169,9 @@ def test_one_epoch_shows_every_step_with_labelled_axes():
     assert accuracy_ax.get_xlim() == loss_ax.get_xlim()  # the accuracy points at the end of the same steps
     legend = [t.get_text() for t in loss_ax.get_legend().get_texts()]
     assert any("last 0.3" in text for text in legend)
+    low, high = loss_ax.get_xlim()
+    ticks = [tick for tick in loss_ax.get_xticks() if low <= tick <= high]
+    assert len(ticks) > 2 and all(tick == int(tick) for tick in ticks)  # whole steps, not the last one alone
 
 
 def test_metric_names_are_arguments():
@@ -207,6 +210,18 @@ def test_no_epoch_or_a_wrong_metric_name_still_gives_a_labelled_figure_saying_wh
     assert "no 'loss' or 'test_loss'" in ax.texts[0].get_text() and "test_mse" in ax.texts[0].get_text()
 
 
+# -- confusion matrices ---------------------------------------------------------------------------
+def test_many_long_class_names_are_slanted_and_digits_are_not():
+    languages = ["Arabic", "Chinese", "Czech", "Dutch", "English", "French", "German", "Greek", "Irish", "Italian",
+                 "Japanese", "Polish", "Portuguese", "Russian", "Spanish"]
+    labels = np.arange(45) % 15
+    names = confusion_figure(labels, labels, languages).axes[0]
+    assert all(t.get_rotation() == 45 and t.get_ha() == "right" for t in names.get_xticklabels())
+    digits = confusion_figure(labels % 10, labels % 10, [str(d) for d in range(10)]).axes[0]
+    assert all(t.get_rotation() == 0 for t in digits.get_xticklabels())
+    assert [t.get_text() for t in digits.texts[:2]] == ["6", "0"]  # 0 and 10 % 10: six zeros, each count in its cell
+
+
 # -- image grids ---------------------------------------------------------------------------------
 def test_mosaic_places_images_row_by_row():
     images = np.arange(5)[:, None, None] * np.ones((5, 2, 3), dtype=np.uint8)
@@ -219,21 +234,6 @@ def test_image_grid_titles_every_image():
     ax = new_figure(4, 3).add_subplot(1, 1, 1)
     draw_image_grid(ax, np.zeros((6, 28, 28), dtype=np.uint8), 3, [str(k) for k in range(6)], cmap="gray")
     assert [t.get_text() for t in ax.texts] == [str(k) for k in range(6)]
-
-
-# -- whole runs ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, settings", [
-    ("regression", {}),
-    ("classification", {}),
-    ("rnn_sincos", {"train_windows": 20, "test_windows": 10}),
-])
-def test_one_epoch_runs_draw_their_figures(name, settings, tmp_path):
-    result = run(name, out=tmp_path / name, epochs=1, **settings)
-    figures = result.run_dir / "figures"
-    with Image.open(figures / "animation.gif") as gif:
-        assert gif.n_frames == 1
-    assert (figures / "loss.png").is_file() and (result.run_dir / "summary.json").is_file()
-    assert leftovers(figures) == []
 
 
 def test_animate_keeps_working_for_todays_callers(tmp_path):

@@ -22,8 +22,8 @@ from ..engine.loop import FitResult, Task
 from ..errors import UserError
 from ..models.regularized import DeepNet
 from ..registry import experiment
-from ..viz.animate import animate
-from ..viz.plots import new_figure, save
+from ..viz.animate import FrameWriter
+from ..viz.plots import log_scale_if_wide, marker_for, new_figure, save
 from ._base import Experiment, combine_fits, every_nth_epoch, frames_every
 
 COLOURS = {"plain": "#FF9359", "bn": "#3A8FD9"}
@@ -156,10 +156,7 @@ class BatchNorm(Experiment):
         self.draw_running_statistics(figures_dir / "running_stats.png")
         frames = [dict(zip(self.tasks, group)) for group in zip(*(t.record.get("frames", []) for t in self.tasks.values()))]
         if frames:
-            fig = new_figure(6, 4.5)
-            self.draw_fits(fig.add_subplot(1, 1, 1), frames[-1])
-            save(fig, figures_dir / "fit.png")
-            animate(frames, self.draw_fits, figures_dir / "animation.gif", size=(6, 4.5))
+            self.fits_animation(frames, figures_dir)
 
     def style(self, name: str) -> dict:
         activation, kind = name.rsplit("_", 1)
@@ -172,16 +169,19 @@ class BatchNorm(Experiment):
         fig = new_figure(5 * len(activations), 4)
         for i, activation in enumerate(activations):
             ax = fig.add_subplot(1, len(activations), i + 1)
+            values = []
             for kind in ("plain", "bn"):
                 name = f"{activation}_{kind}"
                 fit, style = self.fits[name], self.style(name)
                 steps_per_epoch = max(1, len(fit.step_losses) // max(1, len(fit.history)))
                 epochs_of_steps = [(s + 1) / steps_per_epoch for s in range(len(fit.step_losses))]
                 ax.plot(epochs_of_steps, fit.step_losses, color=style["color"], lw=0.6, alpha=0.4,
-                        label=f"{style['label']}: train (batch)")
+                        marker=marker_for(len(fit.step_losses)), ms=2, label=f"{style['label']}: train (batch)")
                 ax.plot([r["epoch"] for r in fit.history], [r["test_mse"] for r in fit.history], color=style["color"],
                         lw=2.5, marker="o", ms=3, label=f"{style['label']}: held-out")
-            ax.set(xlabel="epoch", ylabel="MSE", yscale="log", title=f"{activation}: MSE")
+                values += [*fit.step_losses, *(r["test_mse"] for r in fit.history)]
+            ax.set(xlabel="epoch", ylabel="MSE", title=f"{activation}: MSE")
+            log_scale_if_wide(ax, values)
             ax.legend(fontsize=7)
         save(fig, path)
 
@@ -231,19 +231,34 @@ class BatchNorm(Experiment):
                 ax.scatter(truth, kept, s=12, color=style["color"], marker="o" if "tanh" in name else "^",
                            label=style["label"])
         for what, ax in axes.items():
+            if what == "var":  # before the limits are read: the diagonal then spans the log axes
+                ax.set(xscale="log", yscale="log")
             low, high = ax.get_xlim()
             ax.plot([low, high], [low, high], color="black", lw=0.8, label="equal")
             ax.set(xlabel=f"{what} over the whole training set", ylabel=f"running {what} (used in eval mode)",
                    title=f"running {what} per unit")
-            if what == "var":
-                ax.set(xscale="log", yscale="log")
             ax.legend(fontsize=7)
         save(fig, path)
 
-    def draw_fits(self, ax, frame):
-        ax.scatter(self.x_test.flatten(), self.y_test.flatten(), s=10, c="grey", alpha=0.4, label="held-out data")
-        for name, item in frame.items():
-            ax.plot(self.x_test.flatten(), item["y"], lw=2, **self.style(name))
-        epoch = next(iter(frame.values()))["epoch"]
-        ax.set(xlabel="x", ylabel="y", title=f"epoch {epoch} (eval mode)")
+    def fits_animation(self, frames: list[dict], figures_dir) -> None:
+        """The held-out points and every net's prediction (eval mode) after each recorded epoch
+        (animation.gif); the last frame is fit.png. The points, axes and legend are drawn once;
+        a frame redraws the curves and the title."""
+        writer = FrameWriter((6, 4.5))
+        ax = writer.figure.add_subplot(1, 1, 1)
+        x = self.x_test.flatten()
+        ax.scatter(x, self.y_test.flatten(), s=10, c="grey", alpha=0.4, label="held-out data")
+        curves = {name: ax.plot(x, item["y"], lw=2, **self.style(name))[0] for name, item in frames[0].items()}
+        shown = torch.cat([self.y_test.flatten(), *(item["y"] for frame in frames for item in frame.values())])
+        low, high = float(shown.min()), float(shown.max())
+        pad = 0.05 * (high - low) + 1e-6
+        ax.set(xlabel="x", ylabel="y", ylim=(low - pad, high + pad))  # every frame's curves in view
         ax.legend(fontsize=7, loc="upper center")
+        writer.changing(*curves.values(), ax.title)
+        for frame in frames:
+            for name, item in frame.items():
+                curves[name].set_ydata(item["y"])
+            ax.set_title(f"epoch {next(iter(frame.values()))['epoch']} (eval mode)")
+            writer.grab()
+        writer.write_last(figures_dir / "fit.png")
+        writer.write(figures_dir / "animation.gif")

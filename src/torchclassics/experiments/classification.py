@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from matplotlib.colors import ListedColormap
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from torch import nn
 
 from ..data.batches import TensorBatches
@@ -10,11 +13,12 @@ from ..data.synthetic import two_clusters
 from ..engine.loop import Task, accuracy_sum
 from ..models.mlp import Net
 from ..registry import experiment
-from ..viz.animate import animate
-from ..viz.plots import new_figure, save
+from ..viz.animate import FrameWriter
 from ._base import Experiment, draw_loss, every_nth_epoch, frames_every
 
 GRID_STEPS = 80
+REGION_COLOURS = ("#ffd9b3", "#b3d9ff")  # class 0, class 1: light, under the points
+POINT_COLOURS = ("#d7301f", "#2c7bb6")
 
 
 def decision_grid(x: torch.Tensor, margin: float = 1.0) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
@@ -54,20 +58,40 @@ class Classification(Experiment):
         )
 
     def figures(self, task, fit, trainer, figures_dir):
-        x, y = self.x.numpy(), self.y.numpy()
         frames = task.record.get("frames", [])
-
-        def draw(ax, frame):
-            regions = frame["regions"].numpy().reshape(self.gx.shape)
-            ax.contourf(self.gx, self.gy, regions, levels=[-0.5, 0.5, 1.5], colors=["#ffd9b3", "#b3d9ff"], alpha=0.8)
-            predicted = frame["points"].numpy()
-            ax.scatter(x[:, 0], x[:, 1], c=predicted, cmap="RdYlBu", s=14, edgecolors="k", linewidths=0.3)
-            accuracy = float((predicted == y).mean())
-            ax.set(title=f"epoch {frame['epoch']}   accuracy {accuracy:.2f}")
-
         if frames:
-            fig = new_figure(5, 4.5)
-            draw(fig.add_subplot(1, 1, 1), frames[-1])
-            save(fig, figures_dir / "decision_regions.png")
-            animate(frames, draw, figures_dir / "animation.gif", size=(5, 4.5))
+            self.regions_animation(frames, figures_dir)
         draw_loss(task, fit, figures_dir / "loss.png", "classification: cross-entropy")
+
+    def regions_animation(self, frames: list[dict], figures_dir) -> None:
+        """The decision regions and the points' predicted classes at every frame
+        (animation.gif); the last frame is decision_regions.png. The regions are an image and
+        the points one scatter, updated in place: the axes and legend are drawn once."""
+        x, y = self.x.numpy(), self.y.numpy()
+        writer = FrameWriter((6.8, 4.5))
+        ax = writer.figure.add_subplot(1, 1, 1)
+        extent = (self.gx.min(), self.gx.max(), self.gy.min(), self.gy.max())
+        regions = ax.imshow(frames[0]["regions"].numpy().reshape(self.gx.shape), origin="lower", extent=extent,
+                            cmap=ListedColormap(REGION_COLOURS), vmin=0, vmax=1, aspect="auto",
+                            interpolation="bilinear", interpolation_stage="data")  # smooth borders at 0.5
+        points = ax.scatter(x[:, 0], x[:, 1], c=frames[0]["points"].numpy(), cmap=ListedColormap(POINT_COLOURS),
+                            vmin=0, vmax=1, s=14, edgecolors="k", linewidths=0.3)
+        ax.set(xlabel="x1", ylabel="x2")
+        # Beside the axes, not on the regions: a legend redrawn in every frame would cost half the time.
+        ax.legend(handles=legend_handles(), loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
+        writer.changing(regions, points, ax.title)
+        for frame in frames:
+            regions.set_data(frame["regions"].numpy().reshape(self.gx.shape))
+            predicted = frame["points"].numpy()
+            points.set_array(predicted)
+            ax.set_title(f"epoch {frame['epoch']}   accuracy {float((predicted == y).mean()):.2f}")
+            writer.grab()
+        writer.write_last(figures_dir / "decision_regions.png")
+        writer.write(figures_dir / "animation.gif")
+
+
+def legend_handles() -> list:
+    """What the two colours of regions and of points mean."""
+    handles = [Patch(color=REGION_COLOURS[k], label=f"region of class {k}") for k in (0, 1)]
+    return handles + [Line2D([], [], ls="", marker="o", mfc=POINT_COLOURS[k], mec="k", mew=0.3,
+                             label=f"point predicted {k}") for k in (0, 1)]

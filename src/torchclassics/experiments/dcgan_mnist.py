@@ -29,10 +29,10 @@ from ..errors import UserError
 from ..models.cnn import CNN
 from ..models.gan import DCDiscriminator, DCGenerator, dcgan_init
 from ..registry import experiment
-from ..viz.animate import animate
-from ..viz.plots import new_figure, save
+from ..viz.animate import FrameWriter
+from ..viz.plots import log_scale_if_wide, new_figure, save, whole_number_ticks
 from ._base import Experiment, every_nth_epoch
-from .gan_curves import adversarial_step, draw_step_losses, integer_epochs, keep_step_losses
+from .gan_curves import adversarial_step, draw_step_losses, keep_step_losses
 
 JUDGE_BATCH, JUDGE_LR = 50, 1e-3
 CONFIDENT = 0.9     # a judge's label counts as confident above this probability
@@ -199,19 +199,25 @@ class DcganMnist(Experiment):
                 "judge": {"model": "CNN of models/cnn.py", "steps": self.params["judge_steps"], "batch_size": JUDGE_BATCH,
                           "test_accuracy": self.judge.accuracy}}
 
-    def draw_grid(self, ax, frame: dict) -> None:
-        ax.imshow(grid(frame["digits"]), cmap="gray", vmin=0, vmax=255)
-        ax.set(xticks=[], yticks=[], xlabel="64 digits from fixed noise",
-               title=f"epoch {frame['epoch']}" + ("  (untrained)" if frame["epoch"] == 0 else ""))
-
     def figures(self, task, fit, trainer, figures_dir):
-        frames = task.record["frames"]
-        fig = new_figure(5, 5.3)
-        self.draw_grid(fig.add_subplot(1, 1, 1), frames[-1])
-        save(fig, figures_dir / "samples.png")
-        animate(frames, self.draw_grid, figures_dir / "animation.gif", size=(5, 5.3), fps=3)
+        self.samples_animation(task.record["frames"], figures_dir)
         self.draw_losses(task, fit, figures_dir / "loss.png")
         self.draw_quality(task, fit, figures_dir / "quality.png")
+
+    def samples_animation(self, frames: list[dict], figures_dir) -> None:
+        """The grid of digits from fixed noise at every frame (animation.gif); the last is
+        samples.png. The axes are drawn once; a frame swaps the grid's pixels and the title."""
+        writer = FrameWriter((5, 5.3))
+        ax = writer.figure.add_subplot(1, 1, 1)
+        picture = ax.imshow(grid(frames[0]["digits"]), cmap="gray", vmin=0, vmax=255)
+        ax.set(xticks=[], yticks=[], xlabel=f"{GRID_SIDE**2} digits from fixed noise")
+        writer.changing(picture, ax.title)
+        for frame in frames:
+            picture.set_data(grid(frame["digits"]))
+            ax.set_title(f"epoch {frame['epoch']}" + ("  (untrained)" if frame["epoch"] == 0 else ""))
+            writer.grab()
+        writer.write_last(figures_dir / "samples.png")
+        writer.write(figures_dir / "animation.gif", fps=3)
 
     def draw_losses(self, task, fit, path) -> None:
         fig = new_figure(11, 4)
@@ -222,7 +228,7 @@ class DcganMnist(Experiment):
             ax.plot(epochs, [row[key] for row in fit.history], marker="o", ms=3, label=label)
         ax.set(xlabel="epoch", ylabel="discriminator's probability 'real' (training batches)", ylim=(0, 1),
                title="what the discriminator says")
-        integer_epochs(ax)
+        whole_number_ticks(ax, epochs)
         ax.legend(fontsize=8)
         save(fig, path)
 
@@ -234,9 +240,12 @@ class DcganMnist(Experiment):
         for column, (key, label, log) in enumerate((("test_fd", "Fréchet distance in the judge's features", True),
                                                     ("test_confident", f"share of confident labels (p > {CONFIDENT})", False))):
             ax = fig.add_subplot(1, 2, column + 1)
-            ax.plot(epochs, [row[key] for row in rows], marker="o", ms=3, label="generated digits")
+            values = [row[key] for row in rows]
+            ax.plot(epochs, values, marker="o", ms=3, label="generated digits")
             ax.axhline(self.judge.real_digits[key], color="k", ls="--", lw=1, label="real digits")
-            ax.set(xlabel="epoch", ylabel=label, yscale="log" if log else "linear", title=label.split(" (")[0])
-            integer_epochs(ax)
+            ax.set(xlabel="epoch", ylabel=label, title=label.split(" (")[0])
+            if log:
+                log_scale_if_wide(ax, values + [self.judge.real_digits[key]], span=3)
+            whole_number_ticks(ax, epochs)
             ax.legend(fontsize=8)
         save(fig, path)

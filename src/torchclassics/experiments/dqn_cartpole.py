@@ -19,8 +19,8 @@ from ..data.episodes import HELD_OUT_SEEDS, Episodes, greedy_returns, greedy_sta
 from ..engine.loop import Task
 from ..models.qnet import q_network
 from ..registry import experiment
-from ..viz.animate import animate
-from ..viz.plots import new_figure, save
+from ..viz.animate import FrameWriter
+from ..viz.plots import log_scale_if_wide, marker_for, new_figure, save, whole_number_ticks
 from ._base import Experiment
 
 ENV = "CartPole-v1"
@@ -113,54 +113,77 @@ class DQNCartPole(Experiment):
     # -- figures ---------------------------------------------------------------------------
     def figures(self, task, fit, trainer, figures_dir):
         returns_figure(fit.history, figures_dir / "returns.png")
-        loss_figure(fit.history, figures_dir / "loss.png")
+        loss_figure(fit.history, figures_dir / "loss.png", self.params["learn_start"])
         states = greedy_states(ENV, task.model.eval(), held_out_seeds(self.params)[0], trainer.device)
         every = max(1, len(states) // self.params["gif_frames"])
-        frames = [(t, states[t]) for t in range(0, len(states), every)]
-        if frames[-1][0] != len(states) - 1:
-            frames.append((len(states) - 1, states[-1]))  # the last state: balanced to the end, or the fall
-        animate(frames, lambda ax, frame: draw_cartpole(ax, *frame, len(states) - 1), figures_dir / "policy.gif",
-                size=(6, 3), fps=20)
+        shown = list(range(0, len(states), every))
+        if shown[-1] != len(states) - 1:
+            shown.append(len(states) - 1)  # the last state: balanced to the end, or the fall
+        policy_animation(states, shown, figures_dir / "policy.gif")
 
 
 def returns_figure(history: list[dict], path):
     fig = new_figure(7, 4)
     ax = fig.add_subplot(1, 1, 1)
     episodes = [row["epoch"] for row in history]
-    ax.plot(episodes, [row["return"] for row in history], lw=0.8, color="tab:blue", label="training episode (ε-greedy)")
+    ax.plot(episodes, [row["return"] for row in history], lw=0.8, marker=marker_for(len(episodes)), ms=3,
+            color="tab:blue", label="training episode (ε-greedy)")
     tested = [row for row in history if "test_return" in row]
     ax.plot([r["epoch"] for r in tested], [r["test_return"] for r in tested], "o-", ms=3, color="tab:red",
             label="greedy policy, mean of held-out episodes")
     ax.axhline(SOLVED, ls="--", color="gray", lw=1, label=f"{SOLVED:.0f} (solved)")
     ax.set(xlabel="episode", ylabel="return (moves balanced)", title="dqn_cartpole: return per episode")
+    whole_number_ticks(ax, episodes)
     ax.legend(loc="upper left", fontsize=8)
     return save(fig, path)
 
 
-def loss_figure(history: list[dict], path):
+def loss_figure(history: list[dict], path, learn_start: int):
     fig = new_figure(10, 4)
     ax = fig.add_subplot(1, 2, 1)
+    episodes = [row["epoch"] for row in history]
     trained = [row for row in history if "td_loss" in row]  # no update before the memory holds learn_start moves
-    ax.plot([r["epoch"] for r in trained], [r["td_loss"] for r in trained], lw=0.8, label="mean TD loss of the episode")
-    ax.set(xlabel="episode", ylabel="TD loss", yscale="log", title="TD loss")
+    losses = [r["td_loss"] for r in trained]
+    ax.plot([r["epoch"] for r in trained], losses, lw=0.8, marker=marker_for(len(trained)), ms=3,
+            label="mean TD loss of the episode")
+    if not trained:
+        ax.set_xlim(min(episodes, default=1) - 0.5, max(episodes, default=1) + 0.5)
+        ax.text(0.5, 0.5, f"no update yet: the replay memory\nheld fewer than learn_start = {learn_start} moves",
+                ha="center", va="center", transform=ax.transAxes)
+    ax.set(xlabel="episode", ylabel="TD loss", title="TD loss")
+    log_scale_if_wide(ax, losses, span=10)
+    whole_number_ticks(ax, episodes)
     ax.legend()
     ax = fig.add_subplot(1, 2, 2)
-    ax.plot([r["epoch"] for r in history], [r["epsilon"] for r in history], color="tab:green", label="ε at episode end")
+    ax.plot(episodes, [r["epsilon"] for r in history], marker=marker_for(len(episodes)), ms=3, color="tab:green",
+            label="ε at episode end")
     ax.set(xlabel="episode", ylabel="ε (chance of a random move)", ylim=(0, 1.05), title="exploration")
+    whole_number_ticks(ax, episodes)
     ax.legend()
     return save(fig, path)
 
 
-def draw_cartpole(ax, t: int, state: list[float], last: int) -> None:
-    """The cart, its pole and the track, drawn from the state alone (no pygame rendering)."""
-    x, _, angle, _ = state
+def policy_animation(states: list[list[float]], shown: list[int], path):
+    """The cart and its pole at the ``shown`` moves of one greedy episode, drawn from the states
+    alone (no pygame rendering). The track and axes are drawn once; a frame moves the cart and
+    the pole, and redraws the title and the legend (which the pole can pass behind)."""
+    writer = FrameWriter((6, 2.4))  # the height that the track's equal-aspect axes, title and labels fill
+    ax = writer.figure.add_subplot(1, 1, 1)
     ax.plot([-TRACK_LIMIT - 0.3, TRACK_LIMIT + 0.3], [0, 0], color="black", lw=1, label="track")
     ax.axvline(-TRACK_LIMIT, color="gray", ls=":", lw=1, label="track ends (x = ±2.4)")
     ax.axvline(TRACK_LIMIT, color="gray", ls=":", lw=1)
-    ax.add_patch(Rectangle((x - 0.25, 0.0), 0.5, 0.15, color="tab:blue", label="cart"))
-    ax.plot([x, x + POLE_LENGTH * math.sin(angle)], [0.15, 0.15 + POLE_LENGTH * math.cos(angle)], color="tab:orange", lw=5, solid_capstyle="round", label="pole")
+    cart = ax.add_patch(Rectangle((-0.25, 0.0), 0.5, 0.15, color="tab:blue", label="cart"))
+    (pole,) = ax.plot([0, 0], [0.15, 0.15 + POLE_LENGTH], color="tab:orange", lw=5, solid_capstyle="round",
+                      label="pole")
     ax.set(xlim=(-TRACK_LIMIT - 0.4, TRACK_LIMIT + 0.4), ylim=(-0.3, 1.35), aspect="equal",
-           xlabel="cart position x", ylabel="height",
-           title=f"greedy policy, move {t} of {last}   pole angle {math.degrees(angle):+.1f}°")
-    ax.legend(loc="upper right", fontsize=7)
-
+           xlabel="cart position x", ylabel="height")
+    legend = ax.legend(loc="upper right", fontsize=7)
+    writer.changing(cart, pole, ax.title, legend)
+    last = len(states) - 1
+    for t in shown:
+        x, _, angle, _ = states[t]
+        cart.set_x(x - 0.25)
+        pole.set_data([x, x + POLE_LENGTH * math.sin(angle)], [0.15, 0.15 + POLE_LENGTH * math.cos(angle)])
+        ax.set_title(f"greedy policy, move {t} of {last}   pole angle {math.degrees(angle):+.1f}°")
+        writer.grab()
+    return writer.write(path, fps=20)

@@ -18,8 +18,8 @@ from ..data.noisy_curves import noisy_line
 from ..engine.loop import Task, evaluate_task
 from ..models.regularized import dropout_net
 from ..registry import experiment
-from ..viz.animate import animate
-from ..viz.plots import new_figure, save
+from ..viz.animate import FrameWriter
+from ..viz.plots import log_scale_if_wide, marker_for, new_figure, save, whole_number_ticks
 from ._base import Experiment, every_nth_epoch
 
 NETS = ("plain", "dropout")
@@ -90,28 +90,36 @@ class Dropout(Experiment):
         )
 
     def figures(self, task, fit, trainer, figures_dir):
-        rows = {row["epoch"]: row for row in fit.history}
         frames = task.record.get("frames", [])
         if frames:
-            fig = new_figure(6, 4.5)
-            self.draw_fits(fig.add_subplot(1, 1, 1), frames[-1], rows)
-            save(fig, figures_dir / "fit.png")
-            animate(frames, lambda ax, frame: self.draw_fits(ax, frame, rows), figures_dir / "animation.gif",
-                    size=(6, 4.5))
+            self.fits_animation(frames, {row["epoch"]: row for row in fit.history}, figures_dir)
         draw_losses(fit.history, figures_dir / "loss.png")
 
-    def draw_fits(self, ax, frame, rows):
-        """Training and held-out points, and both nets' curves at ``frame``'s epoch."""
+    def fits_animation(self, frames: list[dict], rows: dict, figures_dir) -> None:
+        """Training and held-out points and both nets' curves at every frame (animation.gif),
+        each net's held-out MSE in the legend; the last frame is fit.png. The points and axes
+        are drawn once; a frame redraws the curves, the title and the legend."""
+        writer = FrameWriter((6, 4.5))
+        ax = writer.figure.add_subplot(1, 1, 1)
         ax.scatter(self.x_test.flatten(), self.y_test.flatten(), s=12, c="cyan", alpha=0.5, label="held-out")
         ax.scatter(self.x.flatten(), self.y.flatten(), s=40, c="magenta", alpha=0.8, label="train")
-        row = rows.get(frame["epoch"], {})
+        curves = {}
         for name in NETS:
             colour, line, label = STYLE[name]
-            held_out = row.get(f"test_mse_{name}", float("nan"))
-            ax.plot(self.grid.flatten(), frame[name], color=colour, ls=line, lw=2.5,
-                    label=f"{label}: held-out MSE {held_out:.4f}")
-        ax.set(xlabel="x", ylabel="y", title=f"epoch {frame['epoch']}", ylim=(-2.5, 2.5))
-        ax.legend(loc="upper left", fontsize=8)
+            (curves[name],) = ax.plot(self.grid.flatten(), frames[0][name], color=colour, ls=line, lw=2.5, label=label)
+        ax.set(xlabel="x", ylabel="y", ylim=(-2.5, 2.5))
+        legend = ax.legend(loc="upper left", fontsize=8)
+        names = legend.get_texts()[-len(NETS):]  # the curves' entries, after the two scatters'
+        writer.changing(*curves.values(), ax.title, legend)
+        for frame in frames:
+            row = rows.get(frame["epoch"], {})
+            for name, text in zip(NETS, names):
+                curves[name].set_ydata(frame[name])
+                text.set_text(f"{STYLE[name][2]}: held-out MSE {row.get(f'test_mse_{name}', float('nan')):.4f}")
+            ax.set_title(f"epoch {frame['epoch']}")
+            writer.grab()
+        writer.write_last(figures_dir / "fit.png")
+        writer.write(figures_dir / "animation.gif")
 
 
 def draw_losses(history: list[dict], path):
@@ -120,10 +128,15 @@ def draw_losses(history: list[dict], path):
     epochs = [row["epoch"] for row in history]
     fig = new_figure(7, 4.5)
     ax = fig.add_subplot(1, 1, 1)
+    values = []
     for name in NETS:
         colour, _, label = STYLE[name]
-        ax.plot(epochs, [row[f"mse_{name}"] for row in history], color=colour, ls=":", label=f"{label}: train")
-        ax.plot(epochs, [row[f"test_mse_{name}"] for row in history], color=colour, label=f"{label}: held-out")
-    ax.set(xlabel="epoch", ylabel="MSE", yscale="log", title="training and held-out MSE")
+        for key, line, kind in ((f"mse_{name}", ":", "train"), (f"test_mse_{name}", "-", "held-out")):
+            values += [row[key] for row in history]
+            ax.plot(epochs, [row[key] for row in history], color=colour, ls=line, marker=marker_for(len(epochs)),
+                    ms=3, label=f"{label}: {kind}")
+    ax.set(xlabel="epoch", ylabel="MSE", title="training and held-out MSE")
+    log_scale_if_wide(ax, values)
+    whole_number_ticks(ax, epochs)
     ax.legend()
     save(fig, path)

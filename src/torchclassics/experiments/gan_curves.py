@@ -20,8 +20,8 @@ from ..data.paintings import ArtistWorks, artist_works, canvas, nearest_in_famil
 from ..engine.loop import Task
 from ..models.gan import critic, painter
 from ..registry import experiment
-from ..viz.animate import animate
-from ..viz.plots import new_figure, save
+from ..viz.animate import FrameWriter
+from ..viz.plots import log_scale_if_wide, marker_for, new_figure, save, whole_number_ticks
 from ._base import Experiment, every_nth_epoch
 
 # What the generator minimises, from the discriminator's logit on its fakes:
@@ -79,13 +79,6 @@ def keep_step_losses(record: dict, losses_of_epoch: list) -> None:
         losses_of_epoch.clear()
 
 
-def integer_epochs(ax) -> None:
-    """Epoch ticks at whole numbers only (a short run would show 2.5)."""
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-
 def moving_average(values: np.ndarray, width: int) -> np.ndarray:
     width = max(1, min(width, len(values)))
     return np.convolve(values, np.ones(width) / width, mode="valid")
@@ -99,11 +92,16 @@ def draw_step_losses(ax, step_losses: torch.Tensor, generator_loss: str) -> None
     equilibrium_g = -math.log(2) if generator_loss == "saturating" else math.log(2)
     for column, (name, colour, level) in enumerate((("loss_d", "tab:red", EQUILIBRIUM_D_LOSS),
                                                     ("loss_g", "tab:green", equilibrium_g))):
-        ax.plot(steps, losses[:, column], color=colour, alpha=0.2, lw=0.5)
-        ax.plot(steps[width - 1:], moving_average(losses[:, column], width), color=colour, lw=1.5,
-                label=f"{name} (mean of {width} steps)")
+        if width == 1:  # a short run: each step's loss is the curve itself
+            ax.plot(steps, losses[:, column], color=colour, lw=1.5, marker=marker_for(len(steps)), ms=3,
+                    label=f"{name}, each step")
+        else:
+            ax.plot(steps, losses[:, column], color=colour, alpha=0.2, lw=0.5)
+            ax.plot(steps[width - 1:], moving_average(losses[:, column], width), color=colour, lw=1.5,
+                    label=f"{name} (mean of {width} steps)")
         ax.axhline(level, color=colour, ls=":", lw=1, label=f"{name} at equilibrium ({level:+.3f})")
     ax.set(xlabel="step", ylabel="loss", title="losses per step")
+    whole_number_ticks(ax, steps)
     ax.legend(fontsize=8)
 
 
@@ -183,29 +181,36 @@ class GanCurves(Experiment):
     def extra_summary(self, task, fit, trainer):
         return {"at_init": task.record["at_init"]}
 
-    def draw_painting(self, ax, frame: dict) -> None:
-        """The tutorial's picture: a generated painting between the bounds of the artist's family."""
+    def figures(self, task, fit, trainer, figures_dir):
+        self.paintings_animation(task.record["frames"], figures_dir)
+        self.draw_losses(task, fit, figures_dir / "loss.png")
+
+    def paintings_animation(self, frames: list[dict], figures_dir) -> None:
+        """The tutorial's picture at every frame (animation.gif), the last one also painting.png:
+        generated paintings between the bounds of the artist's family, and the held-out numbers.
+        The bounds and axes are drawn once; a frame redraws the paintings, the numbers, the title
+        and the legend (which lies over the paintings)."""
         x = self.x.numpy()
-        for painting in frame["paintings"][1:].numpy():
-            ax.plot(x, painting, c="#4AD631", lw=0.8, alpha=0.35)
-        ax.plot(x, frame["paintings"][0].numpy(), c="#4AD631", lw=3, label="generated painting (others faint)")
+        writer = FrameWriter((6.4, 4.8))
+        ax = writer.figure.add_subplot(1, 1, 1)
+        first = frames[0]["paintings"].numpy()
+        faint = [ax.plot(x, painting, c="#4AD631", lw=0.8, alpha=0.35)[0] for painting in first[1:]]
+        (bold,) = ax.plot(x, first[0], c="#4AD631", lw=3, label="generated painting (others faint)")
         ax.plot(x, paint(torch.tensor([2.0]), self.x)[0].numpy(), c="#74BCFF", lw=3, label="upper bound (a = 2)")
         ax.plot(x, paint(torch.tensor([1.0]), self.x)[0].numpy(), c="#FF9359", lw=3, label="lower bound (a = 1)")
-        ax.text(-0.95, 2.75, f"D(real) = {frame['test_d_real']:.2f}  (the tutorial's 'D accuracy'; 0.5 at equilibrium)",
-                fontsize=8)
-        ax.text(-0.95, 2.55, f"D accuracy = {frame['test_d_accuracy']:.2f}   D score = {frame['test_d_score']:.2f} "
-                             f"({-EQUILIBRIUM_D_LOSS:.2f} at equilibrium)", fontsize=8)
-        ax.text(-0.95, 2.35, f"distance to the family = {frame['test_distance']:.3f}", fontsize=8)
-        ax.set(xlabel="x", ylabel="painting y", ylim=(-0.5, 3), title=f"epoch {frame['epoch']}")
-        ax.legend(loc="lower right", fontsize=8)
-
-    def figures(self, task, fit, trainer, figures_dir):
-        frames = task.record["frames"]
-        fig = new_figure(6.4, 4.8)
-        self.draw_painting(fig.add_subplot(1, 1, 1), frames[-1])
-        save(fig, figures_dir / "painting.png")
-        animate(frames, self.draw_painting, figures_dir / "animation.gif", size=(6.4, 4.8), fps=4)
-        self.draw_losses(task, fit, figures_dir / "loss.png")
+        numbers = [ax.text(-0.95, y, "", fontsize=8) for y in (2.75, 2.55, 2.35)]
+        ax.set(xlabel="x", ylabel="painting y", ylim=(-0.5, 3))
+        legend = ax.legend(loc="lower right", fontsize=8)
+        writer.changing(*faint, bold, *numbers, ax.title, legend)
+        for frame in frames:
+            for line, painting in zip([bold, *faint], frame["paintings"].numpy()):
+                line.set_ydata(painting)
+            for text, line in zip(numbers, held_out_lines(frame)):
+                text.set_text(line)
+            ax.set_title(f"epoch {frame['epoch']}")
+            writer.grab()
+        writer.write_last(figures_dir / "painting.png")
+        writer.write(figures_dir / "animation.gif", fps=4)
 
     def draw_losses(self, task, fit, path) -> None:
         fig = new_figure(11, 4)
@@ -214,8 +219,19 @@ class GanCurves(Experiment):
         epochs = [0] + [row["epoch"] for row in fit.history]
         distances = [task.record["at_init"]["test_distance"]] + [row["test_distance"] for row in fit.history]
         ax.plot(epochs, distances, marker="o", ms=3, label="generated paintings (held-out noise)")
-        ax.set(xlabel="epoch", ylabel="mean RMS distance to the nearest a x² + (a - 1)", yscale="log",
+        ax.set(xlabel="epoch", ylabel="mean RMS distance to the nearest a x² + (a - 1)",
                title="distance to the artist's family")
-        integer_epochs(ax)
+        log_scale_if_wide(ax, distances, span=3)  # the last epochs' small changes stay visible
+        if ax.get_yscale() == "linear":  # nearly equal distances: plain numbers, no "1e-5 + 6.786e-1" over the label
+            ax.ticklabel_format(axis="y", useOffset=False)
+        whole_number_ticks(ax, epochs)
         ax.legend(fontsize=8)
         save(fig, path)
+
+
+def held_out_lines(frame: dict) -> list[str]:
+    """A frame's held-out numbers, as the picture writes them in its upper left."""
+    return [f"D(real) = {frame['test_d_real']:.2f}  (the tutorial's 'D accuracy'; 0.5 at equilibrium)",
+            f"D accuracy = {frame['test_d_accuracy']:.2f}   D score = {frame['test_d_score']:.2f} "
+            f"({-EQUILIBRIUM_D_LOSS:.2f} at equilibrium)",
+            f"distance to the family = {frame['test_distance']:.3f}"]

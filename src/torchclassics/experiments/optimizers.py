@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,7 +19,7 @@ from ..data.synthetic import parabola
 from ..engine.loop import Diverged, FitResult, Task
 from ..models.mlp import Net
 from ..registry import experiment
-from ..viz.plots import new_figure, save
+from ..viz.plots import log_scale_if_wide, marker_for, new_figure, save, whole_number_ticks
 from ._base import Experiment, combine_fits
 
 
@@ -97,14 +98,20 @@ class Optimizers(Experiment):
     def figures(self, task, fit, trainer, figures_dir):
         fig = new_figure(9, 4)
         ax = fig.add_subplot(1, 2, 1)
+        steps = np.arange(1, max(len(result.step_losses) for result in self.fits.values()) + 1)
         for name, result in self.fits.items():
-            ax.plot(result.step_losses, label=name, lw=1)
+            ax.plot(steps[:len(result.step_losses)], result.step_losses, label=name, lw=1,
+                    marker=marker_for(len(steps)), ms=3)
         ax.set(xlabel="step", ylabel="training MSE (batch)", ylim=(0, 0.2), title="loss per step")
+        whole_number_ticks(ax, steps)
         ax.legend()
         ax = fig.add_subplot(1, 2, 2)
+        rows = [row for result in self.fits.values() for row in result.history]
         for name, result in self.fits.items():
             ax.plot([r["epoch"] for r in result.history], [r["test_mse"] for r in result.history], marker="o", ms=3,
                     label=name)
-        ax.set(xlabel="epoch", ylabel="held-out MSE", yscale="log", title="held-out MSE per epoch")
+        ax.set(xlabel="epoch", ylabel="held-out MSE", title="held-out MSE per epoch")
+        whole_number_ticks(ax, [row["epoch"] for row in rows])
+        log_scale_if_wide(ax, [row["test_mse"] for row in rows], span=3)  # log as the optimizers draw apart
         ax.legend()
         save(fig, figures_dir / "loss.png")

@@ -9,8 +9,7 @@ from ..data.synthetic import parabola
 from ..engine.loop import Task
 from ..models.mlp import Net
 from ..registry import experiment
-from ..viz.animate import animate
-from ..viz.plots import new_figure, save
+from ..viz.animate import FrameWriter
 from ._base import Experiment, draw_loss, every_nth_epoch, frames_every
 
 
@@ -37,19 +36,26 @@ class Regression(Experiment):
         )
 
     def figures(self, task, fit, trainer, figures_dir):
-        x, y = self.x.flatten().numpy(), self.y.flatten().numpy()
         frames = task.record.get("frames", [])
-
-        def draw(ax, frame):
-            ax.scatter(x, y, s=10, c="tab:blue", label="data")
-            ax.plot(x, frame["y"].numpy(), "r-", lw=3, label="net")
-            mse = float(((frame["y"] - self.y.flatten()) ** 2).mean())
-            ax.set(title=f"epoch {frame['epoch']}   MSE {mse:.4f}", ylim=(-0.2, 1.4))
-            ax.legend(loc="upper center")
-
         if frames:
-            fig = new_figure(5, 4)
-            draw(fig.add_subplot(1, 1, 1), frames[-1])
-            save(fig, figures_dir / "fit.png")
-            animate(frames, draw, figures_dir / "animation.gif")
+            self.fit_animation(frames, figures_dir)
         draw_loss(task, fit, figures_dir / "loss.png", "regression: MSE")
+
+    def fit_animation(self, frames: list[dict], figures_dir) -> None:
+        """The net's curve over the data at every frame (animation.gif); the last is fit.png.
+        The data, axes and legend are drawn once: a frame redraws the curve and the title."""
+        x, y = self.x.flatten().numpy(), self.y.flatten().numpy()
+        writer = FrameWriter((5, 4))
+        ax = writer.figure.add_subplot(1, 1, 1)
+        ax.scatter(x, y, s=10, c="tab:blue", label="data")
+        (net,) = ax.plot(x, frames[0]["y"].numpy(), "r-", lw=3, label="net")
+        ax.set(xlabel="x", ylabel="y", ylim=(-0.2, 1.4))
+        ax.legend(loc="upper center")
+        writer.changing(net, ax.title)
+        for frame in frames:
+            net.set_ydata(frame["y"].numpy())
+            mse = float(((frame["y"] - self.y.flatten()) ** 2).mean())
+            ax.set_title(f"epoch {frame['epoch']}   MSE {mse:.4f}")
+            writer.grab()
+        writer.write_last(figures_dir / "fit.png")
+        writer.write(figures_dir / "animation.gif")

@@ -14,8 +14,7 @@ from ..data.synthetic import sin_cos_windows
 from ..engine.loop import Task
 from ..models.rnn import SinCosRNN
 from ..registry import experiment
-from ..viz.animate import animate
-from ..viz.plots import new_figure, save
+from ..viz.animate import FrameWriter
 from ._base import Experiment, draw_loss, every_nth_epoch, frames_every
 
 
@@ -57,24 +56,32 @@ class RnnSinCos(Experiment):
             on_epoch_end=frames_every(every_nth_epoch(params), lambda model: {"y": predict_sequence(model, test)}),
         )
 
-
     def figures(self, task, fit, trainer, figures_dir):
-        t, target = self.t_test.numpy(), self.y_test.numpy()
-        shown = slice(0, 10 * self.params["time_steps"])  # the first ten held-out windows
-
-        def draw(ax, frame):
-            ax.plot(t[shown], np.sin(t[shown]), "b:", lw=1, label="input sin(t)")
-            ax.plot(t[shown], target[shown], "r-", label="target cos(t)")
-            ax.plot(t[shown], frame["y"].numpy()[shown], "k--", label="RNN")
-            mse = float(((frame["y"] - self.y_test) ** 2).mean())
-            ax.set(xlabel="t", ylim=(-1.3, 1.6), title=f"epoch {frame['epoch']}   held-out MSE {mse:.4f}")
-            ax.legend(loc="upper right", ncol=3, fontsize=8)
-
         frames = task.record.get("frames", [])
         if frames:
             final = {"epoch": fit.history[-1]["epoch"], "y": predict_sequence(task.model, task.test)}
-            fig = new_figure(8, 3.5)
-            draw(fig.add_subplot(1, 1, 1), final)
-            save(fig, figures_dir / "prediction.png")
-            animate(frames, draw, figures_dir / "animation.gif", size=(8, 3.5))
+            if frames[-1]["epoch"] != final["epoch"]:  # the GIF ends on the trained net, prediction.png's
+                frames = [*frames, final]
+            self.prediction_animation(frames, figures_dir)
         draw_loss(task, fit, figures_dir / "loss.png", "rnn_sincos: MSE")
+
+    def prediction_animation(self, frames: list[dict], figures_dir) -> None:
+        """The RNN's output over the first ten held-out windows at every frame (animation.gif);
+        the last frame is prediction.png. Input, target and legend are drawn once."""
+        t, target = self.t_test.numpy(), self.y_test.numpy()
+        shown = slice(0, 10 * self.params["time_steps"])
+        writer = FrameWriter((8, 3.5))
+        ax = writer.figure.add_subplot(1, 1, 1)
+        ax.plot(t[shown], np.sin(t[shown]), "b:", lw=1, label="input sin(t)")
+        ax.plot(t[shown], target[shown], "r-", label="target cos(t)")
+        (rnn,) = ax.plot(t[shown], frames[-1]["y"].numpy()[shown], "k--", label="RNN")
+        ax.set(xlabel="t", ylabel="value", ylim=(-1.3, 1.6))
+        ax.legend(loc="upper right", ncol=3, fontsize=8)
+        writer.changing(rnn, ax.title)
+        for frame in frames:
+            rnn.set_ydata(frame["y"].numpy()[shown])
+            mse = float(((frame["y"] - self.y_test) ** 2).mean())
+            ax.set_title(f"epoch {frame['epoch']}   held-out MSE {mse:.4f}")
+            writer.grab()
+        writer.write_last(figures_dir / "prediction.png")
+        writer.write(figures_dir / "animation.gif")

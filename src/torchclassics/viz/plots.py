@@ -41,14 +41,6 @@ def save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def to_array(fig: Figure) -> np.ndarray:
-    """The figure as an RGB image. For GIF frames use :class:`..animate.FrameWriter`, which
-    lays out once and can redraw only what changes."""
-    fig.tight_layout()
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-
-
 # -- losses ---------------------------------------------------------------------------------
 def _values(history: list[dict], key: str) -> np.ndarray:
     return np.array([row.get(key, np.nan) for row in history], dtype=float)
@@ -81,7 +73,7 @@ def loss_figure(history: list[dict], title: str = "", *, loss: str = "loss", hel
     has_accuracy = any("accuracy" in row or f"{held_out}_accuracy" in row for row in history)
     fig = new_figure(10 if has_accuracy else 6.4, 4)
     x = _values(history, "step") if per_step else _values(history, "epoch")
-    marker = "o" if per_step or len(history) <= MARKED_POINTS else None
+    marker = "o" if per_step else marker_for(len(history))
     ax = fig.add_subplot(1, 2 if has_accuracy else 1, 1)
     if per_step:
         steps = np.arange(1, len(step_losses) + 1)
@@ -91,10 +83,10 @@ def loss_figure(history: list[dict], title: str = "", *, loss: str = "loss", hel
     series = [(loss, train_label, "tab:blue"), (f"{held_out}_{loss}", held_out, "tab:orange")]
     _plot_series(ax, history, x, series, marker)
     curves = [_values(history, key) for key, _, _ in series] + ([np.asarray(step_losses, float)] if per_step else [])
-    _log_if_wide(ax, np.concatenate(curves))
+    log_scale_if_wide(ax, np.concatenate(curves))
     ax.set(xlabel="step" if per_step else "epoch", ylabel=loss, title=title or loss)
-    # Whole epochs and steps; a single epoch gets its one tick, not 0.96 ... 1.04.
-    ax.xaxis.set_major_locator(FixedLocator(x) if len(x) == 1 else MaxNLocator(integer=True))
+    # One epoch of several steps gets the steps' ticks, not its last step alone.
+    whole_number_ticks(ax, np.arange(1, len(step_losses) + 1) if per_step else x)
     ax.legend(fontsize=8)
     if has_accuracy:  # on the loss's x range: one epoch's points sit at its last step, not alone mid-axes
         ax = fig.add_subplot(1, 2, 2, sharex=ax)
@@ -105,6 +97,18 @@ def loss_figure(history: list[dict], title: str = "", *, loss: str = "loss", hel
     return fig
 
 
+def marker_for(points: int) -> str | None:
+    """A dot on every point of a short curve, so that one or two points still show."""
+    return "o" if points <= MARKED_POINTS else None
+
+
+def whole_number_ticks(ax, positions) -> None:
+    """x ticks at whole numbers only (epochs, steps, episodes: a short run would show 2.5); a
+    single position gets its one tick, not 0.96 ... 1.04."""
+    positions = np.unique(np.asarray(positions, dtype=float))
+    ax.xaxis.set_major_locator(FixedLocator(positions) if len(positions) == 1 else MaxNLocator(integer=True))
+
+
 def _nothing_to_plot(title: str, loss: str, why: str) -> Figure:
     fig = new_figure(6.4, 4)
     ax = fig.add_subplot(1, 1, 1)
@@ -113,15 +117,20 @@ def _nothing_to_plot(title: str, loss: str, why: str) -> Figure:
     return fig
 
 
-def _log_if_wide(ax, values: np.ndarray) -> None:
-    """A log y axis for losses spanning LOG_SPAN or more, with decade ticks and a light grid only.
-    Minor ticks (a Tick is two texts and two lines to make) were 40% of the figure's time, and
-    plain labels (0.01, 0.1, 1) spare matplotlib's math-text parser, 0.3 s the first time."""
-    from matplotlib.ticker import FuncFormatter, NullLocator
+def log_scale_if_wide(ax, values: np.ndarray, span: float = LOG_SPAN) -> None:
+    """A log y axis for values spanning ``span`` or more, labelled plainly (0.01, 0.1, 1) with a
+    light grid: decades for LOG_SPAN or more, else also 2 and 5 times each decade, so that at
+    least two ticks are labelled. Minor ticks (a Tick is two texts and two lines to make) were
+    40% of the loss figure's time, and plain labels spare matplotlib's math-text parser, 0.3 s
+    the first time."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
+    values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
-    if values.size and values.min() > 0 and values.max() >= LOG_SPAN * values.min():
+    if values.size and values.min() > 0 and values.max() >= span * values.min():
         ax.set_yscale("log")
+        wide = values.max() >= LOG_SPAN * values.min()
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
         ax.yaxis.set_minor_locator(NullLocator())
         ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         ax.grid(True, which="major", axis="y", alpha=0.3)
@@ -142,6 +151,12 @@ def loss_curves(history: list[dict], path: Path, title: str = "", *, loss: str =
 
 # -- matrices and images ------------------------------------------------------------------------
 def confusion_matrix(true, predicted, labels: list[str], path: Path, title: str = "confusion matrix") -> Path:
+    """:func:`confusion_figure`, written to ``path``."""
+    return save(confusion_figure(true, predicted, labels, title), path)
+
+
+def confusion_figure(true, predicted, labels: list[str], title: str = "confusion matrix") -> Figure:
+    """Counts of true (rows) against predicted (columns) labels, each count written in its cell."""
     from sklearn.metrics import confusion_matrix as sk_confusion
 
     matrix = sk_confusion(np.asarray(true), np.asarray(predicted), labels=list(range(len(labels))))
@@ -151,12 +166,23 @@ def confusion_matrix(true, predicted, labels: list[str], path: Path, title: str 
     ax.imshow(matrix, cmap="Blues")
     ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels,
            xlabel="predicted", ylabel="true", title=title)
+    if _labels_overlap(labels, size):  # e.g. char_rnn_names' 15 languages
+        ax.tick_params(axis="x", labelrotation=45)
+        for label in ax.get_xticklabels():
+            label.set(ha="right", rotation_mode="anchor")  # each slanted name ends under its column
     for i in range(len(labels)):
         for j in range(len(labels)):
             # Inside the axes: left out of tight_layout's measuring, a third of this figure's time.
             ax.text(j, i, int(matrix[i, j]), ha="center", va="center", in_layout=False,
                     color="white" if matrix[i, j] > matrix.max() / 2 else "black", fontsize=8)
-    return save(fig, path)
+    return fig
+
+
+def _labels_overlap(labels: list[str], figure_inches: float) -> bool:
+    """Whether the longest x label is wider than its column, roughly: the columns share the
+    figure's width less about 1.5 inches of margins; a character at 10 points is ~0.08 inch."""
+    column = (figure_inches - 1.5) / max(1, len(labels))
+    return max((len(str(label)) for label in labels), default=0) * 0.08 > column
 
 
 def mosaic(images: np.ndarray, columns: int, gap: int = 2, fill: float = 255, row_gap: int | None = None) -> np.ndarray:
