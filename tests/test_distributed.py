@@ -85,7 +85,8 @@ def worker_pids(parent: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers through /proc")
 def test_a_killed_worker_is_restarted_and_resumes_by_itself(tmp_path):
-    args = [*ARGS[:-8], "--set", "epochs=3000", "--set", "batch_size=20", "--set", "optimizer=Adam",
+    args = [*ARGS[:-8], "--set", "epochs=600",  # ~15 s of training: time to kill a worker after last.pt
+            "--set", "batch_size=20", "--set", "optimizer=Adam",
             "--set", "lr=0.01"]
     env_whole = torchrun("--standalone", "--nproc_per_node=2", args=args, out=tmp_path / "whole")
     assert env_whole.returncode == 0, env_whole.stderr[-2000:]
