@@ -2,15 +2,14 @@
 
 OpenMP threads wait for each other at every operation, so a training that uses every core
 slows down far more than its share when another process keeps one core busy. The engine
-chooses its CPU threads from the cores other work leaves idle (``engine.loop.idle_cpus``, from
-the 1-minute load average). This measures one epoch (``train_s``) with that policy and with
+chooses its CPU threads from the cores other work leaves idle (``engine.loop.idle_cpus``: the
+machine's busy CPU time over 0.2 s less its own). This measures one epoch (``train_s``) with that policy and with
 the policy switched off (every core, torch's default), first on the quiet machine, then with
 one busy-loop process beside it, and prints the slow-down of each: busy / quiet.
 
     python benchmarks/busy_neighbour.py --repeats 3
 
-The load average needs about a minute to count the neighbour, so the busy rounds start
-once it does (at most 90 s after the neighbour). Run it on an otherwise idle machine.
+Run it on an otherwise idle machine.
 """
 from __future__ import annotations
 
@@ -52,18 +51,10 @@ def rounds(repeats: int, root: Path, workdir: Path, label: str) -> dict[str, lis
     times = {policy: [] for policy in POLICIES}
     for i in range(repeats):
         for policy in POLICIES if i % 2 == 0 else reversed(POLICIES):
-            times[policy].append(one_epoch(policy, root, workdir, f"{label}-{i}-{len(times[policy])}"))
+            times[policy].append(one_epoch(policy, root, workdir, f"{label}-{i}-{POLICIES.index(policy)}"))
             print(f"{label} round {i + 1}: {policy}: {times[policy][-1]:.2f} s (load {os.getloadavg()[0]:.2f})",
                   flush=True)
     return times
-
-
-def wait_until_counted(limit_s: float = 90) -> None:
-    start = time.monotonic()
-    while loop.idle_cpus() >= (os.cpu_count() or 1) and time.monotonic() - start < limit_s:
-        time.sleep(2)
-    print(f"neighbour counted after {time.monotonic() - start:.0f} s (load {os.getloadavg()[0]:.2f}, "
-          f"idle cores {loop.idle_cpus()})", flush=True)
 
 
 def main(argv=None) -> int:
@@ -79,7 +70,8 @@ def main(argv=None) -> int:
         neighbour = multiprocessing.Process(target=busy_loop, daemon=True)
         neighbour.start()
         try:
-            wait_until_counted()
+            time.sleep(1)  # the neighbour spins
+            print(f"neighbour started: idle cores {loop.idle_cpus()} of {os.cpu_count()}", flush=True)
             busy = rounds(args.repeats, root, workdir, "busy")
         finally:
             neighbour.terminate()

@@ -240,3 +240,33 @@ def test_a_precision_the_model_cannot_run_is_refused_before_writing(tmp_path):
     with pytest.raises(UserError, match="precision=fp16 needs a CUDA GPU"):
         run("regression", out=tmp_path / "r", figures=False, precision="fp16", device="cpu")
     assert not (tmp_path / "r").exists()
+
+
+# -- CPU threads beside other work -----------------------------------------------------------------
+def spin(seconds: float) -> None:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="reads /proc")
+def test_a_busy_neighbour_is_counted_and_this_process_never_is():
+    import multiprocessing
+    import threading
+
+    from torchclassics.engine import loop
+
+    own = threading.Thread(target=spin, args=(1.5,))  # this process busy: not other work
+    own.start()
+    alone = loop.other_busy_cores(window_s=0.5)
+    own.join()
+    neighbour = multiprocessing.get_context("spawn").Process(target=spin, args=(30,), daemon=True)
+    neighbour.start()
+    try:
+        spin(0.5)  # the child has started and spins
+        beside = loop.other_busy_cores(window_s=0.5)
+    finally:
+        neighbour.terminate()
+    assert beside - alone > 0.6, (alone, beside)  # about one core more: the neighbour's

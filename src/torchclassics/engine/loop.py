@@ -181,7 +181,7 @@ def is_plateau(scheduler) -> bool:
 
 # -- threads, evaluation --------------------------------------------------------------------------
 SMALL_MODEL_PARAMETERS = 100_000
-_IMPORTED = time.monotonic()
+BUSY_WINDOW_S = 0.2  # long enough for 20 clock ticks per core at Linux's 100 Hz
 
 
 def idle_cpus() -> int:
@@ -189,18 +189,37 @@ def idle_cpus() -> int:
 
     OpenMP threads wait for each other at every operation: with another CPU-bound process on
     one of two cores, two threads train several times slower than one (cnn_mnist: 16.8 s vs
-    4.5 s an epoch, measured). The 1-minute load average counts that other work."""
+    4.5 s an epoch, measured)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    others = other_busy_cores()
+    return max(1, min(cores, cores - round(others)))
+
+
+def other_busy_cores(window_s: float = BUSY_WINDOW_S) -> float:
+    """How many cores other processes keep busy now: the machine's busy CPU time over a short
+    window (/proc/stat) less this process's own (/proc/self/stat), so a long-lived process
+    (a notebook, a benchmark) never counts itself. Where there is no /proc (macOS, Windows):
+    the 1-minute load average, or 0 without one either."""
     try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):  # no load average (Windows): trust the cores
-        return cores
-    # This process's own share of that average (its CPU rate, weighted as the 1-minute average
-    # weighs the past), so a long benchmark or notebook does not count itself as other work.
-    age = max(time.monotonic() - _IMPORTED, 1e-3)
-    own = time.process_time() / age * (1 - math.exp(-age / 60))
-    busy = round(max(0.0, load - own))
-    return max(1, min(cores, cores - busy))
+        machine, own = _cpu_ticks()
+        time.sleep(window_s)
+        machine_after, own_after = _cpu_ticks()
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except (OSError, AttributeError):
+            return 0.0
+    ticks = os.sysconf("SC_CLK_TCK") * window_s
+    return max(0.0, (machine_after - machine - (own_after - own)) / ticks)
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy clock ticks of the whole machine, of this process) since boot."""
+    with open("/proc/stat") as f:
+        user, nice, system, idle, iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
+    with open("/proc/self/stat") as f:
+        after_name = f.read().rsplit(")", 1)[1].split()  # the name may hold spaces; fields 3.. follow it
+    return user + nice + system + irq + softirq + steal, int(after_name[11]) + int(after_name[12])  # utime, stime
 
 
 @contextmanager
@@ -216,7 +235,8 @@ def threads_for(model: nn.Module, device: torch.device, wanted: int | None = Non
     before = torch.get_num_threads()
     if device.type == "cpu":
         small = sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMETERS
-        torch.set_num_threads(min(wanted or (1 if small else before), idle_cpus()))
+        threads = wanted or (1 if small else before)
+        torch.set_num_threads(min(threads, idle_cpus()) if threads > 1 else 1)
     try:
         yield
     finally:
