@@ -1,16 +1,11 @@
 """The batchnorm experiment: a tiny run draws its figures, the nets with and without batch
 normalization start alike, the lesson's claim (batch normalization trains where the plain
 deep net stalls), what eval mode uses, and an exact resume after SIGKILL."""
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 from PIL import Image
 
-from test_resume import TIMEOUT_S, comparable, kill_after, rows, start
+from test_resume import killed_and_resumed
 from torchclassics import evaluate, run
 from torchclassics.config import resolve
 from torchclassics.errors import UserError
@@ -78,19 +73,6 @@ def test_a_reversed_x_range_is_refused_in_one_line():
 
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
     """Four sub-runs, one checkpoint folder each; the kill lands in the second (tanh_bn)."""
-    monkeypatch.setenv("TORCHCLASSICS_CHECKPOINT_SECONDS", "0")
-    settings = {"epochs": 6, "n_points": 512}
-    whole = run("batchnorm", out=tmp_path / "whole", figures=False, **settings)
-
-    args = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
-    env = {**os.environ, "TORCHCLASSICS_CHECKPOINT_SECONDS": "0"}
-    killed = tmp_path / "killed"
-    kill_after(start("batchnorm", killed, *args, env=env), killed, 8)
-    done = subprocess.run([sys.executable, "-m", "torchclassics", "run", "batchnorm", "--out", str(killed), "--resume",
-                           "--no-figures"], env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert done.returncode == 0, done.stderr
-    assert "resumed tanh_bn at epoch" in done.stderr
-    summary = json.loads((killed / "summary.json").read_text())
-    assert summary["metrics"] == pytest.approx(whole.metrics, abs=1e-6)
-    assert summary["running_statistics"] == whole.summary["running_statistics"]
-    assert [comparable(r) for r in rows(killed)] == [comparable(r) for r in rows(whole.run_dir)]
+    whole, resumed = killed_and_resumed(tmp_path, monkeypatch, "batchnorm", {"epochs": 6, "n_points": 512}, 8)
+    assert "resumed tanh_bn at epoch" in (resumed.run_dir / "train.log").read_text()
+    assert resumed.summary["running_statistics"] == whole.summary["running_statistics"]

