@@ -12,7 +12,6 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from test_resume import kill_after
 
 SERVER_BINARIES = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
 GRACE_S = 3  # seconds without a heartbeat before a trial counts as dead (the default is 120)
@@ -146,14 +147,7 @@ def test_a_killed_workers_trial_is_failed_by_its_silence_and_run_again(postgres_
     machine_a = subprocess.Popen(search_command(postgres_url, "killed", tmp_path / "a", "--trials", "1",
                                                 "--set", "epochs=1000000", *space),
                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    metrics = tmp_path / "a" / "regression" / "killed-trial-0" / "metrics.jsonl"
-    deadline = time.monotonic() + 120
-    while not (metrics.exists() and metrics.stat().st_size > 0):
-        assert machine_a.poll() is None, "machine a's search ended before it could be killed"
-        assert time.monotonic() < deadline, "machine a's trial never started training"
-        time.sleep(0.1)
-    os.kill(machine_a.pid, signal.SIGKILL)
-    machine_a.wait()
+    kill_after(machine_a, tmp_path / "a" / "regression" / "killed-trial-0", 1)  # mid-trial
     time.sleep(GRACE_S + 1)  # its last heartbeat is now older than the grace period
 
     machine_b = subprocess.run(search_command(postgres_url, "killed", tmp_path / "b", "--trials", "1",

@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
+from test_resume import kill_after
 from torchclassics import api, registry, search as search_module
 from torchclassics.cli import main
 from torchclassics.errors import UserError
@@ -331,14 +330,7 @@ def test_sigkill_mid_trial_then_the_next_search_fails_it_and_goes_on(tmp_path):
                "--runs-dir", str(tmp_path), "--param", "lr=uniform:0.05:0.1", "--pruner", "none",
                "--set", "epochs=1000000", "--device", "cpu"]
     worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    metrics = tmp_path / "regression" / "regression-trial-0" / "metrics.jsonl"
-    deadline = time.monotonic() + 120
-    while not (metrics.exists() and metrics.stat().st_size > 0):
-        assert worker.poll() is None, "the search ended before it could be killed"
-        assert time.monotonic() < deadline, "the trial never started training"
-        time.sleep(0.1)
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait()
+    kill_after(worker, tmp_path / "regression" / "regression-trial-0", 1)  # mid-trial
     assert load(tmp_path).trials[0].state == TrialState.RUNNING  # what SIGKILL leaves behind
 
     result = search("regression", trials=1, space=["lr=uniform:0.05:0.1"], sets=FAST, runs_dir=str(tmp_path),
