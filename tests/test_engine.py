@@ -76,6 +76,53 @@ def test_any_torch_optim_by_name_trains(tmp_path, optimizer, args):
     assert result.metrics["mse"] < first["mse"]
 
 
+@pytest.mark.parametrize("optimizer, args, fused", [
+    ("Adam", {}, True), ("SGD", {"momentum": 0.9}, True),   # a fused kernel exists: one call per step
+    ("Adam", {"fused": False}, False), ("Adam", {"foreach": True}, None),  # the params' choice stands
+    ("RMSprop", {}, None),                                   # no fused kernel: nothing added
+])
+def test_optimizers_use_their_fused_kernel_on_the_cpu_unless_told(optimizer, args, fused):
+    from torchclassics.engine.loop import build_optimizer
+
+    built = build_optimizer({"optimizer": optimizer, "lr": 0.1, "optimizer_args": args}, nn.Linear(3, 2),
+                            torch.device("cpu"))
+    assert built.defaults.get("fused") == fused
+
+
+def test_freed_memory_is_kept_for_the_next_step_not_faulted_in_again():
+    """Training steps of the MNIST CNN fault fresh pages in at every step with glibc's defaults
+    (its activations are freed and mapped afresh); after keep_freed_memory they reuse them."""
+    import subprocess
+    import sys
+
+    from torchclassics.engine.device import keep_freed_memory
+
+    if not keep_freed_memory():
+        pytest.skip("not Linux with glibc: the allocator is left as it is")
+    steps = ("import resource, torch{}\n"
+             "from torchclassics.models.cnn import CNN\n"
+             "model = CNN().to(memory_format=torch.channels_last)\n"
+             "optimizer = torch.optim.Adam(model.parameters())\n"
+             "x, y = torch.randn(50, 1, 28, 28), torch.randint(0, 10, (50,))\n"
+             "def step():\n"
+             "    optimizer.zero_grad()\n"
+             "    torch.nn.functional.cross_entropy(model(x), y).backward()\n"
+             "    optimizer.step()\n"
+             "step()\n"
+             "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+             "for _ in range(40):\n    step()\n"
+             "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)")
+
+    def page_faults(setup: str) -> int:
+        done = subprocess.run([sys.executable, "-c", steps.format(setup)], capture_output=True, text=True, check=True)
+        return int(done.stdout.split()[-1])
+
+    default = page_faults("")
+    kept = page_faults("\nfrom torchclassics.engine.device import keep_freed_memory; keep_freed_memory()")
+    assert default > 40 * 100  # hundreds of 4 KB pages per step
+    assert kept < default / 4
+
+
 def test_scheduler_changes_the_learning_rate(tmp_path):
     run("regression", out=tmp_path / "r", figures=False, epochs=4,
         scheduler={"name": "StepLR", "step_size": 2, "gamma": 0.5})

@@ -31,6 +31,7 @@ from torch import nn
 from .. import progress
 from ..errors import UserError
 from . import checkpoint, graphs
+from .device import keep_freed_memory
 from .precision import Precision
 from .rundir import RunDir, checkpoint_interval
 from .tensorboard import Curves
@@ -106,14 +107,21 @@ class FitResult:
 
 
 # -- optimizers and schedulers ----------------------------------------------------------------------
+# Devices where an optimizer that has a fused kernel (Adam, AdamW, SGD, Adagrad) uses it unless
+# optimizer_args say otherwise: one kernel per step for all parameters instead of a dozen small
+# ops per parameter. cnn_mnist: 4.0x -> 5.6x the tutorial on an H100; epoch 5-10% shorter on a
+# 2-core CPU (measured).
+FUSED_ON = ("cuda", "cpu")
+
+
 def optimizer_kwargs(params: dict, cls, device: torch.device | None) -> dict:
     kwargs = dict(params.get("optimizer_args") or {})
     for key, value in kwargs.items():
         if isinstance(value, list):  # JSON has no tuples: betas=[0.9, 0.99]
             kwargs[key] = tuple(value)
-    if device is not None and device.type == "cuda" and not {"fused", "foreach"} & kwargs.keys() \
+    if device is not None and device.type in FUSED_ON and not {"fused", "foreach"} & kwargs.keys() \
             and "fused" in inspect.signature(cls).parameters:
-        kwargs["fused"] = True  # one kernel per step for all parameters (cnn_mnist on an H100: 4.0x -> 5.6x the tutorial)
+        kwargs["fused"] = True
     return kwargs
 
 
@@ -129,7 +137,12 @@ def build_optimizer(params: dict, model: nn.Module, device: torch.device | None 
     if capturable:
         kwargs["capturable"] = True
     try:
-        return cls(model.parameters(), lr=params["lr"], **kwargs)
+        try:
+            return cls(model.parameters(), lr=params["lr"], **kwargs)
+        except RuntimeError:
+            if "fused" in (params.get("optimizer_args") or {}) or not kwargs.pop("fused", False):
+                raise
+            return cls(model.parameters(), lr=params["lr"], **kwargs)  # a torch without this fused kernel
     except (TypeError, ValueError, RuntimeError) as err:
         raise UserError(f"optimizer {name} with lr={params['lr']} and optimizer_args={kwargs}: {err}.") from None
 
@@ -532,6 +545,7 @@ class Trainer:
         self.progress = progress.Progress(epochs, self.epoch, steps, self.task.held_out,
                                           self.run.info, label=self.tag or self.run.path.name, enabled=self.run.writer)
         self.curves = Curves(self.run.path, self.tag, self.epoch, resumed=resume, enabled=self.run.writer)
+        keep_freed_memory()
         try:
             with threads_for(self.model, self.device, self.task.cpu_threads):
                 while self.epoch < epochs:
