@@ -1,11 +1,13 @@
 """One epoch of the MNIST CNN: torchclassics' engine vs the plain tutorial script.
 
 Both train the tutorial's CNN (Adam, lr 1e-3, batch 50, one epoch) on the same torchvision
-MNIST folder in this one process, alternating several times (engine first in even
-rounds, tutorial first in odd ones, after one untimed warm-up round of each), and both
-time their training loop alone. The tutorial script is the lesson's: a
-``torchvision.datasets.MNIST`` with ``ToTensor``, a ``DataLoader`` (shuffle, no
-workers), every batch moved to the device, ``zero_grad / backward / step``.
+MNIST folder. Every round starts one fresh Python process per side, as a user runs either
+(engine first in even rounds, tutorial first in odd ones, after one untimed round of each),
+and each times its training loop alone. Fresh processes keep each side's process-wide
+settings (the engine's threads and allocator) out of the other's measurement. The tutorial
+script is the lesson's: its own ``CNN`` class (conv -> ReLU -> pool, as the notes write it),
+a ``torchvision.datasets.MNIST`` with ``ToTensor``, a ``DataLoader`` (shuffle, no workers),
+every batch moved to the device, ``zero_grad / backward / step``.
 
     python benchmarks/cnn_mnist_vs_tutorial.py                    # the offline 5,000-digit subset
     python benchmarks/cnn_mnist_vs_tutorial.py --data-root DIR    # a real MNIST folder (DIR/MNIST/raw)
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,20 +69,36 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class TutorialCNN(torch.nn.Module):
+    """The notes' CNN, verbatim: each ReLU before its max-pooling."""
+
+    def __init__(self):
+        super().__init__()
+        from torch import nn
+
+        self.conv1 = nn.Sequential(nn.Conv2d(1, 16, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(kernel_size=2))
+        self.conv2 = nn.Sequential(nn.Conv2d(16, 32, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(2))
+        self.out = nn.Linear(32 * 7 * 7, 10)
+
+    def forward(self, x):
+        x = self.conv1(x)
+        x = self.conv2(x)
+        x = x.view(x.size(0), -1)
+        return self.out(x)
+
+
 def tutorial(root: Path, device: torch.device, seed: int, batch_size: int = 50, lr: float = 1e-3) -> tuple[float, float]:
     """The lesson's script: (training seconds, test accuracy)."""
     import torch.utils.data as Data
     import torchvision
     from torch import nn
 
-    from torchclassics.models.cnn import CNN  # the same model class the engine trains
-
     torch.manual_seed(seed)
     train_data = torchvision.datasets.MNIST(root=str(root), train=True,
                                             transform=torchvision.transforms.ToTensor(), download=False)
     test_data = torchvision.datasets.MNIST(root=str(root), train=False)
     train_loader = Data.DataLoader(dataset=train_data, batch_size=batch_size, shuffle=True)
-    cnn = CNN().to(device)
+    cnn = TutorialCNN().to(device)
     optimizer = torch.optim.Adam(cnn.parameters(), lr=lr)
     loss_func = nn.CrossEntropyLoss()
 
@@ -102,14 +121,35 @@ def tutorial(root: Path, device: torch.device, seed: int, batch_size: int = 50, 
     return seconds, float((predicted == test_data.targets).double().mean())
 
 
-def engine(root: Path, device: torch.device, seed: int, workdir: Path, round_no: int,
-           sets: list[str] | None = None) -> tuple[float, float]:
+def engine(root: Path, device: torch.device, seed: int, workdir: Path, sets: list[str]) -> tuple[float, float]:
     """torchclassics' cnn_mnist for one epoch: (train_s from summary.json, test accuracy)."""
     from torchclassics import run
 
-    result = run("cnn_mnist", out=workdir / f"engine-{round_no}", device=device.type, figures=False, quiet=True,
+    result = run("cnn_mnist", out=workdir / "engine", device=device.type, figures=False, quiet=True,
                  sets=sets, data_root=str(root), download=False, epochs=1, seed=seed)
     return result.summary["train_s"], result.metrics["test_accuracy"]
+
+
+def one_side(args) -> int:
+    """``--side``: train one side once in this process and print its JSON line."""
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="tc-bench-side-") as tmp:
+        seconds, accuracy = (engine(Path(args.data_root), device, args.seed, Path(tmp), args.sets)
+                             if args.side == "engine" else tutorial(Path(args.data_root), device, args.seed))
+    print(json.dumps({"train_s": seconds, "test_accuracy": accuracy}))
+    return 0
+
+
+def in_fresh_process(side: str, root: Path, args) -> dict:
+    command = [sys.executable, __file__, "--side", side, "--data-root", str(root), "--device", args.device,
+               "--seed", str(args.seed), *(["--threads", str(args.threads)] if args.threads else []),
+               *[f"--set={item}" for item in args.sets]]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"the {side} side failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
@@ -125,25 +165,24 @@ def main(argv=None) -> int:
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="a parameter of the engine's run, e.g. cuda_graphs=false (repeatable)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--side", choices=["engine", "tutorial"], help=argparse.SUPPRESS)  # one fresh process's work
     args = parser.parse_args(argv)
+    if args.side:
+        return one_side(args)
     device = torch.device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory(prefix="tc-bench-") as tmp:
         workdir = Path(tmp)
         root, data_label = prepare_data(args, workdir)
-        print(f"data: {data_label}\ndevice: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} CPU threads'}), "
+        threads = args.threads or torch.get_num_threads()
+        print(f"data: {data_label}\ndevice: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{threads} CPU threads'}), "
               f"torch {torch.__version__}", flush=True)
-        engine(root, device, args.seed, workdir, -1, args.sets)  # warm-up: lazy init of kernels, caches, CUDA context
-        tutorial(root, device, args.seed)
+        for side in ("engine", "tutorial"):  # untimed: files into the page cache
+            in_fresh_process(side, root, args)
         rows = []
         for i in range(args.repeats):
             order = ("engine", "tutorial") if i % 2 == 0 else ("tutorial", "engine")
-            row = {}
-            for who in order:
-                seconds, accuracy = engine(root, device, args.seed, workdir, i, args.sets) if who == "engine" else tutorial(root, device, args.seed)
-                row[who] = {"train_s": seconds, "test_accuracy": accuracy}
+            row = {side: in_fresh_process(side, root, args) for side in order}
             row["ratio"] = row["engine"]["train_s"] / row["tutorial"]["train_s"]
             rows.append(row)
             print(f"round {i + 1}: engine {row['engine']['train_s']:.3f} s, tutorial {row['tutorial']['train_s']:.3f} s, "
