@@ -42,7 +42,7 @@ def one_epoch(policy: str, root: Path, workdir: Path, tag: str) -> float:
     if policy == "every core":
         loop.idle_cpus = lambda: os.cpu_count() or 1
     try:
-        return engine(root, torch.device("cpu"), 1, workdir, tag)[0]
+        return engine(root, torch.device("cpu"), 1, workdir / tag, [])[0]
     finally:
         loop.idle_cpus = chosen
 
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
         workdir = Path(tmp)
         root, label = prepare_data(argparse.Namespace(data_root=None, synthetic_full=False), workdir)
         print(f"data: {label}; {os.cpu_count()} cores; torch {torch.__version__}", flush=True)
-        engine(root, torch.device("cpu"), 1, workdir, "warm-up")
+        engine(root, torch.device("cpu"), 1, workdir / "warm-up", [])
         quiet = rounds(args.repeats, root, workdir, "quiet")
         neighbour = multiprocessing.Process(target=busy_loop, daemon=True)
         neighbour.start()
