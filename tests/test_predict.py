@@ -125,3 +125,17 @@ def test_predict_with_an_autoencoder_run_is_a_one_line_error(tmp_path, capsys):
     assert main(["predict", str(out), str(image)]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and "autoencoder runs do not classify image files" in errors[0]
+
+
+def test_predict_reads_no_data_set_only_evaluate_does(cnn_run, subset, tmp_path, monkeypatch):
+    """predict builds the model alone (Experiment.model_alone); evaluate rebuilds the whole Task."""
+    from torchclassics import evaluate
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data set was read")
+
+    monkeypatch.setattr(mnist, "load_mnist", no_data)
+    rows = predict(cnn_run, [save_variant(subset.test_images[0].numpy(), tmp_path / "digit.png", "big")])
+    assert rows[0]["label"] in range(10)
+    with pytest.raises(AssertionError, match="the data set was read"):
+        evaluate(cnn_run)

@@ -99,9 +99,18 @@ class Experiment:
         return run_dir.checkpoints
 
     def build_from_run(self, params: dict, device: torch.device, run_dir: RunDir, need_data: bool) -> Task:
-        """The Task of a finished run (evaluate: ``need_data``; predict, export: the model alone
-        where the experiment can make it without its data)."""
+        """The Task of a finished run: evaluate (``need_data``) builds it whole; predict and export
+        take :meth:`model_alone` where the experiment gives one, so no data is read or downloaded."""
+        if not need_data:
+            task = self.model_alone(params, device, run_dir)
+            if task is not None:
+                return task
         return self.build(params, device)
+
+    def model_alone(self, params: dict, device: torch.device, run_dir: RunDir) -> Task | None:
+        """A Task holding the untrained model and no data (its weights come from a checkpoint),
+        or None where the model cannot be made without the data."""
+        return None
 
     def example_input(self, task: Task) -> torch.Tensor:
         """Two real inputs of the model, for export: the held-out split's first batch."""

@@ -45,10 +45,7 @@ def draw_digit_rows(ax, originals: np.ndarray, decoded: np.ndarray):
 class Autoencoder(Experiment):
     objective = ("test_mse", "min")
 
-    def build_from_run(self, params, device, run_dir, need_data):
-        """export needs the model alone: no data set is read (or downloaded)."""
-        if need_data:
-            return self.build(params, device)
+    def model_alone(self, params, device, run_dir):
         return Task(model=AutoEncoder(), train=None, test=None, loss_fn=nn.MSELoss(), loss_name="mse")
 
     def example_input(self, task):

@@ -54,10 +54,8 @@ class CharRNNNames(Experiment):
     def model(self, params) -> CharRNN:
         return CharRNN(len(self.letters), params["hidden"], len(self.languages), params["cell"])
 
-    def build_from_run(self, params, device, run_dir, need_data):
-        """Without data the alphabet and the languages come from the run's last checkpoint."""
-        if need_data:
-            return self.build(params, device)
+    def model_alone(self, params, device, run_dir):
+        """The alphabet and the languages come from the run's last checkpoint."""
         last = self.checkpoint_folder(run_dir) / "last.pt"
         if not last.exists():
             raise UserError(f"{run_dir.path} has no checkpoints/last.pt: the languages are kept there.")

@@ -60,10 +60,7 @@ class MnistClassifier(Experiment):
         self.data = data
         return data
 
-    def build_from_run(self, params, device, run_dir, need_data):
-        """predict and export need the model alone: no data set is read (or downloaded)."""
-        if need_data:
-            return self.build(params, device)
+    def model_alone(self, params, device, run_dir):
         return Task(model=self.make_model(params, device), train=None, test=None, loss_fn=nn.CrossEntropyLoss(),
                     metrics={"accuracy": accuracy_sum}, monitor="test_accuracy", mode="max")
 

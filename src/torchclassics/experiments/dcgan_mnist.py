@@ -133,10 +133,8 @@ def grid(digits: torch.Tensor) -> np.ndarray:
 class DcganMnist(Experiment):
     objective = ("test_fd", "min")
 
-    def build_from_run(self, params, device, run_dir, need_data):
-        """export needs the generator alone: no data set is read, no judge trained."""
-        if need_data:
-            return self.build(params, device)
+    def model_alone(self, params, device, run_dir):
+        """The generator alone: no data set read, no judge trained."""
         return Task(model=DCGenerator(params["noise_dim"], params["width"]), train=None, test=None)
 
     def example_input(self, task):

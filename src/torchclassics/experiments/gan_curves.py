@@ -109,10 +109,8 @@ def draw_step_losses(ax, step_losses: torch.Tensor, generator_loss: str) -> None
 class GanCurves(Experiment):
     objective = ("test_distance", "min")
 
-    def build_from_run(self, params, device, run_dir, need_data):
-        """export needs the generator alone; evaluate the whole Task (its held-out paintings, both nets)."""
-        if need_data:
-            return self.build(params, device)
+    def model_alone(self, params, device, run_dir):
+        """The generator alone; evaluate builds the whole Task (its held-out paintings, both nets)."""
         return Task(model=painter(params["ideas"], params["hidden"], params["points"]), train=None, test=None)
 
     def example_input(self, task):
