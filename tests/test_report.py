@@ -369,6 +369,8 @@ def test_headless_chromium_compares_runs_and_explains_the_study(runs_dir, report
 
             # the study: Optuna's plots drawn, the pruned trial in the history, a trial links to its run
             page.get_by_role("tab", name="study lr_study").click()
+            # plotly.js loads after the first paint: on a busy machine the plots come a moment after the click
+            wait_until(page, "Array.from(document.querySelectorAll('.study-plot')).every(d => (d.data || []).length)")
             drawn = page.evaluate("Array.from(document.querySelectorAll('.study-plot')).map(d => (d.data || []).length)")
             assert len(drawn) == 5 and all(n > 0 for n in drawn), drawn
             assert any(name.startswith("Pruned") for name in page.evaluate(
