@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import atomic
+from .core import files as atomic
 from .errors import UserError
 
 DEFAULTS = Path(__file__).resolve().parent / "defaults"

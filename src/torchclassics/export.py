@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import atomic
+from .core import files as atomic
 from .api import load_run
 from .errors import UserError
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from . import config, registry
 from .engine.device import pick_device
-from .atomic import write_json
+from .core.files import write_json
 from .engine.rundir import runs_root
 from .errors import UserError
 from .synthesize import higher_is_better
@@ -823,7 +823,7 @@ def param_importances(study) -> dict:
 
 
 def _save_figure(fig, path: Path) -> Path:
-    from .atomic import replaced_atomically
+    from .core.files import replaced_atomically
 
     with replaced_atomically(path) as tmp:
         fig.savefig(tmp, dpi=100)

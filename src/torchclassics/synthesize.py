@@ -22,7 +22,7 @@ import re
 import sys
 from pathlib import Path
 
-from . import atomic
+from .core import files as atomic
 from .config import read_json
 from .engine.rundir import read_metrics, runs_root
 from .errors import UserError

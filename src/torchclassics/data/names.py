@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .. import atomic
+from ..core import files as atomic
 from ..errors import UserError
 from .mnist import resolve_root
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..atomic import replaced_atomically
+from ..core.files import replaced_atomically
 from ..viz.plots import save
 
 

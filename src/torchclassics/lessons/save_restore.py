@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..atomic import replaced_atomically
+from ..core.files import replaced_atomically
 from ..data.synthetic import parabola
 from ..models.mlp import sequential_net
 from ..viz.plots import new_figure

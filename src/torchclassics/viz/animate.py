@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from ..atomic import replaced_atomically
+from ..core.files import replaced_atomically
 from .plots import new_figure
 
 HOLD_LAST_MS = 1500  # the last frame stays on screen before the loop restarts

@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, MaxNLocator
 
-from ..atomic import replaced_atomically
+from ..core.files import replaced_atomically
 
 # Fewer epochs than this, with every step's loss at hand: the loss figure's x axis is the step,
 # so a one-epoch run shows its hundreds of steps instead of one point.

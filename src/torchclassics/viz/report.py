@@ -42,7 +42,7 @@ import urllib.parse
 import warnings
 from pathlib import Path
 
-from .. import atomic
+from ..core import files as atomic
 from ..engine.rundir import runs_root
 from ..errors import UserError
 from ..synthesize import (ROW_BOOKKEEPING, STATUSES, by_experiment, collect_runs, collect_studies, existing_root,
