@@ -690,7 +690,7 @@ def _class_name(name: str) -> str:
 
 PLUGIN_PARAMS = {"seed": 1, "test_fraction": 0.25, "hidden": 32, "optimizer": "Adam", "optimizer_args": {},
                  "lr": 0.01, "batch_size": 64, "epochs": 30, "scheduler": None, "clip_grad_norm": None,
-                 "precision": "fp32"}
+                 "precision": "fp32", "threads": None}
 PLUGIN_SEARCH = {"lr": "loguniform:0.001:0.1", "hidden": "int:8:128"}
 # What `torchclassics init NAME --module FILE` writes into FILE ($name and $Class filled in).
 PLUGIN_TEMPLATE = string.Template('''\
