@@ -1,12 +1,16 @@
 """Every experiment trains and draws at its smallest settings: one epoch, a handful of samples,
 a tiny model, figures on. Every frame of every figure it writes must decode and not be blank,
-so figure code that breaks on one frame, one epoch or one point of a curve fails here.
+so figure code that breaks on one frame, one epoch or one point of a curve fails here; and
+`torchclassics figures RUN` draws them again from the run directory alone, pixel for pixel.
 
 A new experiment must add its smallest settings to SMALLEST: one that is missing fails the test."""
+import shutil
+
 import pytest
 from PIL import Image, ImageSequence
 
 from torchclassics import run
+from torchclassics.api import figures
 from torchclassics.config import experiment_names
 from torchclassics.data import mnist, shapes
 from torchclassics.data.names import BUNDLED
@@ -79,3 +83,28 @@ def test_every_experiment_draws_at_its_smallest_settings(tmp_path, folders, name
             for frame in ImageSequence.Iterator(image):  # decodes every frame: a truncated file fails here
                 low, high = frame.convert("L").getextrema()
                 assert high - low > 50, f"{path.name}: a blank frame"
+
+
+def frames_of(path) -> list[bytes]:
+    with Image.open(path) as image:
+        return [frame.convert("RGBA").tobytes() for frame in ImageSequence.Iterator(image)]
+
+
+@pytest.mark.parametrize("name", experiment_names())
+def test_figures_of_a_finished_run_are_drawn_again_pixel_for_pixel(tmp_path, folders, name, monkeypatch):
+    """The figures drawn at the end of training, and those `figures RUN` draws from the run directory
+    alone (a fresh process's view: nothing kept on the experiment), are the same pixels."""
+    monkeypatch.delenv("TORCHCLASSICS_EXPERIMENTS", raising=False)
+    monkeypatch.delenv("TORCHCLASSICS_PLUGINS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    settings = dict(SMALLEST[name])
+    if settings.get("data_root") is True:
+        settings["data_root"] = data_folder(name, folders)
+    result = run(name, out=tmp_path / name, quiet=True, **settings)
+    live = tmp_path / "live"
+    shutil.copytree(result.run_dir / "figures", live)
+    shutil.rmtree(result.run_dir / "figures")
+    redrawn = figures(result.run_dir)
+    assert sorted(path.name for path in redrawn) == sorted(path.name for path in live.iterdir())
+    for path in redrawn:
+        assert frames_of(path) == frames_of(live / path.name), f"{name}: {path.name} differs"

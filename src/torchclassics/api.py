@@ -4,14 +4,16 @@
     result = torchclassics.run("regression", lr=0.2)
     result.metrics["test_mse"], result.run_dir, result.model
 
-A run goes through named steps: resolve the parameters (no torch yet, so a mistake is
-answered at once) -> build the experiment's Task -> check what only torch can judge ->
-claim the run directory -> train -> summarise -> draw. Nothing is written before the
-run directory is claimed, and every check comes before that.
+A run goes through named steps: resolve the parameters (no torch yet, so a mistake is answered at
+once) -> build the experiment's Task -> choose its threads -> check what only torch can judge ->
+claim the run directory -> train -> the finished run's metrics, results and figures -> summary.json.
+Nothing is written before the run directory is claimed, and every check comes before that.
+
+A finished run is read back by :func:`finished_run` (evaluate, predict, export, figures): the same
+objects the end of training had, from the run directory.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -19,8 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from . import config, progress, registry
-from .engine.rundir import RunDir, checkpoint_interval, new_run_path
-from .errors import UserError
+from .core import messages
+from .core.errors import UserError
+from .rundir import layout
+from .rundir.reader import RunFolder
+from .rundir.records import Summary
+
+# Parameters that never make a run diverge: not named as a likely cause of a divergence.
+HARMLESS = {"seed", "epochs", "gif_frames", "threads", "data_root", "download", "tsne_points", "tsne_iter",
+            "shown_digits", "scatter_points", "eval_every", "eval_episodes", "eval_digits", "eval_paintings",
+            "test_batch_size", "num_workers", "cache_images", "cache_max_mb", "cuda_graphs"}
 
 
 @dataclass
@@ -55,18 +65,22 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
     change). ``report(epoch, row)`` is called after every epoch (search prunes with it).
     ``quiet`` silences the progress lines on stderr.
     """
+    from .engine.loop import checkpoint_interval
+
     started = time.perf_counter()
+    messages.console()
     config.check_name(name)
     if out is not None and _elastic_restart():
         resume = True  # torchrun restarted the job: continue from the checkpoint
     if resume and out is None:
-        raise UserError("--resume needs --out DIR: the run directory to continue.")
+        raise UserError("resume=True needs out=DIR: the run directory to continue.", option="resume", value=True)
     if resume and params_file is not None:
-        raise UserError("--resume continues with the run's own params.json; drop --params.")
+        raise UserError("resume=True continues with the run's own params.json; leave out params_file.",
+                        option="params_file", value=str(params_file))
     checkpoint_interval()  # a bad $TORCHCLASSICS_CHECKPOINT_SECONDS fails before any work
     fresh = None if resume else config.resolve(name, params_file=params_file, sets=sets or (), overrides=overrides)
-    if fresh is not None and out is not None and RunDir(Path(out)).holds_run_data():
-        raise UserError(f"{out} already holds a run; choose a new --out, or add --resume to continue it.")
+    if fresh is not None and out is not None and RunFolder(Path(out)).is_run:
+        raise UserError(f"{out} already holds a run; choose a new folder, or resume it.", option="out", value=str(out))
     with progress.quiet(quiet):
         return _run(name, fresh, out=out, runs_dir=runs_dir, device=device, resume=resume, figures=figures,
                     sets=sets or [], overrides=overrides, report=report, summary_extra=summary_extra,
@@ -78,32 +92,34 @@ def _elastic_restart() -> bool:
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0
 
 
-def _resumed_params(name: str, run_dir: RunDir, sets: list[str], overrides: dict) -> dict:
+def _resumed_params(name: str, run_dir, sets: list[str], overrides: dict) -> dict:
     """A resumed run keeps its own params.json; only ``epochs`` may change (``--set`` values equal to
     the run's own are fine: the same command line with --resume, or torchrun's restart, continues).
     A run killed before it wrote params.json starts again from the experiment's parameters."""
     saved = run_dir.saved_params()
     if saved is None:
         return config.resolve(name, sets=sets, overrides=overrides)
-    source = (saved, str(run_dir.path / "params.json"))
+    source = (saved, str(run_dir.path / layout.PARAMS))
     params = config.resolve(name, saved=source, sets=sets, overrides=overrides)
     own = config.resolve(name, saved=source)
     changed = sorted(key for key in params if key != "epochs" and params[key] != own[key])
     if changed:
-        raise UserError(f"--resume continues with the run's own params.json; drop --set {', '.join(changed)} "
-                        "(only epochs may change).")
+        raise UserError(f"a resumed run continues with its own params.json; only epochs may change, not "
+                        f"{', '.join(changed)}.", option="resume", value=True)
     return params
 
 
 def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides, report, summary_extra, started):
+    from .engine import threads
     from .engine.device import pick_device, seed_everything
     from .engine.distributed import from_env as distributed_from_env
+    from .rundir.writer import RunWriter
 
-    target = pick_device(device)  # a bad --device fails before any work
+    target = pick_device(device)  # a bad device fails before any work
     dist = distributed_from_env()
     writer = dist is None or dist.is_writer
     target = dist.device if dist else target
-    run_dir = RunDir(Path(out), writer=writer) if resume else None
+    run_dir = RunWriter(Path(out), writer=writer) if resume else None
     try:
         if resume:
             run_dir.claim(resume=True)
@@ -113,147 +129,248 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
         experiment = registry.get(name)
         seed_everything(params["seed"])
         with progress.phase(f"preparing {name} (data, model)"):
-            task = experiment.build(params, target)  # data errors surface here, before anything is written
-        experiment.check(params, task, target)  # so do optimizer, scheduler and precision
-        if dist:
-            task.train.shard(dist.rank, dist.world)
-        if run_dir is None:
-            run_dir = _claim_new(name, out, runs_dir, writer, dist)
-        run_dir.planned = {"experiment": name, **params}
-        fit, trainer = experiment.train(task, _trainer_factory(params, run_dir, target, dist, experiment, report), resume)
-        metrics = experiment.final_metrics(task, fit, trainer)
-        summary = summarise(name, params, run_dir, experiment, task, fit, trainer, metrics, target, dist)
-        summary.update(summary_extra or {})
-        if writer and figures:
-            with progress.phase("drawing figures"):
-                experiment.figures(task, fit, trainer, run_dir.figures)
-        summary["wall_s"] = round(time.perf_counter() - started, 4)
+            task = _built(experiment, name, params, target)  # data errors surface here, before anything is written
+        params = {**params, "threads": threads.planned(params.get("threads"), task.model, task.cpu_threads)}
+        with threads.using(params["threads"]):
+            experiment.check(params, task, target)  # so do optimizer, scheduler and precision
+            if dist:
+                task.train.shard(dist.rank, dist.world)
+            if run_dir is None:
+                run_dir = _claim_new(name, out, runs_dir, writer, dist)
+            run_dir.planned = {"experiment": name, **params}
+            finished = _train(experiment, name, params, task, run_dir, target, dist, report, resume)
+            summary = _summary(finished, dist, summary_extra)
+            if writer and figures:
+                seed_everything(params["seed"])
+                with progress.phase("drawing figures"):
+                    experiment.figures(finished, run_dir.real_folder(run_dir.figures))
+        summary.wall_s = round(time.perf_counter() - started, 4)
         run_dir.write_summary(summary)
-        run_dir.info(f"done: {json.dumps(metrics)}")
+        run_dir.info(f"done: {summary.metrics}")
     finally:
         if run_dir is not None:
             run_dir.close()
         if dist:
             dist.close()
-    return RunResult(name, run_dir.path, metrics, summary, task.model)
+    return RunResult(name, run_dir.path, summary.metrics, summary.to_json(), finished.model)
 
 
-def _claim_new(name, out, runs_dir, writer, dist) -> RunDir:
+def _built(experiment, name: str, params: dict, device):
+    """The experiment's Task; a plugin's build that returns something else, or parameters too large for
+    this machine's memory, end in one line."""
+    from .engine.loop import Task
+
+    try:
+        task = experiment.build(params, device)
+    except (MemoryError, RuntimeError) as err:
+        if not isinstance(err, MemoryError) and "allocate" not in str(err):
+            raise
+        raise UserError(f"{name}: not enough memory for these parameters ({' '.join(str(err).split())[:120]}); "
+                        f"lower the sizes{_changed_note(name, params)}.") from None
+    if not isinstance(task, Task):
+        raise UserError(f"{name}: build() returned {type(task).__name__}, not a Task{_plugin_note(name)}.")
+    return task
+
+
+def _train(experiment, name, params, task, run_dir, device, dist, report, resume):
+    """Train the experiment's parts; the finished run, from the live objects (nothing reloaded)."""
+    from .engine.loop import Diverged, Trainer
+    from .experiments._base import FinishedRun
+
+    goal = experiment.goal(task)
+
+    def make_trainer(part_task, part_params=None, tag=""):
+        return Trainer(part_task, part_params or params, run_dir, device, objective=goal, tag=tag, distributed=dist,
+                       report=report)
+
+    parts = experiment.parts(task, params)
+    try:
+        experiment.train(parts, make_trainer, resume)
+    except Diverged as err:
+        raise UserError(f"{err}; {_likeliest_cause(name, params)}") from None
+    return FinishedRun(experiment, params, run_dir.path, device, parts, experiment.main_part(parts))
+
+
+def _summary(run, dist, summary_extra: dict | None) -> Summary:
+    """summary.json of a finished run: its final metrics, the experiment's results, the facts of the run."""
+    from .engine.device import seed_everything, versions
+
+    params = run.params
+    seed_everything(params["seed"])  # results drawn the same way from a run directory
+    metrics = run.experiment.final_metrics(run)
+    seed_everything(params["seed"])
+    results = run.experiment.results(run)
+    fit = run.fit
+    summary = Summary(experiment=run.experiment.name, params=params, metrics=metrics, best=dict(fit.best),
+                      objective=run.experiment.goal(run.task), seed=params.get("seed"), device=str(run.device),
+                      world_size=dist.world if dist else 1, threads=params.get("threads"),
+                      epochs=params.get("epochs"), steps=fit.steps, resumed_from_epoch=fit.resumed_from,
+                      train_s=round(fit.train_s, 4), versions=versions(), run=run.path.name,
+                      module=_plugin_module(run.experiment.name), results=results)
+    for key, value in (summary_extra or {}).items():  # a search trial's study and number
+        if key in ("study", "trial"):
+            setattr(summary, key, value)
+        else:
+            summary.results[key] = value
+    return summary
+
+
+def _changed(name: str, params: dict) -> list[str]:
+    """The parameters set to something other than the experiment's defaults, ``lr`` first."""
+    defaults = config.defaults(name)
+    changed = [key for key in params if key not in HARMLESS and params.get(key) != defaults.get(key)]
+    return sorted(changed, key=lambda key: key != "lr")
+
+
+def _changed_note(name: str, params: dict) -> str:
+    changed = _changed(name, params)
+    return f" you changed: {', '.join(f'{k}={params[k]!r}' for k in changed)}" if changed else ""
+
+
+def _likeliest_cause(name: str, params: dict) -> str:
+    """What to change after a divergence: the parameters changed from the defaults, else the rate."""
+    changed = _changed(name, params)
+    if not changed:
+        return f"try a smaller lr (now {params.get('lr')})."
+    defaults = config.defaults(name)
+    shown = ", ".join(f"{k}={params[k]!r} (default {defaults.get(k)!r})" for k in changed[:3])
+    return f"the likeliest cause is what differs from the defaults: {shown}."
+
+
+def _plugin_note(name: str) -> str:
+    plugin = config.plugin_experiments().get(name) if config.is_plugin(name) else None
+    return f" (your experiment in {plugin.source})" if plugin else ""
+
+
+def _claim_new(name, out, runs_dir, writer, dist):
     """The new run's folder, made and locked (rank 0 names it for every process under DDP)."""
+    from .rundir.writer import RunWriter
+
     path = None
     if writer:
-        path = Path(out) if out else new_run_path(name, runs_dir)
+        path = Path(out) if out else layout.new_run_path(name, runs_dir)
     if dist:
         path = dist.share(path)
-    run_dir = RunDir(path, writer=writer)
+    run_dir = RunWriter(path, writer=writer)
     run_dir.claim(resume=False)
     run_dir.created = run_dir.created or (writer and out is None)  # new_run_path made it for this run
     return run_dir
 
 
-def _trainer_factory(params, run_dir, target, dist, experiment, report):
-    from .engine.loop import Trainer
-
-    def make_trainer(task, trainer_params=None, tag=""):
-        return Trainer(task, trainer_params or params, run_dir, target, tag=tag, distributed=dist, report=report)
-
-    return make_trainer
-
-
-def summarise(name, params, run_dir, experiment, task, fit, trainer, metrics, target, dist) -> dict:
-    """summary.json: the run directory contract's one place (DESIGN.md)."""
-    from .engine.rundir import versions
-
-    metric, mode = experiment.objective
-    return {
-        "experiment": name,
-        "run": run_dir.path.name,
-        "params": params,
-        "seed": params.get("seed"),
-        "device": str(target),
-        "world_size": dist.world if dist else 1,
-        "epochs": params.get("epochs"),
-        "steps": fit.steps,
-        "resumed_from_epoch": fit.resumed_from,
-        "metrics": metrics,
-        "objective": {"metric": metric, "mode": mode},
-        "best": dict(fit.best),
-        "train_s": round(fit.train_s, 4),
-        "versions": versions(),
-        **_plugin_module(name),
-        **experiment.extra_summary(task, fit, trainer),
-    }
-
-
-def _plugin_module(name: str) -> dict:
+def _plugin_module(name: str) -> str | None:
     """For an experiment of one's own named by --module or $TORCHCLASSICS_PLUGINS, where its code
     is: evaluate, predict and export of the run find it there (entry points are found anyway)."""
     plugin = config.plugin_experiments().get(name) if config.is_plugin(name) else None
-    return {"module": plugin.source} if plugin and plugin.origin == f"${config.PLUGINS_VARIABLE}" else {}
+    return plugin.source if plugin and plugin.origin == f"${config.PLUGINS_VARIABLE}" else None
 
 
-def _find_plugin_of(run_dir: RunDir, name: str) -> None:
+def _find_plugin_of(folder: RunFolder, name: str) -> None:
     """A run of an experiment of one's own that nothing names now: its summary.json says where
     the module was."""
-    summary = run_dir.path / "summary.json"
-    if name in config.all_experiment_names() or not summary.is_file():
+    if name in config.all_experiment_names() or not folder.has(layout.SUMMARY):
         return
-    module = config.read_json(summary).get("module")
-    if isinstance(module, str) and module:
+    module = folder.summary().module
+    if module:
         config.add_plugin_modules([module])
 
 
 # -- finished runs ---------------------------------------------------------------------------------
-def load_run(run_path: str | Path, checkpoint_name: str = "best", device: str = "cpu", need_data: bool = True):
-    """(experiment, params, task with the checkpoint's weights, device, checkpoint path) of a run.
-
-    ``need_data`` False (predict, export) builds the model without the data where the
-    experiment knows it from params.json alone."""
-    from .engine import checkpoint
+def finished_run(run_path: str | Path, checkpoint: str = "last", device: str = "cpu", need_data: bool = True):
+    """A run directory read back as a :class:`~torchclassics.experiments._base.FinishedRun`: its
+    parameters, each part's task with the weights and record of its last.pt (``checkpoint="best"``:
+    the main part's best.pt weights), and each part's Fit. ``need_data`` False (predict, export)
+    makes the model without the data where the experiment can."""
+    from .engine import state
     from .engine.device import pick_device, seed_everything
+    from .engine.task import Fit
+    from .experiments._base import MAIN, FinishedRun
 
-    run_dir = RunDir.existing(run_path)
-    saved = run_dir.params()
-    name = saved.get("experiment")
-    if not isinstance(name, str) or not name:
-        raise UserError(f"{run_dir.path}/params.json names no experiment.")
-    _find_plugin_of(run_dir, name)
-    if checkpoint_name not in ("best", "last"):
-        raise UserError(f"--checkpoint {checkpoint_name}: choose best or last.")
-    params = config.resolve(name, saved=(saved, str(run_dir.path / "params.json")))
+    if not layout.is_checkpoint_name(checkpoint):
+        raise UserError.for_option("checkpoint", checkpoint, "choose best or last.")
+    folder = RunFolder(Path(run_path))
+    name = folder.experiment()
+    _find_plugin_of(folder, name)
+    params = config.resolve(name, saved=(folder.params(), str(folder.file(layout.PARAMS))))
     experiment = registry.get(name)
     target = pick_device(device)
     seed_everything(params["seed"])
-    path = experiment.checkpoint_folder(run_dir) / f"{checkpoint_name}.pt"
+    summary = folder.summary() if folder.has(layout.SUMMARY) else None
+    record = _last_state(folder, MAIN).record if _has_checkpoint(folder, MAIN) else {}
+    task = experiment.rebuild(params, target, record, need_data)
+    parts = experiment.parts(task, params)
+    stopped = experiment.stopped_parts(summary)
+    for tag, part in parts.items():
+        if tag in stopped:
+            part.stopped = stopped[tag]
+            continue
+        last = _last_state(folder, tag)
+        _load_models(part.task, last.model, last.models, folder.checkpoint(layout.LAST, tag), name)
+        part.task.record.update(last.record)  # what an older release's checkpoint lacks, build made
+        if need_data and last.data is not None and callable(getattr(part.task.train, "load_state_dict", None)):
+            part.task.train.load_state_dict(last.data)
+        part.fit = Fit.from_state(last)
+    main = experiment.main_part(parts)
+    if checkpoint == layout.BEST:
+        path = folder.checkpoint(layout.BEST, main)
+        if not path.exists():
+            raise UserError(f"{folder.path} has no {path.relative_to(folder.path)} (was the run killed before its "
+                            "first checkpoint?).")
+        best = state.load_best(path, map_location=target)
+        _load_models(parts[main].task, best.model, best.models, path, name)
+    for part in parts.values():
+        part.task.model.to(target)
+    return FinishedRun(experiment, params, folder.path, target, parts, main, summary)
+
+
+def _has_checkpoint(folder: RunFolder, tag: str) -> bool:
+    return layout.checkpoint_path(folder.path, layout.LAST, tag).exists()
+
+
+def _last_state(folder: RunFolder, tag: str):
+    from .engine import state
+
+    path = folder.checkpoint(layout.LAST, tag)
     if not path.exists():
-        raise UserError(f"{run_dir.path} has no {path.relative_to(run_dir.path)} (was the run killed before its "
+        raise UserError(f"{folder.path} has no {path.relative_to(folder.path)} (was the run killed before its "
                         "first checkpoint?).")
-    state = checkpoint.load(path, map_location=target)
-    task = experiment.build_from_run(params, target, run_dir, need_data)
-    checkpoint.load_weights(task.model, state["model"], path, f"a {name} model with these params")
-    for other, weights in state.get("models", {}).items():  # a GAN's discriminator, a DQN's target net
-        if other in (task.models or {}):
-            checkpoint.load_weights(task.models[other], weights, path, f"the {other} of a {name} run")
-    task.model.to(target).eval()
-    return experiment, params, task, target, path
+    return state.load_training_state(path, map_location="cpu")
+
+
+def _load_models(task, weights: dict, others: dict, path: Path, name: str) -> None:
+    from .engine import state
+
+    state.load_weights(task.model, weights, path, f"a {name} model with these params")
+    for other, module in (task.models or {}).items():  # a GAN's discriminator, a DQN's target net
+        if module is not task.model and other in others:
+            state.load_weights(module, others[other], path, f"the {other} of a {name} run")
+
+
+def run_threads(run) -> int:
+    """The CPU threads a finished run trained with (params.json), or what it would choose now."""
+    from .engine import threads
+
+    return threads.planned(run.params.get("threads"), run.model, run.task.cpu_threads)
 
 
 def evaluate(run_path: str | Path, checkpoint_name: str = "best", device: str = "cpu") -> dict:
     """Held-out metrics of a run's best or last checkpoint."""
-    from .engine.loop import evaluate_task
+    import torch
 
-    experiment, params, task, target, path = load_run(run_path, checkpoint_name, device, need_data=True)
-    if task.evaluate is not None:  # the experiment's own held-out measure (a policy's return, a GAN's distance)
-        import torch
+    from .engine import threads
+    from .engine.loop import Trainer, evaluate_task
 
-        from .engine.loop import Trainer
-
-        with torch.no_grad():
-            metrics = task.evaluate(Trainer(task, params, RunDir.existing(run_path), target))
-    elif task.test is not None:
-        metrics = evaluate_task(task, task.model, target)
-    else:
-        raise UserError(f"{experiment.name} runs have no held-out split to evaluate.")
+    messages.console()
+    run = finished_run(run_path, checkpoint_name, device, need_data=True)
+    task = run.task
+    with threads.using(run_threads(run)), torch.no_grad():
+        if task.evaluate is not None:  # the experiment's own held-out measure (a policy's return, a GAN's distance)
+            evaluator = Trainer(task, run.parts[run.main].params, None, run.device)
+            evaluator.epoch = int(run.params["epochs"]) - 1  # it measures as at the end of training
+            metrics = task.evaluate(evaluator)
+        elif task.test is not None:
+            metrics = evaluate_task(task, task.model, run.device)
+        else:
+            raise UserError(f"{run.experiment.name} runs have no held-out split to evaluate.")
     return {"run": str(Path(run_path)), "checkpoint": checkpoint_name, **metrics}
 
 
@@ -261,8 +378,38 @@ def predict(run_path: str | Path, files: list[str | Path] = (), checkpoint_name:
             texts: list[str] = ()) -> list[dict]:
     """One dict per file (a ``Path``) or text (a ``str``): ``file``, and ``label`` + ``probability``,
     or ``error``."""
-    experiment, params, task, target, _ = load_run(run_path, checkpoint_name, device, need_data=False)
-    return experiment.predict(task.model, params, [Path(f) for f in files] + list(texts), target)
+    from .engine import threads
+
+    messages.console()
+    run = finished_run(run_path, checkpoint_name, device, need_data=False)
+    with threads.using(run_threads(run)):
+        return run.experiment.predict(run, [Path(f) for f in files] + list(texts))
+
+
+def figures(run_path: str | Path, device: str = "cpu") -> list[Path]:
+    """Draw a finished run's figures again, from its run directory alone: the same figures the end of
+    its training drew. Returns the files written."""
+    from .engine import threads
+    from .engine.device import seed_everything
+    from .rundir.writer import RunWriter
+
+    messages.console()
+    run = finished_run(run_path, layout.LAST, device, need_data=True)
+    unfinished = [tag or "the run" for tag, part in run.parts.items()
+                  if part.fit is not None and len(part.fit.history) < int(run.params["epochs"])]
+    if unfinished or run.summary is None:
+        raise UserError(f"{run.path} has not finished training ({', '.join(unfinished) or 'no summary.json'}); "
+                        "resume it first.")
+    writer = RunWriter(run.path)
+    writer.claim_finished()
+    try:
+        with threads.using(run_threads(run)):
+            seed_everything(run.params["seed"])
+            with progress.phase("drawing figures"):
+                run.experiment.figures(run, writer.real_folder(writer.figures))
+    finally:
+        writer.close()
+    return RunFolder(run.path).figures()
 
 
 def list_experiments() -> list[tuple[str, str]]:

@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--device", default="cpu")
     _add_module_option(p)
+    p = sub.add_parser("figures", help="draw a finished run's figures again, from its run directory alone")
+    p.add_argument("run_dir")
+    p.add_argument("--device", default="cpu")
+    _add_module_option(p)
     p = sub.add_parser("predict", help="classify image files (or, --text, names) with a trained run")
     p.add_argument("run_dir")
     p.add_argument("files", nargs="*", help="image files (cnn_mnist, lstm_mnist, dogs_vs_cats)")
@@ -225,7 +229,7 @@ def _cmd_run(args) -> int:
         print(f"  {'best ' + str(best['metric']):<26} {_shown(best['value'])} (epoch {best['epoch']}{where})")
     print("written:")
     print("\n".join(_written(result.run_dir)))
-    from .engine.rundir import runs_root
+    from .rundir.layout import runs_root
 
     in_root = result.run_dir.resolve().parent.parent == runs_root(args.runs_dir).resolve()
     print("next:")
@@ -240,6 +244,14 @@ def _cmd_evaluate(args) -> int:
     metrics = evaluate(args.run_dir, args.checkpoint, args.device)
     print(f"{metrics.pop('run')} ({metrics.pop('checkpoint')}.pt)")
     _print_metrics(metrics)
+    return 0
+
+
+def _cmd_figures(args) -> int:
+    from .api import figures
+
+    drawn = figures(args.run_dir, device=args.device)
+    print(f"{args.run_dir}: {', '.join(path.name for path in drawn) or 'no figures'}")
     return 0
 
 
@@ -308,7 +320,7 @@ def _cmd_lesson(args) -> int:
 
 
 COMMANDS = {"list": _cmd_list, "params": _cmd_params, "init": _cmd_init, "run": _cmd_run,
-            "evaluate": _cmd_evaluate, "predict": _cmd_predict, "search": _cmd_search,
+            "evaluate": _cmd_evaluate, "figures": _cmd_figures, "predict": _cmd_predict, "search": _cmd_search,
             "synthesize": _cmd_synthesize, "report": _cmd_report, "export": _cmd_export, "lesson": _cmd_lesson}
 
 

@@ -1,10 +1,11 @@
 """What a user sees while a run works: a line per epoch (a bar on a terminal), phases that say so.
 
-Not on a terminal (a log file, a notebook, CI), training prints lines in the spirit of the
+Not on a terminal (a log file, a notebook, CI), training writes lines in the spirit of the
 lessons' scripts: ``epoch 3/200 | step 300 | train mse 0.0123 | test mse 0.0101 | 0.4 s``, about
 twenty of them per run (first, last and evenly between), plus one every
 :data:`QUIET_SECONDS` of a long epoch. On a terminal a tqdm bar shows the steps and the same
-lines scroll above it. The lines also go to the run's train.log. ``quiet`` silences all of it.
+lines scroll above it. The lines also go to the run's train.log. Everything shown goes through the
+``torchclassics`` logger (core/messages.py); ``quiet`` silences progress and phases in its block.
 
 No torch here: phases wrap work in any layer (data loading, figures, t-SNE, GIFs).
 """
@@ -16,31 +17,18 @@ import threading
 import time
 from typing import Callable, Iterator
 
+from .core import messages
+from .rundir.metrics import BOOKKEEPING, split_of
+
 LINES_PER_RUN = 20     # epoch lines for a run, about
 QUIET_SECONDS = 10.0   # longest silence while an epoch runs
 ANNOUNCE_AFTER = 1.0   # a phase says so once it has taken this long
 
-_state = threading.local()
+quiet = messages.silenced_progress  # ``with quiet(): ...`` silences progress lines and phases
 
 
 def is_quiet() -> bool:
-    return getattr(_state, "quiet", False)
-
-
-@contextlib.contextmanager
-def quiet(enabled: bool = True) -> Iterator[None]:
-    """Silence progress lines and phases inside this block (``--quiet``, search trials)."""
-    before = is_quiet()
-    _state.quiet = enabled or before
-    try:
-        yield
-    finally:
-        _state.quiet = before
-
-
-def say(message: str) -> None:
-    if not is_quiet():
-        print(message, file=sys.stderr, flush=True)
+    return messages.progress_silenced()
 
 
 @contextlib.contextmanager
@@ -55,7 +43,7 @@ def phase(what: str) -> Iterator[None]:
 
     def announce():
         announced.set()
-        print(f"torchclassics: {what} ...", file=sys.stderr, flush=True)
+        messages.status(f"{what} ...")
 
     timer = threading.Timer(ANNOUNCE_AFTER, announce)
     timer.daemon = True
@@ -65,22 +53,21 @@ def phase(what: str) -> Iterator[None]:
     finally:
         timer.cancel()
         if announced.is_set():
-            print(f"torchclassics: {what}: done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+            messages.status(f"{what}: done in {time.perf_counter() - started:.1f} s")
 
 
 def _number(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def row_line(row: dict, epochs: int, held_out: str, elapsed: float) -> str:
+def row_line(row: dict, epochs: int, elapsed: float) -> str:
     """``epoch 3/200 | step 300 | train mse 0.0123 | test mse 0.0101 | 0.4 s``."""
     parts = [f"epoch {row['epoch']}/{epochs}", f"step {row['step']}"]
-    prefix = f"{held_out}_"
     for key, value in row.items():
-        if key in ("epoch", "step", "lr", "train_s", "tag") or not isinstance(value, (int, float)):
+        if key in BOOKKEEPING or not isinstance(value, (int, float)):
             continue
-        parts.append(f"{held_out} {key[len(prefix):]} {_number(value)}" if key.startswith(prefix)
-                     else f"train {key} {_number(value)}")
+        split, rest = split_of(key)
+        parts.append(f"{split} {rest} {_number(value)}" if split else f"train {key} {_number(value)}")
     parts.append(f"{elapsed:.1f} s")
     line = " | ".join(parts)
     return f"[{row['tag']}] {line}" if row.get("tag") else line
@@ -89,9 +76,9 @@ def row_line(row: dict, epochs: int, held_out: str, elapsed: float) -> str:
 class Progress:
     """Epoch lines (and a bar on a terminal) for one Trainer; ``log`` also receives every line."""
 
-    def __init__(self, epochs: int, first_epoch: int, steps_per_epoch: int, held_out: str,
-                 log: Callable[[str], None], label: str = "", enabled: bool = True):
-        self.epochs, self.held_out, self.log = epochs, held_out, log
+    def __init__(self, epochs: int, first_epoch: int, steps_per_epoch: int, log: Callable[[str], None],
+                 label: str = "", enabled: bool = True):
+        self.epochs, self.log = epochs, log
         self.steps_per_epoch = steps_per_epoch
         self.enabled = enabled and not is_quiet()
         self.every = max(1, -(-epochs // LINES_PER_RUN))
@@ -113,7 +100,7 @@ class Progress:
         if self.bar is not None:
             self.bar.write(line, file=sys.stderr)
         else:
-            print(line, file=sys.stderr, flush=True)
+            messages.progress(line)
 
     def step(self, epoch: int, step_in_epoch: int, loss: Callable[[], float]) -> None:
         """After each step: the bar moves; without one, a line if the epoch has been silent too long.
@@ -129,7 +116,7 @@ class Progress:
         epoch = row["epoch"]
         due = epoch == 1 or epoch == self.epochs or epoch % self.every == 0
         if due or time.perf_counter() - self.last_line >= QUIET_SECONDS:
-            self._emit(row_line(row, self.epochs, self.held_out, time.perf_counter() - self.started))
+            self._emit(row_line(row, self.epochs, time.perf_counter() - self.started))
 
     def close(self) -> None:
         if self.bar is not None:

@@ -34,7 +34,7 @@ from typing import Any
 from . import config, registry
 from .engine.device import pick_device
 from .core.files import write_json
-from .engine.rundir import runs_root
+from .rundir.layout import runs_root
 from .errors import UserError
 from .synthesize import higher_is_better
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from .core import files as atomic
 from .config import read_json
-from .engine.rundir import read_metrics, runs_root
+from .rundir.layout import runs_root
+from .rundir.reader import RunFolder
 from .errors import UserError
 
 # What a figure may be: the formats PIL can verify (the report embeds nothing else).
@@ -93,7 +94,7 @@ def read_history(path: Path) -> list[dict]:
     """Rows of metrics.jsonl. A torn line (a run killed mid-write) is dropped with a warning, not the run."""
     if not own_file(path / "metrics.jsonl", path):
         return []
-    rows, bad = read_metrics(path)
+    rows, bad = RunFolder(path).rows()
     if bad:
         warn(f"{path / 'metrics.jsonl'}: skipped {bad} unreadable line(s).")
     return rows

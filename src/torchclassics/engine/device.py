@@ -8,7 +8,7 @@ import random
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -20,11 +20,11 @@ def pick_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is visible to PyTorch. Use --device cpu or auto.")
+        raise UserError.for_option("device", name, "no CUDA GPU is visible to PyTorch; use cpu or auto.")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise UserError("--device mps: Apple's MPS backend is not available here. Use --device cpu or auto.")
+        raise UserError.for_option("device", name, "Apple's MPS backend is not available here; use cpu or auto.")
     if name not in ("cpu", "cuda", "mps"):
-        raise UserError(f"--device {name}: unknown device. Allowed: auto, cpu, cuda, mps.")
+        raise UserError.for_option("device", name, "unknown device; choose auto, cpu, cuda or mps.")
     return torch.device(name)
 
 
@@ -61,3 +61,16 @@ def keep_freed_memory() -> bool:
     except (AttributeError, OSError, ValueError):  # no confstr (Windows), no such name, no libc symbol
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_ABOVE_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_FREED_BYTES))
+
+
+def versions() -> dict:
+    """The versions that ran, for summary.json."""
+    import platform
+
+    found = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    for name in ("torchvision", "torchclassics"):
+        try:
+            found[name] = __import__(name).__version__
+        except Exception:  # an optional package: its absence is not an error
+            pass
+    return found

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import progress
+from ..core import messages
 
 GRAPHABLE_OPTIMIZERS = ("Adam", "AdamW")
 WARMUP_STEPS = 3
@@ -102,7 +102,7 @@ class GraphedLessonStep:
         with torch.cuda.graph(graph, pool=self.pool):
             outputs, loss = step()
         self.pool = self.pool or graph.pool()
-        progress.say(f"torchclassics: captured the training step as a CUDA graph for batches of {tuple(inputs.shape)}")
+        messages.status(f"captured the training step as a CUDA graph for batches of {tuple(inputs.shape)}")
         return Captured(graph, static_inputs, static_targets, outputs, loss)
 
 

@@ -1,17 +1,40 @@
-"""What every experiment provides, and the defaults most of them use."""
+"""What every experiment provides, and the defaults most of them use.
+
+An experiment keeps nothing per run on ``self``: its life is a fixed sequence of calls, each given
+what it needs.
+
+    build(params, device) -> Task           data, model(s), loss, hooks; what a later step needs goes
+                                            into the Task: ``context`` (in memory, made again by build)
+                                            or ``record`` (checkpointed with the weights)
+    parts(task, params) -> {tag: Part}      the models trained one after another (default: one, tag "")
+    check(params, task, device)             what only torch can judge, before anything is written
+    train(parts, make_trainer, resume)      fills each part's Fit
+    main_part(run parts) -> tag             whose model is the run's (evaluate, predict, export)
+    final_metrics(run), results(run)        a FinishedRun's metrics and the rest of summary.json
+    figures(run, folder)                    drawn from a FinishedRun alone
+    predict(run, inputs)
+
+A :class:`FinishedRun` is built either from the live objects right after training (nothing reloaded)
+or from a run directory (``evaluate``, ``predict``, ``export``, ``figures RUN``): both give the same
+numbers and the same figures.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
 from .. import config
-from ..engine.loop import FitResult, Task, Trainer, check_training_setup
+from ..core.errors import UserError
+from ..engine.loop import Fit, Task, Trainer
+from ..engine.optim import check_training_setup
 from ..engine.precision import Precision
-from ..engine.rundir import RunDir
-from ..errors import UserError
+from ..rundir.metrics import Objective, row_metrics
+from ..rundir.records import Summary
 
-ROW_BOOKKEEPING = ("epoch", "step", "lr", "train_s", "tag")
+MAIN = ""  # the tag of a run's one part
 
 
 def frames_every(every: int, snapshot):
@@ -27,55 +50,126 @@ def frames_every(every: int, snapshot):
     return on_epoch_end
 
 
-def draw_loss(task: Task, fit: FitResult, path: Path, title: str) -> Path:
-    """The loss figure of one trained Task: per step when there are few epochs, train and held-out."""
-    from ..viz.plots import loss_curves
-
-    return loss_curves(fit.history, path, title, loss=task.loss_name, held_out=task.held_out,
-                       step_losses=fit.step_losses)
-
-
-def combine_fits(fits: dict[str, FitResult], best_name: str, label: str) -> FitResult:
-    """One FitResult for a run of several sub-runs (one net each): every net's rows; the best net's
-    best epoch, named under ``label``; resumed from the latest epoch any sub-run resumed from."""
-    history = [row for fit in fits.values() for row in fit.history]
-    return FitResult(history, dict(fits[best_name].best, **{label: best_name}),
-                     sum(f.train_s for f in fits.values()), sum(f.steps for f in fits.values()), [],
-                     max(f.resumed_from for f in fits.values()))
-
-
 def every_nth_epoch(params: dict) -> int:
     """Epochs between two GIF frames: about ``gif_frames`` frames whatever the length."""
     return max(1, params["epochs"] // max(1, params.get("gif_frames", 40)))
 
 
+@dataclass
+class Part:
+    """One model of a run, with the parameters its trainer uses and, once trained, its Fit."""
+
+    task: Task
+    params: dict
+    fit: Fit | None = None
+    stopped: str | None = None  # why it stopped early (an optimizer of the comparison that diverged)
+
+
+@dataclass
+class FinishedRun:
+    """A trained run: its experiment, parameters, folder, and each part's task (models with the
+    run's weights, the data when built) and fit. ``memo`` keeps what several steps compute (the
+    test set's predictions) for this run only."""
+
+    experiment: Any
+    params: dict
+    path: Path
+    device: torch.device
+    parts: dict[str, Part]
+    main: str = MAIN
+    summary: Summary | None = None
+    memo: dict = field(default_factory=dict)
+
+    @property
+    def task(self) -> Task:
+        return self.parts[self.main].task
+
+    @property
+    def model(self):
+        return self.task.model
+
+    @property
+    def fits(self) -> dict[str, Fit]:
+        return {tag: part.fit for tag, part in self.parts.items() if part.fit is not None}
+
+    @property
+    def fit(self) -> Fit:
+        """The run's Fit: its one part's, or, for several, every part's rows and the main part's best."""
+        fits = self.fits
+        if list(fits) == [MAIN]:
+            return fits[MAIN]
+        main = fits[self.main]
+        return Fit([row for fit in fits.values() for row in fit.history],
+                   dict(main.best, **{self.experiment.part_label: self.main}),
+                   sum(f.train_s for f in fits.values()), sum(f.steps for f in fits.values()), [], main.record,
+                   max(f.resumed_from for f in fits.values()))
+
+    def remember(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
+
+
 class Experiment:
     """Subclass, decorate with ``@experiment("name")``, and give at least ``build``.
 
-    The engine calls, in order: ``build`` (data, model, loss: a Task), ``check`` (before
-    anything is written), ``train`` (by default the one Trainer), ``final_metrics`` and, on
-    the writing process only, ``figures``. Everything shown to a reader of the run
-    directory comes from these. Its description and parameters are data:
-    ``defaults/<name>/params.json`` and ``schema.json``.
+    Its description and parameters are data: ``defaults/<name>/params.json`` and ``schema.json``.
     """
 
     name = ""
-    # What search optimises and best.pt follows: (metric, "min" | "max"); the Task's monitor.
-    objective = ("test_loss", "min")
+    # What best.pt follows and search optimises: Objective(metric, "min" | "max"), or a (metric, mode)
+    # pair; None: the held-out loss, lower is better.
+    objective: Objective | tuple | None = None
+    part_label = "model"  # how summary.json's best names the winning part of a run of several
 
     @property
     def description(self) -> str:
         return config.description(self.name)
 
+    def goal(self, task: Task) -> Objective:
+        """The declared objective, or the task's held-out loss."""
+        if self.objective is None:
+            return task.default_objective()
+        return self.objective if isinstance(self.objective, Objective) else Objective(*self.objective)
+
+    # -- building --------------------------------------------------------------------------------------
     def build(self, params: dict, device: torch.device) -> Task:
         raise NotImplementedError
 
+    def rebuild(self, params: dict, device: torch.device, record: dict, need_data: bool) -> Task:
+        """The Task of a finished run (its weights come from a checkpoint, ``record`` from its last.pt):
+        whole for evaluate (``need_data``); for predict and export the model alone where the
+        experiment can make it without the data (:meth:`model_alone`)."""
+        if not need_data:
+            task = self.model_alone(params, device, record)
+            if task is not None:
+                return task
+        return self.build(params, device)
+
+    def model_alone(self, params: dict, device: torch.device, record: dict) -> Task | None:
+        """A Task holding the untrained model and no data, or None where the model cannot be made
+        without the data."""
+        return None
+
+    def parts(self, task: Task, params: dict) -> dict[str, Part]:
+        """The models a run trains one after another, by tag (their checkpoints: checkpoints/<tag>/)."""
+        return {MAIN: Part(task, params)}
+
+    def example_input(self, task: Task) -> torch.Tensor:
+        """Two real inputs of the model, for export: the held-out split's first batch."""
+        data = task.test if task.test is not None else task.train
+        if data is None:
+            raise UserError(f"{self.name}: no data to take an example input from.")
+        inputs, _ = next(iter(data.epoch(0)))
+        return inputs[:2].detach().cpu()
+
+    # -- before anything is written --------------------------------------------------------------------
     def check(self, params: dict, task: Task, device: torch.device = torch.device("cpu")) -> None:
-        """Raise a UserError for what only torch can judge, before the run directory is made: the
-        optimizer's and scheduler's arguments (one step on a copy), and the precision (one forward
-        of an example under its autocast: bf16 kernels are missing for some layers on some CPUs)."""
-        for name in task.optimized:
-            check_training_setup(params, task.models[name], torch.device("cpu"))
+        """Raise a UserError for what only torch can judge, before the run directory is made: each part's
+        optimizer and scheduler over the whole schedule, and the precision (one forward of an example
+        under its autocast: bf16 kernels are missing for some layers on some CPUs)."""
+        for part in self.parts(task, params).values():
+            check_training_setup(part.params)
         precision = Precision(params.get("precision", "fp32"), device)
         if precision.dtype is not None:
             self.check_precision(task, precision, device)
@@ -94,50 +188,61 @@ class Experiment:
                             f"{precision.kind} autocast on {device.type} ({' '.join(str(err).split())[:120]}); "
                             "use fp32.") from None
 
-    def checkpoint_folder(self, run_dir: RunDir) -> Path:
-        """Where evaluate, predict and export find best.pt / last.pt."""
-        return run_dir.checkpoints
+    # -- training ----------------------------------------------------------------------------------------
+    def train(self, parts: dict[str, Part], make_trainer: Callable[..., Trainer], resume: bool) -> None:
+        """Train every part, one after another; ``make_trainer(task, params, tag)`` gives a Trainer
+        writing into this run. Every part's checkpoint is verified before the first write."""
+        trainers = {tag: make_trainer(part.task, part.params, tag) for tag, part in parts.items()}
+        for trainer in trainers.values():
+            trainer.restore(resume)
+        for tag, trainer in trainers.items():
+            parts[tag].fit = trainer.fit(resume=resume)
 
-    def build_from_run(self, params: dict, device: torch.device, run_dir: RunDir, need_data: bool) -> Task:
-        """The Task of a finished run: evaluate (``need_data``) builds it whole; predict and export
-        take :meth:`model_alone` where the experiment gives one, so no data is read or downloaded."""
-        if not need_data:
-            task = self.model_alone(params, device, run_dir)
-            if task is not None:
-                return task
-        return self.build(params, device)
+    def main_part(self, parts: dict[str, Part]) -> str:
+        """The part whose model is the run's: the only one by default."""
+        return next(iter(parts))
 
-    def model_alone(self, params: dict, device: torch.device, run_dir: RunDir) -> Task | None:
-        """A Task holding the untrained model and no data (its weights come from a checkpoint),
-        or None where the model cannot be made without the data."""
-        return None
+    # -- a finished run ----------------------------------------------------------------------------------
+    def final_metrics(self, run: FinishedRun) -> dict:
+        """Flat name -> value; held-out metrics start with ``test_`` (or ``val_``). Default: the main
+        part's last row."""
+        history = run.parts[run.main].fit.history
+        return row_metrics(history[-1]) if history else {}
 
-    def example_input(self, task: Task) -> torch.Tensor:
-        """Two real inputs of the model, for export: the held-out split's first batch."""
-        data = task.test if task.test is not None else task.train
-        if data is None:
-            raise UserError(f"{self.name}: no data to take an example input from.")
-        inputs, _ = next(iter(data.epoch(0)))
-        return inputs[:2].detach().cpu()
-
-    def train(self, task: Task, make_trainer, resume: bool) -> tuple[FitResult, Trainer]:
-        """``make_trainer(task, params=None, tag="")`` gives a Trainer writing into this run."""
-        trainer = make_trainer(task)
-        return trainer.fit(resume=resume), trainer
-
-    def final_metrics(self, task: Task, fit: FitResult, trainer: Trainer) -> dict:
-        """Flat name -> value; held-out metrics start with ``test_`` (or ``val_``). Default: the
-        last epoch's row."""
-        last = dict(fit.history[-1]) if fit.history else {}
-        return {key: value for key, value in last.items() if key not in ROW_BOOKKEEPING}
-
-    def extra_summary(self, task: Task, fit: FitResult, trainer: Trainer) -> dict:
+    def results(self, run: FinishedRun) -> dict:
         """Anything else worth keeping in summary.json (e.g. first predictions)."""
         return {}
 
-    def figures(self, task: Task, fit: FitResult, trainer: Trainer, figures_dir: Path) -> None:
-        """Draw into ``figures_dir``. Never trains."""
+    def figures(self, run: FinishedRun, folder: Path) -> None:
+        """Draw into ``folder``. Never trains. Default: the loss curves (an experiment of one's own gets
+        them without a line of its own)."""
+        draw_loss(run, folder / "loss.png", f"{self.name}: {run.task.loss_name}")
 
-    def predict(self, model, params: dict, files: list[Path], device) -> list[dict]:
-        raise UserError(f"predict: {self.name} runs do not classify image files "
-                        "(cnn_mnist, lstm_mnist and dogs_vs_cats runs do).")
+    def stopped_parts(self, summary: Summary | None) -> dict[str, str]:
+        """Parts that stopped early in a finished run (tag -> why), as its summary says: no Fit for them."""
+        return {}
+
+    def predict(self, run: FinishedRun, inputs: list) -> list[dict]:
+        raise UserError(f"predict: {self.name} runs do not classify files or texts (cnn_mnist, lstm_mnist, "
+                        "dogs_vs_cats and char_rnn_names runs do).")
+
+
+def draw_loss(run: FinishedRun, path: Path, title: str) -> Path:
+    """The loss figure of a run: per step when there are few epochs, train and held-out."""
+    from ..viz.plots import loss_curves
+
+    task, fit = run.task, run.fit
+    return loss_curves(fit.history, path, title, loss=task.loss_name, held_out=task.held_out,
+                       step_losses=fit.step_losses)
+
+
+def lowest_final(metric: str):
+    """A ``main_part`` choosing the part whose last row has the lowest ``metric`` (a comparison's winner)."""
+
+    def main_part(self, parts: dict[str, Part]) -> str:
+        finished = {tag: part for tag, part in parts.items() if part.fit is not None and part.fit.history}
+        if not finished:
+            raise UserError(f"{self.name}: no part finished training.")
+        return min(finished, key=lambda tag: finished[tag].fit.history[-1][metric])
+
+    return main_part

@@ -9,11 +9,12 @@ from torch import nn
 
 from ..data import mnist
 from ..models.autoencoder import AutoEncoder
+from ..engine.loop import Task
 from ..registry import experiment
+from ..rundir.metrics import Objective
 from ..viz.animate import FrameWriter
 from ..viz.embed import codes_3d_figure
 from ..viz.plots import draw_image_grid, mosaic, new_figure, save
-from ..engine.loop import Task
 from ._base import Experiment, draw_loss
 
 DIGIT_GAP = 2  # pixels between two digits of the reconstructions' mosaic
@@ -43,9 +44,9 @@ def draw_digit_rows(ax, originals: np.ndarray, decoded: np.ndarray):
 
 @experiment("autoencoder")
 class Autoencoder(Experiment):
-    objective = ("test_mse", "min")
+    objective = Objective("test_mse", "min")
 
-    def model_alone(self, params, device, run_dir):
+    def model_alone(self, params, device, record):
         return Task(model=AutoEncoder(), train=None, test=None, loss_fn=nn.MSELoss(), loss_name="mse")
 
     def example_input(self, task):
@@ -53,11 +54,10 @@ class Autoencoder(Experiment):
 
     def build(self, params, device):
         data = mnist.load_mnist(params.get("data_root"), allow_download=params.get("download", True))
-        self.data = data
         model = AutoEncoder()
         shown = data.test_images[: params.get("shown_digits", 10)]
-        self.record: dict = {}
-        hook = record_reconstructions(model, mnist.to_unit(shown.to(device)), self.record)
+        record: dict = {}
+        hook = record_reconstructions(model, mnist.to_unit(shown.to(device)), record)
         model.to(device)  # the hook runs the model on shown digits that already live on ``device``
         hook(0)  # the untrained net: the GIF's first frame
         train = mnist.batches(data.train_images, data.train_labels, params["batch_size"], shuffle=True,
@@ -66,37 +66,38 @@ class Autoencoder(Experiment):
                              shuffle=False, seed=params["seed"], device=device, transform=mnist.reconstruct_batch)
         return Task(model=model, train=train, test=test,
                     on_step_end=mnist.every_n_steps(mnist.frame_interval(params, len(train)), hook),
-                    loss_fn=nn.MSELoss(), loss_name="mse", record=self.record,
+                    loss_fn=nn.MSELoss(), loss_name="mse", record=record, context={"data": data},
                     # small matrix products (batch 64, 220k parameters): one thread is several times
                     # faster on a busy 2-core machine (measured 7 s vs 144 s for 20 epochs) and no slower idle
                     cpu_threads=1)
 
-    def extra_summary(self, task, fit, trainer):
-        return {"data": self.data.source}
+    def results(self, run):
+        return {"data": run.task.context["data"].source}
 
-    def figures(self, task, fit, trainer, figures_dir: Path):
-        params, device = trainer.params, trainer.device
-        shown = self.data.test_images[: params.get("shown_digits", 10)].numpy()
-        model = task.model.eval()
+    def figures(self, run, folder: Path):
+        params, device, data = run.params, run.device, run.task.context["data"]
+        shown = data.test_images[: params.get("shown_digits", 10)].numpy()
+        model = run.model.eval()
         with torch.no_grad():
             decoded = model(mnist.to_unit(torch.from_numpy(shown).to(device))).mul(255).cpu().numpy()
-        mse = fit.history[-1].get("test_mse", float("nan")) if fit.history else float("nan")
+        history = run.fit.history
+        mse = history[-1].get("test_mse", float("nan")) if history else float("nan")
         size = (max(6.0, len(shown) * 0.9), 2.6)
         fig = new_figure(*size)
         draw_digit_rows(fig.add_subplot(1, 1, 1), shown, decoded.reshape(shown.shape).round().astype(np.uint8))
         fig.suptitle(f"autoencoder: test digits and their reconstructions (test MSE {mse:.4f})", fontsize=10)
-        save(fig, figures_dir / "reconstructions.png")
+        save(fig, folder / "reconstructions.png")
 
-        count = min(int(params.get("scatter_points", 1000)), len(self.data.test_images))
+        count = min(int(params.get("scatter_points", 1000)), len(data.test_images))
         with torch.no_grad():
-            codes = model.encode(mnist.to_unit(self.data.test_images[:count].to(device))).cpu().numpy()
-        codes_3d_figure(codes, self.data.test_labels[:count].numpy(), figures_dir / "codes_3d.png",
+            codes = model.encode(mnist.to_unit(data.test_images[:count].to(device))).cpu().numpy()
+        codes_3d_figure(codes, data.test_labels[:count].numpy(), folder / "codes_3d.png",
                         f"3-D codes of {count} test digits")
 
-        frames = task.record.get("frames", [])
+        frames = run.task.record.get("frames", [])
         if frames:
-            reconstructions_animation(shown, frames, size, figures_dir / "animation.gif")
-        draw_loss(task, fit, figures_dir / "loss.png", "autoencoder: MSE")
+            reconstructions_animation(shown, frames, size, folder / "animation.gif")
+        draw_loss(run, folder / "loss.png", "autoencoder: MSE")
 
 
 def reconstructions_animation(shown: np.ndarray, frames: list[dict], size, path: Path) -> Path:

@@ -13,6 +13,7 @@ from ..data.synthetic import two_clusters
 from ..engine.loop import Task, accuracy_sum
 from ..models.mlp import Net
 from ..registry import experiment
+from ..rundir.metrics import Objective
 from ..viz.animate import FrameWriter
 from ._base import Experiment, draw_loss, every_nth_epoch, frames_every
 
@@ -38,13 +39,12 @@ def decisions(x: torch.Tensor, grid: torch.Tensor):
 
 @experiment("classification")
 class Classification(Experiment):
-    objective = ("test_accuracy", "max")
+    objective = Objective("test_accuracy", "max")
 
     def build(self, params, device):
         x, y = two_clusters(params["n_per_class"], params["seed"], params["centre"])
         x_test, y_test = two_clusters(params["n_per_class"], params["seed"] + 1, params["centre"])
-        self.x, self.y = x, y
-        self.gx, self.gy, grid = decision_grid(x)
+        gx, gy, grid = decision_grid(x)
         return Task(
             model=Net(2, params["hidden"], 2),
             train=TensorBatches(x, y, batch_size=params["batch_size"] or len(x), shuffle=True,
@@ -53,41 +53,41 @@ class Classification(Experiment):
             loss_fn=nn.CrossEntropyLoss(),
             metrics={"accuracy": accuracy_sum},
             on_epoch_end=frames_every(every_nth_epoch(params), decisions(x.to(device), grid.to(device))),
-            monitor="test_accuracy",
-            mode="max",
+            context={"x": x, "y": y, "gx": gx, "gy": gy},
         )
 
-    def figures(self, task, fit, trainer, figures_dir):
-        frames = task.record.get("frames", [])
+    def figures(self, run, folder):
+        frames = run.task.record.get("frames", [])
         if frames:
-            self.regions_animation(frames, figures_dir)
-        draw_loss(task, fit, figures_dir / "loss.png", "classification: cross-entropy")
+            regions_animation(run.task.context, frames, folder)
+        draw_loss(run, folder / "loss.png", "classification: cross-entropy")
 
-    def regions_animation(self, frames: list[dict], figures_dir) -> None:
-        """The decision regions and the points' predicted classes at every frame
-        (animation.gif); the last frame is decision_regions.png. The regions are an image and
-        the points one scatter, updated in place: the axes and legend are drawn once."""
-        x, y = self.x.numpy(), self.y.numpy()
-        writer = FrameWriter((6.8, 4.5))
-        ax = writer.figure.add_subplot(1, 1, 1)
-        extent = (self.gx.min(), self.gx.max(), self.gy.min(), self.gy.max())
-        regions = ax.imshow(frames[0]["regions"].numpy().reshape(self.gx.shape), origin="lower", extent=extent,
-                            cmap=ListedColormap(REGION_COLOURS), vmin=0, vmax=1, aspect="auto",
-                            interpolation="bilinear", interpolation_stage="data")  # smooth borders at 0.5
-        points = ax.scatter(x[:, 0], x[:, 1], c=frames[0]["points"].numpy(), cmap=ListedColormap(POINT_COLOURS),
-                            vmin=0, vmax=1, s=14, edgecolors="k", linewidths=0.3)
-        ax.set(xlabel="x1", ylabel="x2")
-        # Beside the axes, not on the regions: a legend redrawn in every frame would cost half the time.
-        ax.legend(handles=legend_handles(), loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
-        writer.changing(regions, points, ax.title)
-        for frame in frames:
-            regions.set_data(frame["regions"].numpy().reshape(self.gx.shape))
-            predicted = frame["points"].numpy()
-            points.set_array(predicted)
-            ax.set_title(f"epoch {frame['epoch']}   accuracy {float((predicted == y).mean()):.2f}")
-            writer.grab()
-        writer.write_last(figures_dir / "decision_regions.png")
-        writer.write(figures_dir / "animation.gif")
+
+def regions_animation(data: dict, frames: list[dict], figures_dir) -> None:
+    """The decision regions and the points' predicted classes at every frame
+    (animation.gif); the last frame is decision_regions.png. The regions are an image and
+    the points one scatter, updated in place: the axes and legend are drawn once."""
+    x, y, gx, gy = data["x"].numpy(), data["y"].numpy(), data["gx"], data["gy"]
+    writer = FrameWriter((6.8, 4.5))
+    ax = writer.figure.add_subplot(1, 1, 1)
+    extent = (gx.min(), gx.max(), gy.min(), gy.max())
+    regions = ax.imshow(frames[0]["regions"].numpy().reshape(gx.shape), origin="lower", extent=extent,
+                        cmap=ListedColormap(REGION_COLOURS), vmin=0, vmax=1, aspect="auto",
+                        interpolation="bilinear", interpolation_stage="data")  # smooth borders at 0.5
+    points = ax.scatter(x[:, 0], x[:, 1], c=frames[0]["points"].numpy(), cmap=ListedColormap(POINT_COLOURS),
+                        vmin=0, vmax=1, s=14, edgecolors="k", linewidths=0.3)
+    ax.set(xlabel="x1", ylabel="x2")
+    # Beside the axes, not on the regions: a legend redrawn in every frame would cost half the time.
+    ax.legend(handles=legend_handles(), loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
+    writer.changing(regions, points, ax.title)
+    for frame in frames:
+        regions.set_data(frame["regions"].numpy().reshape(gx.shape))
+        predicted = frame["points"].numpy()
+        points.set_array(predicted)
+        ax.set_title(f"epoch {frame['epoch']}   accuracy {float((predicted == y).mean()):.2f}")
+        writer.grab()
+    writer.write_last(figures_dir / "decision_regions.png")
+    writer.write(figures_dir / "animation.gif")
 
 
 def legend_handles() -> list:

@@ -14,11 +14,13 @@ from torch import nn
 from ..data import mnist
 from ..data.digits import DigitError, load_digit
 from ..engine.loop import Task, accuracy_sum
+from ..engine.threads import ALL_CORES
 from ..models.cnn import CNN
 from ..registry import experiment
+from ..rundir.metrics import Objective
 from ..viz.embed import TsneAnimation, tsne, tsne_figure
 from ..viz.plots import confusion_matrix, draw_image_grid, new_figure, save
-from ._base import Experiment, draw_loss
+from ._base import Experiment, FinishedRun, draw_loss
 
 TUTORIAL_TEST = 2000  # the tutorial evaluated on the first 2,000 test digits only
 SAMPLES = 32          # digits in the samples figure
@@ -50,19 +52,14 @@ def samples_figure(images: torch.Tensor, labels: torch.Tensor, predicted: torch.
 class MnistClassifier(Experiment):
     """MNIST classification: a subclass gives ``make_model`` (and may add figures)."""
 
-    objective = ("test_accuracy", "max")
+    objective = Objective("test_accuracy", "max")
 
     def make_model(self, params: dict, device: torch.device) -> nn.Module:
         raise NotImplementedError
 
-    def load_data(self, params: dict) -> mnist.Mnist:
-        data = mnist.load_mnist(params.get("data_root"), allow_download=params.get("download", True))
-        self.data = data
-        return data
-
-    def model_alone(self, params, device, run_dir):
+    def model_alone(self, params, device, record):
         return Task(model=self.make_model(params, device), train=None, test=None, loss_fn=nn.CrossEntropyLoss(),
-                    metrics={"accuracy": accuracy_sum}, monitor="test_accuracy", mode="max")
+                    metrics={"accuracy": accuracy_sum})
 
     def example_input(self, task):
         """Two standardised 28 x 28 images (noise: export checks the graph, not the answer)."""
@@ -70,56 +67,58 @@ class MnistClassifier(Experiment):
         return mnist.normalise(torch.randint(0, 256, (2, 28, 28), generator=generator, dtype=torch.uint8))
 
     def build(self, params, device):
-        data = self.load_data(params)
+        data = mnist.load_mnist(params.get("data_root"), allow_download=params.get("download", True))
         model = self.make_model(params, device)
-        self._predicted = None
         train = mnist.batches(data.train_images, data.train_labels, params["batch_size"], shuffle=True,
                               seed=params["seed"], device=device)
         test = mnist.batches(data.test_images, data.test_labels, params.get("test_batch_size", 1000),
                              shuffle=False, seed=params["seed"], device=device)
-        return Task(model=model, train=train, test=test,
-                    loss_fn=nn.CrossEntropyLoss(), metrics={"accuracy": accuracy_sum},
-                    monitor="test_accuracy", mode="max")
+        return Task(model=model, train=train, test=test, loss_fn=nn.CrossEntropyLoss(),
+                    metrics={"accuracy": accuracy_sum}, context={"data": data})
 
     # -- evaluation beyond the engine's test_accuracy --------------------------------
-    def predictions(self, task: Task, device) -> torch.Tensor:
-        if self._predicted is None:
-            self._predicted = predict_all(task.model, self.data.test_images, device)
-        return self._predicted
+    @staticmethod
+    def predictions(run: FinishedRun) -> torch.Tensor:
+        """Every test digit's predicted label, computed once per run."""
+        return run.remember("predicted", lambda: predict_all(run.model, run.task.context["data"].test_images,
+                                                             run.device))
 
-    def extra_summary(self, task, fit, trainer):
-        labels = self.data.test_labels
-        predicted = self.predictions(task, trainer.device)
+    def results(self, run):
+        data = run.task.context["data"]
+        labels, predicted = data.test_labels, self.predictions(run)
         first = min(TUTORIAL_TEST, len(labels))
         return {
-            "data": self.data.source,
+            "data": data.source,
             "test_accuracy_first_2000": int((predicted[:first] == labels[:first]).sum()) / first if first else None,
             "first_10": {"predicted": predicted[:10].tolist(), "true": labels[:10].tolist()},
         }
 
-    def figures(self, task, fit, trainer, figures_dir):
-        data, predicted = self.data, self.predictions(task, trainer.device)
+    def figures(self, run, folder):
+        data, predicted = run.task.context["data"], self.predictions(run)
         accuracy = float((predicted == data.test_labels).float().mean())
-        samples_figure(data.test_images, data.test_labels, predicted, figures_dir / "samples.png",
+        samples_figure(data.test_images, data.test_labels, predicted, folder / "samples.png",
                        f"{self.name}: first test digits, predicted (true); test accuracy {accuracy:.4f}")
         confusion_matrix(data.test_labels.numpy(), predicted.numpy(), [str(d) for d in range(10)],
-                         figures_dir / "confusion.png", f"{self.name}: confusion on {len(predicted):,} test digits")
-        draw_loss(task, fit, figures_dir / "loss.png", f"{self.name}: cross-entropy")
+                         folder / "confusion.png", f"{self.name}: confusion on {len(predicted):,} test digits")
+        draw_loss(run, folder / "loss.png", f"{self.name}: cross-entropy")
 
     # -- image files ------------------------------------------------------------------
     @torch.no_grad()
-    def predict(self, model, params, files, device):
-        model.eval()
+    def predict(self, run, inputs):
+        model, device = run.model.eval(), run.device
         rows = []
-        for path in files:
+        for item in inputs:
+            if isinstance(item, str):
+                rows.append({"file": item, "error": f"a {self.name} run classifies image files, not texts"})
+                continue
             try:
-                digit = load_digit(path)
+                digit = load_digit(item)
             except DigitError as err:
-                rows.append({"file": str(path), "error": str(err)})
+                rows.append({"file": str(item), "error": str(err)})
                 continue
             probabilities = model(mnist.normalise(digit[None].to(device))).softmax(dim=1)[0]
             label = int(probabilities.argmax())
-            rows.append({"file": str(path), "label": label, "probability": float(probabilities[label])})
+            rows.append({"file": str(item), "label": label, "probability": float(probabilities[label])})
         return rows
 
 
@@ -147,36 +146,37 @@ class CnnMnist(MnistClassifier):
         hook = record_conv_weights(task.model, task.record)  # task.record is checkpointed: frames survive --resume
         hook(0)  # the untrained net: the GIF's first frame
         task.on_step_end = mnist.every_n_steps(mnist.frame_interval(params, len(task.train)), hook)
-        # Convolutions are large ops: every thread helps (idle 2-core CPU: 0.94 s vs 1.29 s an epoch
+        # Convolutions are large ops: every core helps (idle 2-core CPU: 0.94 s vs 1.29 s an epoch
         # with two threads instead of one), although the model is small by parameter count.
-        task.cpu_threads = torch.get_num_threads()
+        task.cpu_threads = ALL_CORES
         return task
 
-    def figures(self, task, fit, trainer, figures_dir):
-        super().figures(task, fit, trainer, figures_dir)
-        self.tsne_figures(task, fit.steps, trainer.params, figures_dir)
+    def figures(self, run, folder):
+        super().figures(run, folder)
+        tsne_figures(run, folder)
 
-    def tsne_figures(self, task, steps: int, params, figures_dir: Path) -> None:
-        """t-SNE of the 1568-d features of ``tsne_points`` test digits: the trained net's
-        (tsne.png) and one frame per snapshot (animation.gif), each started from the last."""
-        count = min(int(params.get("tsne_points", 500)), len(self.data.test_images))
-        if count < 5:
-            return
-        # Channels-last, as training on a CPU: the snapshots' convolutions 1.4x faster (measured).
-        images = mnist.normalise(self.data.test_images[:count]).contiguous(memory_format=torch.channels_last)
-        labels = self.data.test_labels[:count].numpy()
-        frames = list(task.record.get("frames", []))
-        if not frames or frames[-1]["step"] != steps:  # the trained net is the last frame
-            frames.append({"step": steps, "weights": task.model.state_dict()})
-        snapshot_net = CNN().to(memory_format=torch.channels_last)
-        points, animation = None, TsneAnimation(labels)
-        for frame in frames:
-            weights = {k: v.detach().cpu() for k, v in frame["weights"].items() if not k.startswith("out.")}
-            snapshot_net.load_state_dict({**snapshot_net.state_dict(), **weights})
-            with torch.no_grad():
-                features = snapshot_net.eval().features(images).numpy()
-            points = tsne(features, seed=int(params["seed"]), start=points, max_iter=int(params.get("tsne_iter", 500)))
-            animation.frame(points, f"t-SNE of the CNN's features, step {frame['step']}")
-        tsne_figure(points, labels, figures_dir / "tsne.png",
-                    f"t-SNE of the trained CNN's 1568-d features ({count} test digits)")
-        animation.write(figures_dir / "animation.gif", fps=3)
+
+def tsne_figures(run: FinishedRun, figures_dir: Path) -> None:
+    """t-SNE of the 1568-d features of ``tsne_points`` test digits: the trained net's (tsne.png) and one
+    frame per snapshot (animation.gif), each started from the last."""
+    params, data = run.params, run.task.context["data"]
+    count = min(int(params.get("tsne_points", 500)), len(data.test_images))
+    if count < 5:
+        return
+    # Channels-last, as training on a CPU: the snapshots' convolutions 1.4x faster (measured).
+    images = mnist.normalise(data.test_images[:count]).contiguous(memory_format=torch.channels_last)
+    labels = data.test_labels[:count].numpy()
+    frames = list(run.task.record.get("frames", []))
+    if not frames or frames[-1]["step"] != run.fit.steps:  # the trained net is the last frame
+        frames.append({"step": run.fit.steps, "weights": run.model.state_dict()})
+    snapshot_net = CNN().to(memory_format=torch.channels_last)
+    points, animation = None, TsneAnimation(labels)
+    for frame in frames:
+        weights = {k: v.detach().cpu() for k, v in frame["weights"].items() if not k.startswith("out.")}
+        snapshot_net.load_state_dict({**snapshot_net.state_dict(), **weights})
+        with torch.no_grad():
+            features = snapshot_net.eval().features(images).numpy()
+        points = tsne(features, seed=int(params["seed"]), start=points, max_iter=int(params.get("tsne_iter", 500)))
+        animation.frame(points, f"t-SNE of the CNN's features, step {frame['step']}")
+    tsne_figure(points, labels, figures_dir / "tsne.png", f"t-SNE of the trained CNN's 1568-d features ({count} test digits)")
+    animation.write(figures_dir / "animation.gif", fps=3)

@@ -24,11 +24,13 @@ import torch.nn.functional as F
 from ..data import mnist
 from ..data.batches import TensorBatches
 from ..data.gan import WithNoise, generator_for
-from ..engine.loop import Task, threads_for
+from ..engine.loop import Task
+from ..engine import threads
 from ..errors import UserError
 from ..models.cnn import CNN
 from ..models.gan import DCDiscriminator, DCGenerator, dcgan_init
 from ..registry import experiment
+from ..rundir.metrics import Objective
 from ..viz.animate import FrameWriter
 from ..viz.plots import log_scale_if_wide, new_figure, save, whole_number_ticks
 from ._base import Experiment, every_nth_epoch
@@ -129,11 +131,19 @@ def grid(digits: torch.Tensor) -> np.ndarray:
     return padded.reshape(side, side, 30, 30).permute(0, 2, 1, 3).reshape(side * 30, side * 30).numpy()
 
 
+@torch.no_grad()
+def generate(generator, noise: torch.Tensor, device) -> torch.Tensor:
+    """uint8 digits from ``noise``, the generator in eval mode (batch norm's running statistics: what an
+    exported generator computes)."""
+    generator.eval()
+    return torch.cat([to_uint8(generator(chunk.to(device))).cpu() for chunk in noise.split(EVAL_CHUNK)])
+
+
 @experiment("dcgan_mnist")
 class DcganMnist(Experiment):
-    objective = ("test_fd", "min")
+    objective = Objective("test_fd", "min")
 
-    def model_alone(self, params, device, run_dir):
+    def model_alone(self, params, device, record):
         """The generator alone: no data set read, no judge trained."""
         return Task(model=DCGenerator(params["noise_dim"], params["width"]), train=None, test=None)
 
@@ -142,108 +152,105 @@ class DcganMnist(Experiment):
         return torch.randn(2, task.model.noise_dim, generator=generator_for("example"))
 
     def build(self, params, device):
-        self.params, self.device = params, device
-        self.data = mnist.load_mnist(params.get("data_root"), allow_download=params.get("download", True))
-        if params["batch_size"] > len(self.data.train_images):  # drop_last would leave no batch at all
-            raise UserError(f"batch_size={params['batch_size']}: more than the {len(self.data.train_images):,} "
-                            f"training digits ({self.data.source}); give at most {len(self.data.train_images)}.")
+        data = mnist.load_mnist(params.get("data_root"), allow_download=params.get("download", True))
+        if params["batch_size"] > len(data.train_images):  # drop_last would leave no batch at all
+            raise UserError(f"batch_size={params['batch_size']}: more than the {len(data.train_images):,} "
+                            f"training digits ({data.source}); give at most {len(data.train_images)}.")
         generator = dcgan_init(DCGenerator(params["noise_dim"], params["width"])).to(device)
         discriminator = dcgan_init(DCDiscriminator(params["width"])).to(device)
         if device.type == "cpu":
             generator, discriminator = for_cpu(generator), for_cpu(discriminator)
-        self.eval_noise = torch.randn(params["eval_digits"], params["noise_dim"],
-                                      generator=generator_for("held-out", params["seed"])).to(device)
+        eval_noise = torch.randn(params["eval_digits"], params["noise_dim"],
+                                 generator=generator_for("held-out", params["seed"])).to(device)
         # The grid's noise lives in the record: checkpointed, so a resumed run draws the same digits.
         record = {"grid_noise": torch.randn(GRID_SIDE**2, params["noise_dim"], generator=generator_for("grid", params["seed"]))}
-        with threads_for(generator, device, CPU_THREADS):  # as in training: the judge's numbers never depend on the cores
-            self.judge = Judge(self.data, device, params["judge_steps"], params["eval_digits"])
-            record["at_init"] = self.measure(generator)
-            record["frames"] = [self.frame(0, generator, record)]
-        self.losses_of_epoch: list = []
-        real = TensorBatches(self.data.train_images, self.data.train_labels, batch_size=params["batch_size"],
+
+        def frame(epoch: int, generator) -> dict:
+            return {"epoch": epoch, "digits": generate(generator, record["grid_noise"], device)}
+
+        with threads.using(CPU_THREADS):  # as in training: the judge's numbers never depend on the cores
+            judge = Judge(data, device, params["judge_steps"], params["eval_digits"])
+            record["at_init"] = judge.score(generate(generator, eval_noise, device))
+            record["frames"] = [frame(0, generator)]
+        losses_of_epoch: list = []
+        every = every_nth_epoch(params)
+
+        def evaluate(trainer) -> dict:
+            return judge.score(generate(trainer.models["generator"], eval_noise, device))
+
+        def on_epoch_end(epoch, generator, record):
+            keep_step_losses(record, losses_of_epoch)
+            if epoch % every == 0 or epoch == params["epochs"]:
+                record["frames"].append(frame(epoch, generator))
+
+        real = TensorBatches(data.train_images, data.train_labels, batch_size=params["batch_size"],
                              shuffle=True, seed=params["seed"], drop_last=True, transform=to_tanh_range, device=device)
         return Task(
             model=generator, models={"generator": generator, "discriminator": discriminator},
             train=WithNoise(real, (params["noise_dim"],), params["seed"]), test=None,
-            step=adversarial_step(params["generator_loss"], self.losses_of_epoch),
-            evaluate=self.evaluate, on_epoch_end=self.on_epoch_end, record=record,
-            loss_name="loss_d", monitor="test_fd", mode="min", cpu_threads=CPU_THREADS,
+            step=adversarial_step(params["generator_loss"], losses_of_epoch),
+            evaluate=evaluate, on_epoch_end=on_epoch_end, record=record,
+            loss_name="loss_d", cpu_threads=CPU_THREADS, context={"data": data, "judge": judge},
         )
 
-    @torch.no_grad()
-    def generate(self, generator, noise: torch.Tensor) -> torch.Tensor:
-        """uint8 digits from ``noise``, the generator in eval mode (batch norm's running statistics:
-        what an exported generator computes)."""
-        generator.eval()
-        return torch.cat([to_uint8(generator(chunk.to(self.device))).cpu() for chunk in noise.split(EVAL_CHUNK)])
-
-    def measure(self, generator) -> dict:
-        return self.judge.score(self.generate(generator, self.eval_noise))
-
-    def evaluate(self, trainer) -> dict:
-        return self.measure(trainer.models["generator"])
-
-    def frame(self, epoch: int, generator, record: dict) -> dict:
-        return {"epoch": epoch, "digits": self.generate(generator, record["grid_noise"])}
-
-    def on_epoch_end(self, epoch, generator, record):
-        keep_step_losses(record, self.losses_of_epoch)
-        if epoch % every_nth_epoch(self.params) == 0 or epoch == self.params["epochs"]:
-            record["frames"].append(self.frame(epoch, generator, record))
-
     # -- summary and figures ----------------------------------------------------------------------
-    def extra_summary(self, task, fit, trainer):
-        return {"data": self.data.source, "at_init": task.record["at_init"], "real_digits": self.judge.real_digits,
-                "judge": {"model": "CNN of models/cnn.py", "steps": self.params["judge_steps"], "batch_size": JUDGE_BATCH,
-                          "test_accuracy": self.judge.accuracy}}
+    def results(self, run):
+        data, judge = run.task.context["data"], run.task.context["judge"]
+        return {"data": data.source, "at_init": run.task.record["at_init"], "real_digits": judge.real_digits,
+                "judge": {"model": "CNN of models/cnn.py", "steps": run.params["judge_steps"],
+                          "batch_size": JUDGE_BATCH, "test_accuracy": judge.accuracy}}
 
-    def figures(self, task, fit, trainer, figures_dir):
-        self.samples_animation(task.record["frames"], figures_dir)
-        self.draw_losses(task, fit, figures_dir / "loss.png")
-        self.draw_quality(task, fit, figures_dir / "quality.png")
+    def figures(self, run, folder):
+        record, history, judge = run.task.record, run.fit.history, run.task.context["judge"]
+        samples_animation(record["frames"], folder)
+        draw_losses(record, history, run.params["generator_loss"], folder / "loss.png")
+        draw_quality(record, history, judge.real_digits, folder / "quality.png")
 
-    def samples_animation(self, frames: list[dict], figures_dir) -> None:
-        """The grid of digits from fixed noise at every frame (animation.gif); the last is
-        samples.png. The axes are drawn once; a frame swaps the grid's pixels and the title."""
-        writer = FrameWriter((5, 5.3))
-        ax = writer.figure.add_subplot(1, 1, 1)
-        picture = ax.imshow(grid(frames[0]["digits"]), cmap="gray", vmin=0, vmax=255)
-        ax.set(xticks=[], yticks=[], xlabel=f"{GRID_SIDE**2} digits from fixed noise")
-        writer.changing(picture, ax.title)
-        for frame in frames:
-            picture.set_data(grid(frame["digits"]))
-            ax.set_title(f"epoch {frame['epoch']}" + ("  (untrained)" if frame["epoch"] == 0 else ""))
-            writer.grab()
-        writer.write_last(figures_dir / "samples.png")
-        writer.write(figures_dir / "animation.gif", fps=3)
 
-    def draw_losses(self, task, fit, path) -> None:
-        fig = new_figure(11, 4)
-        draw_step_losses(fig.add_subplot(1, 2, 1), task.record["step_losses"], self.params["generator_loss"])
-        ax = fig.add_subplot(1, 2, 2)
-        epochs = [row["epoch"] for row in fit.history]
-        for key, label in (("d_real", "D(x), real digits"), ("d_fake", "D(G(z)), generated digits")):
-            ax.plot(epochs, [row[key] for row in fit.history], marker="o", ms=3, label=label)
-        ax.set(xlabel="epoch", ylabel="discriminator's probability 'real' (training batches)", ylim=(0, 1),
-               title="what the discriminator says")
+def samples_animation(frames: list[dict], figures_dir) -> None:
+    """The grid of digits from fixed noise at every frame (animation.gif); the last is
+    samples.png. The axes are drawn once; a frame swaps the grid's pixels and the title."""
+    writer = FrameWriter((5, 5.3))
+    ax = writer.figure.add_subplot(1, 1, 1)
+    picture = ax.imshow(grid(frames[0]["digits"]), cmap="gray", vmin=0, vmax=255)
+    ax.set(xticks=[], yticks=[], xlabel=f"{GRID_SIDE**2} digits from fixed noise")
+    writer.changing(picture, ax.title)
+    for frame in frames:
+        picture.set_data(grid(frame["digits"]))
+        ax.set_title(f"epoch {frame['epoch']}" + ("  (untrained)" if frame["epoch"] == 0 else ""))
+        writer.grab()
+    writer.write_last(figures_dir / "samples.png")
+    writer.write(figures_dir / "animation.gif", fps=3)
+
+
+def draw_losses(record: dict, history: list[dict], generator_loss: str, path) -> None:
+    fig = new_figure(11, 4)
+    draw_step_losses(fig.add_subplot(1, 2, 1), record["step_losses"], generator_loss)
+    ax = fig.add_subplot(1, 2, 2)
+    epochs = [row["epoch"] for row in history]
+    for key, label in (("d_real", "D(x), real digits"), ("d_fake", "D(G(z)), generated digits")):
+        ax.plot(epochs, [row[key] for row in history], marker="o", ms=3, label=label)
+    ax.set(xlabel="epoch", ylabel="discriminator's probability 'real' (training batches)", ylim=(0, 1),
+           title="what the discriminator says")
+    whole_number_ticks(ax, epochs)
+    ax.legend(fontsize=8)
+    save(fig, path)
+
+
+def draw_quality(record: dict, history: list[dict], real_digits: dict, path) -> None:
+    """The judge's two numbers per epoch, beside what real digits score."""
+    fig = new_figure(11, 4)
+    epochs = [0] + [row["epoch"] for row in history]
+    rows = [record["at_init"]] + history
+    for column, (key, label, log) in enumerate((("test_fd", "Fréchet distance in the judge's features", True),
+                                                ("test_confident", f"share of confident labels (p > {CONFIDENT})", False))):
+        ax = fig.add_subplot(1, 2, column + 1)
+        values = [row[key] for row in rows]
+        ax.plot(epochs, values, marker="o", ms=3, label="generated digits")
+        ax.axhline(real_digits[key], color="k", ls="--", lw=1, label="real digits")
+        ax.set(xlabel="epoch", ylabel=label, title=label.split(" (")[0])
+        if log:
+            log_scale_if_wide(ax, values + [real_digits[key]], span=3)
         whole_number_ticks(ax, epochs)
         ax.legend(fontsize=8)
-        save(fig, path)
-
-    def draw_quality(self, task, fit, path) -> None:
-        """The judge's two numbers per epoch, beside what real digits score."""
-        fig = new_figure(11, 4)
-        epochs = [0] + [row["epoch"] for row in fit.history]
-        rows = [task.record["at_init"]] + fit.history
-        for column, (key, label, log) in enumerate((("test_fd", "Fréchet distance in the judge's features", True),
-                                                    ("test_confident", f"share of confident labels (p > {CONFIDENT})", False))):
-            ax = fig.add_subplot(1, 2, column + 1)
-            values = [row[key] for row in rows]
-            ax.plot(epochs, values, marker="o", ms=3, label="generated digits")
-            ax.axhline(self.judge.real_digits[key], color="k", ls="--", lw=1, label="real digits")
-            ax.set(xlabel="epoch", ylabel=label, title=label.split(" (")[0])
-            if log:
-                log_scale_if_wide(ax, values + [self.judge.real_digits[key]], span=3)
-            whole_number_ticks(ax, epochs)
-            ax.legend(fontsize=8)
-        save(fig, path)
+    save(fig, path)

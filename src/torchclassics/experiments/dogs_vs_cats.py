@@ -24,12 +24,12 @@ from torch import nn
 
 from ..data.images import (IMAGENET_MEAN, IMAGENET_STD, ImageBatches, ImageFolderData, RandomCropFlip,
                            UnusableImage, load_image, normalise)
-from ..engine import checkpoint
+from ..core.errors import UserError
 from ..engine.loop import Task, accuracy_sum
-from ..errors import UserError
 from ..models.resnet import ResNet18Classifier
 from ..models.small_cnn import SmallCNN
 from ..registry import experiment
+from ..rundir.metrics import Objective
 from ..viz.plots import confusion_matrix, draw_image_grid, new_figure, save
 from ._base import Experiment, draw_loss
 
@@ -69,76 +69,63 @@ def image_folder(params: dict, expected_classes=None) -> ImageFolderData:
                            expected_classes=expected_classes)
 
 
-def recorded_classes(run_dir) -> list[str]:
-    """The class names a finished run was trained on: summary.json, else any checkpoint's record."""
-    summary = Path(run_dir.path) / "summary.json"
-    if summary.is_file():
-        classes = json.loads(summary.read_text()).get("classes")
-        if classes:
-            return list(classes)
-    for path in sorted(Path(run_dir.checkpoints).rglob("*.pt")):
-        classes = checkpoint.load(path).get("record", {}).get("classes")
-        if classes:
-            return list(classes)
-    raise UserError(f"{run_dir.path} records no class names (no summary.json, no checkpoint).")
-
-
 @experiment("dogs_vs_cats")
 class DogsVsCats(Experiment):
-    objective = ("val_accuracy", "max")
+    objective = Objective("val_accuracy", "max")
 
     def build(self, params, device):
         check_params(params)
-        self.folder = image_folder(params)
+        folder = image_folder(params)
         # Lists the folder (names only: cheap): layout errors surface before anything is written.
         # The pixels are read on first use of the batches.
-        return self._task(params, device, list(self.folder.classes), build_model(params, len(self.folder.classes)))
+        return make_task(params, device, list(folder.classes), build_model(params, len(folder.classes)), folder)
 
-    def build_from_run(self, params, device, run_dir, need_data):
-        """The Task of a finished run: class names from the run, the data folder read only by
-        evaluate, no pretrained weights (the checkpoint's replace them)."""
+    def rebuild(self, params, device, record, need_data):
+        """The Task of a finished run: class names from its checkpoint, the data folder read only by
+        evaluate and figures, no pretrained weights (the checkpoint's replace them)."""
         check_params(params)
-        classes = recorded_classes(run_dir)
+        classes = list(record.get("classes") or [])
+        if not classes:
+            raise UserError("this dogs_vs_cats run's checkpoint records no class names.")
         if need_data and not params.get("data_root"):
-            raise UserError(f"evaluate: {run_dir.path} was trained without a data_root; nothing to validate on.")
-        self.folder = image_folder(params, expected_classes=classes) if need_data else None
-        return self._task(params, device, classes, build_model(params, len(classes), pretrained=False))
-
-    def _task(self, params, device, classes: list[str], model: nn.Module) -> Task:
-        self.classes, self.image_size = classes, params["image_size"]
-        train = test = None
-        if self.folder is not None:
-            augment = RandomCropFlip(params["image_size"], params["crop_scale"]) if params["augment"] else None
-            common = dict(batch_size=params["batch_size"], device=device, seed=params["seed"],
-                          num_workers=params["num_workers"])
-            train = ImageBatches(self.folder, "train", shuffle=True, augment=augment, **common)
-            test = ImageBatches(self.folder, "val", **common)
-        return Task(model=model, train=train, test=test, loss_fn=nn.CrossEntropyLoss(),
-                    metrics={"accuracy": accuracy_sum}, record={"classes": list(classes)},
-                    held_out="val", monitor="val_accuracy", mode="max")
+            raise UserError("this dogs_vs_cats run was trained without a data_root; nothing to validate on.")
+        folder = image_folder(params, expected_classes=classes) if need_data else None
+        return make_task(params, device, classes, build_model(params, len(classes), pretrained=False), folder)
 
     def example_input(self, task):
-        size = self.image_size
+        size = task.context["image_size"]
         return torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
 
-    def extra_summary(self, task, fit, trainer):
-        return self.folder.summary()
+    def results(self, run):
+        return run.task.context["folder"].summary()
 
     # -- figures --------------------------------------------------------------------------------
-    def figures(self, task, fit, trainer, figures_dir):
-        draw_loss(task, fit, figures_dir / "loss.png", "dogs_vs_cats: cross-entropy")
-        found = validation_predictions(trainer.model, task.test, len(self.classes))
-        confusion_matrix(found["true"], found["predicted"], self.classes, figures_dir / "confusion.png",
+    def figures(self, run, folder):
+        classes = run.task.record["classes"]
+        draw_loss(run, folder / "loss.png", "dogs_vs_cats: cross-entropy")
+        found = validation_predictions(run.model, run.task.test, len(classes))
+        confusion_matrix(found["true"], found["predicted"], classes, folder / "confusion.png",
                          title="validation confusion matrix")
-        prediction_grid(found, self.classes, figures_dir / "predictions.png")
+        prediction_grid(found, classes, folder / "predictions.png")
 
     # -- predict --------------------------------------------------------------------------------
-    def predict(self, model, params, files, device):
-        classes = getattr(self, "classes", None)
-        if not classes:
-            raise UserError("dogs_vs_cats.predict: build the run's Task first (api.predict does).")
-        model.eval()
-        return [predict_file(model, Path(f), params["image_size"], classes, device) for f in files]
+    def predict(self, run, inputs):
+        model, classes, size = run.model.eval(), run.task.record["classes"], run.params["image_size"]
+        return [predict_file(model, item, size, classes, run.device) if isinstance(item, Path) else
+                {"file": item, "error": "a dogs_vs_cats run classifies image files, not texts"} for item in inputs]
+
+
+def make_task(params: dict, device, classes: list[str], model: nn.Module, folder: ImageFolderData | None) -> Task:
+    train = test = None
+    if folder is not None:
+        augment = RandomCropFlip(params["image_size"], params["crop_scale"]) if params["augment"] else None
+        common = dict(batch_size=params["batch_size"], device=device, seed=params["seed"],
+                      num_workers=params["num_workers"])
+        train = ImageBatches(folder, "train", shuffle=True, augment=augment, **common)
+        test = ImageBatches(folder, "val", **common)
+    return Task(model=model, train=train, test=test, loss_fn=nn.CrossEntropyLoss(),
+                metrics={"accuracy": accuracy_sum}, record={"classes": list(classes)}, held_out="val",
+                context={"folder": folder, "image_size": params["image_size"]})
 
 
 def predict_file(model: nn.Module, path: Path, size: int, classes: list[str], device) -> dict:

@@ -19,6 +19,7 @@ from ..data.episodes import HELD_OUT_SEEDS, Episodes, greedy_returns, greedy_sta
 from ..engine.loop import Task
 from ..models.qnet import q_network
 from ..registry import experiment
+from ..rundir.metrics import Objective
 from ..viz.animate import FrameWriter
 from ..viz.plots import log_scale_if_wide, marker_for, new_figure, save, whole_number_ticks
 from ._base import Experiment
@@ -67,59 +68,63 @@ def held_out_seeds(params: dict) -> list[int]:
     return [HELD_OUT_SEEDS + params["seed"] * 1000 + i for i in range(params["eval_episodes"])]
 
 
+def episode_metrics(episodes: Episodes, params: dict, device):
+    """The Task's evaluate: the row's per-episode values, the training episode's return and ε (the
+    engine's train metrics are batch averages, which these are not) and, every ``eval_every``
+    episodes and at the last, ``test_return``: the greedy policy's mean return over
+    ``eval_episodes`` held-out episodes."""
+
+    def evaluate(trainer) -> dict:
+        episode = trainer.epoch + 1  # the engine evaluates before it counts the episode as done
+        row = {"return": episodes.last_return, "epsilon": round(episodes.epsilon, 6)}
+        if episode % params["eval_every"] == 0 or episode == params["epochs"]:
+            returns = greedy_returns(ENV, trainer.models["q"].eval(), held_out_seeds(params), device)
+            row["test_return"] = sum(returns) / len(returns)
+        return row
+
+    return evaluate
+
+
 @experiment("dqn_cartpole")
 class DQNCartPole(Experiment):
-    objective = ("test_return", "max")
+    objective = Objective("test_return", "max")
 
     def build(self, params, device):
-        self.params, self.device = params, device
         q_net = q_network(N_STATES, N_ACTIONS, params["hidden"], params["layers"])
         target_net = copy.deepcopy(q_net).requires_grad_(False)
-        self.episodes = Episodes(ENV, q_net, seed=params["seed"], capacity=params["memory"],
-                                 batch_size=params["batch_size"], learn_start=params["learn_start"],
-                                 epsilon_start=params["epsilon_start"], epsilon_end=params["epsilon_end"],
-                                 epsilon_decay=params["epsilon_decay"], device=device,
-                                 shaped_reward=centred_and_upright if params["reward"] == "shaped" else None)
+        episodes = Episodes(ENV, q_net, seed=params["seed"], capacity=params["memory"],
+                            batch_size=params["batch_size"], learn_start=params["learn_start"],
+                            epsilon_start=params["epsilon_start"], epsilon_end=params["epsilon_end"],
+                            epsilon_decay=params["epsilon_decay"], device=device,
+                            shaped_reward=centred_and_upright if params["reward"] == "shaped" else None)
         return Task(model=q_net, models={"q": q_net, "target": target_net}, optimized=("q",),
-                    train=self.episodes, test=None, loss_name="td_loss",
+                    train=episodes, test=None, loss_name="td_loss",
                     step=td_step(params["gamma"], params["target_every"], LOSSES[params["loss"]]),
-                    evaluate=self.episode_metrics, monitor="test_return", mode="max")
+                    evaluate=episode_metrics(episodes, params, device))
 
-    def build_from_run(self, params, device, run_dir, need_data):
+    def model_alone(self, params, device, record):
         """The Q-network alone (predict, export): no environment needed."""
-        q_net = q_network(N_STATES, N_ACTIONS, params["hidden"], params["layers"])
-        return Task(model=q_net, train=None, test=None)
+        return Task(model=q_network(N_STATES, N_ACTIONS, params["hidden"], params["layers"]), train=None, test=None)
 
     def example_input(self, task):
         """Two cart states (position, velocity, angle, angular velocity)."""
         return torch.tensor([[0.0, 0.0, 0.02, 0.0], [0.5, -0.3, -0.05, 0.4]])
 
-    def episode_metrics(self, trainer) -> dict:
-        """The row's per-episode values: the training episode's return and ε (the engine's
-        train metrics are batch averages, which these are not) and, every ``eval_every``
-        episodes and at the last, ``test_return``: the greedy policy's mean return over
-        ``eval_episodes`` held-out episodes."""
-        episode = trainer.epoch + 1  # the engine evaluates before it counts the episode as done
-        row = {"return": self.episodes.last_return, "epsilon": round(self.episodes.epsilon, 6)}
-        if episode % self.params["eval_every"] == 0 or episode == self.params["epochs"]:
-            returns = greedy_returns(ENV, trainer.models["q"].eval(), held_out_seeds(self.params), self.device)
-            row["test_return"] = sum(returns) / len(returns)
-        return row
-
-    def extra_summary(self, task, fit, trainer):
-        solved = [row["epoch"] for row in fit.history if row.get("test_return", 0) >= SOLVED]
+    def results(self, run):
+        solved = [row["epoch"] for row in run.fit.history if row.get("test_return", 0) >= SOLVED]
         return {"solved_at_episode": solved[0] if solved else None, "solved_threshold": SOLVED}
 
     # -- figures ---------------------------------------------------------------------------
-    def figures(self, task, fit, trainer, figures_dir):
-        returns_figure(fit.history, figures_dir / "returns.png")
-        loss_figure(fit.history, figures_dir / "loss.png", self.params["learn_start"])
-        states = greedy_states(ENV, task.model.eval(), held_out_seeds(self.params)[0], trainer.device)
-        every = max(1, len(states) // self.params["gif_frames"])
+    def figures(self, run, folder):
+        params, history = run.params, run.fit.history
+        returns_figure(history, folder / "returns.png")
+        loss_figure(history, folder / "loss.png", params["learn_start"])
+        states = greedy_states(ENV, run.model.eval(), held_out_seeds(params)[0], run.device)
+        every = max(1, len(states) // params["gif_frames"])
         shown = list(range(0, len(states), every))
         if shown[-1] != len(states) - 1:
             shown.append(len(states) - 1)  # the last state: balanced to the end, or the fall
-        policy_animation(states, shown, figures_dir / "policy.gif")
+        policy_animation(states, shown, folder / "policy.gif")
 
 
 def returns_figure(history: list[dict], path):

@@ -18,6 +18,7 @@ from ..data.noisy_curves import noisy_line
 from ..engine.loop import Task, evaluate_task
 from ..models.regularized import dropout_net
 from ..registry import experiment
+from ..rundir.metrics import Objective
 from ..viz.animate import FrameWriter
 from ..viz.plots import log_scale_if_wide, marker_for, new_figure, save, whole_number_ticks
 from ._base import Experiment, every_nth_epoch
@@ -65,61 +66,62 @@ def fits_every(every: int, nets: dict[str, nn.Module], grid: torch.Tensor):
 
 @experiment("dropout")
 class Dropout(Experiment):
-    objective = ("test_mse_dropout", "min")
+    objective = Objective("test_mse_dropout", "min")
 
     def build(self, params, device):
-        self.x, self.y, self.x_test, self.y_test = noisy_line(params["n_points"], params["n_test"], params["noise"],
-                                                                 params["seed"])
+        x, y, x_test, y_test = noisy_line(params["n_points"], params["n_test"], params["noise"], params["seed"])
         plain = dropout_net(params["hidden"], 0.0)
         dropped = dropout_net(params["hidden"], params["dropout"])
         dropped.load_state_dict(plain.state_dict())  # the same start: the nets differ by dropout alone
-        self.grid = torch.linspace(-1, 1, 200).unsqueeze(1)
+        grid = torch.linspace(-1, 1, 200).unsqueeze(1)
         nets = {"plain": plain, "dropout": dropped}
         return Task(
             model=dropped,
             models=nets,
-            train=TensorBatches(self.x, self.y, batch_size=params["batch_size"] or len(self.x), shuffle=True,
+            train=TensorBatches(x, y, batch_size=params["batch_size"] or len(x), shuffle=True,
                                 seed=params["seed"], device=device),
-            test=TensorBatches(self.x_test, self.y_test, batch_size=len(self.x_test), shuffle=False, device=device),
+            test=TensorBatches(x_test, y_test, batch_size=len(x_test), shuffle=False, device=device),
             loss_fn=nn.MSELoss(),
             loss_name="mse",
             step=train_both,
             evaluate=held_out_both,
-            monitor=self.objective[0],
-            on_epoch_end=fits_every(every_nth_epoch(params), nets, self.grid.to(device)),
+            on_epoch_end=fits_every(every_nth_epoch(params), nets, grid.to(device)),
+            context={"x": x, "y": y, "x_test": x_test, "y_test": y_test, "grid": grid},
         )
 
-    def figures(self, task, fit, trainer, figures_dir):
-        frames = task.record.get("frames", [])
+    def figures(self, run, folder):
+        frames = run.task.record.get("frames", [])
+        history = run.fit.history
         if frames:
-            self.fits_animation(frames, {row["epoch"]: row for row in fit.history}, figures_dir)
-        draw_losses(fit.history, figures_dir / "loss.png")
+            fits_animation(run.task.context, frames, {row["epoch"]: row for row in history}, folder)
+        draw_losses(history, folder / "loss.png")
 
-    def fits_animation(self, frames: list[dict], rows: dict, figures_dir) -> None:
-        """Training and held-out points and both nets' curves at every frame (animation.gif),
-        each net's held-out MSE in the legend; the last frame is fit.png. The points and axes
-        are drawn once; a frame redraws the curves, the title and the legend."""
-        writer = FrameWriter((6, 4.5))
-        ax = writer.figure.add_subplot(1, 1, 1)
-        ax.scatter(self.x_test.flatten(), self.y_test.flatten(), s=12, c="cyan", alpha=0.5, label="held-out")
-        ax.scatter(self.x.flatten(), self.y.flatten(), s=40, c="magenta", alpha=0.8, label="train")
-        curves = {}
-        for name in NETS:
-            colour, line, label = STYLE[name]
-            (curves[name],) = ax.plot(self.grid.flatten(), frames[0][name], color=colour, ls=line, lw=2.5, label=label)
-        ax.set(xlabel="x", ylabel="y", ylim=(-2.5, 2.5))
-        legend = ax.legend(loc="upper left", fontsize=8)
-        names = legend.get_texts()[-len(NETS):]  # the curves' entries, after the two scatters'
-        writer.changing(*curves.values(), ax.title, legend)
-        for frame in frames:
-            row = rows.get(frame["epoch"], {})
-            for name, text in zip(NETS, names):
-                curves[name].set_ydata(frame[name])
-                text.set_text(f"{STYLE[name][2]}: held-out MSE {row.get(f'test_mse_{name}', float('nan')):.4f}")
-            ax.set_title(f"epoch {frame['epoch']}")
-            writer.grab()
-        writer.write_last(figures_dir / "fit.png")
-        writer.write(figures_dir / "animation.gif")
+
+def fits_animation(data: dict, frames: list[dict], rows: dict, figures_dir) -> None:
+    """Training and held-out points and both nets' curves at every frame (animation.gif),
+    each net's held-out MSE in the legend; the last frame is fit.png. The points and axes
+    are drawn once; a frame redraws the curves, the title and the legend."""
+    writer = FrameWriter((6, 4.5))
+    ax = writer.figure.add_subplot(1, 1, 1)
+    ax.scatter(data["x_test"].flatten(), data["y_test"].flatten(), s=12, c="cyan", alpha=0.5, label="held-out")
+    ax.scatter(data["x"].flatten(), data["y"].flatten(), s=40, c="magenta", alpha=0.8, label="train")
+    curves = {}
+    for name in NETS:
+        colour, line, label = STYLE[name]
+        (curves[name],) = ax.plot(data["grid"].flatten(), frames[0][name], color=colour, ls=line, lw=2.5, label=label)
+    ax.set(xlabel="x", ylabel="y", ylim=(-2.5, 2.5))
+    legend = ax.legend(loc="upper left", fontsize=8)
+    names = legend.get_texts()[-len(NETS):]  # the curves' entries, after the two scatters'
+    writer.changing(*curves.values(), ax.title, legend)
+    for frame in frames:
+        row = rows.get(frame["epoch"], {})
+        for name, text in zip(NETS, names):
+            curves[name].set_ydata(frame[name])
+            text.set_text(f"{STYLE[name][2]}: held-out MSE {row.get(f'test_mse_{name}', float('nan')):.4f}")
+        ax.set_title(f"epoch {frame['epoch']}")
+        writer.grab()
+    writer.write_last(figures_dir / "fit.png")
+    writer.write(figures_dir / "animation.gif")
 
 
 def draw_losses(history: list[dict], path):

@@ -20,6 +20,7 @@ from ..data.paintings import ArtistWorks, artist_works, canvas, nearest_in_famil
 from ..engine.loop import Task
 from ..models.gan import critic, painter
 from ..registry import experiment
+from ..rundir.metrics import Objective
 from ..viz.animate import FrameWriter
 from ..viz.plots import log_scale_if_wide, marker_for, new_figure, save, whole_number_ticks
 from ._base import Experiment, every_nth_epoch
@@ -105,11 +106,51 @@ def draw_step_losses(ax, step_losses: torch.Tensor, generator_loss: str) -> None
     ax.legend(fontsize=8)
 
 
+class HeldOut:
+    """Fixed noise and fixed real paintings, the same every epoch (their own seeded stream), and what
+    the last evaluation measured (a GIF frame shows it)."""
+
+    def __init__(self, params: dict, device):
+        self.x = canvas(params["points"])
+        draws = generator_for("held-out", params["seed"])
+        real, _ = artist_works(params["eval_paintings"], self.x, draws)
+        ideas = torch.randn(params["eval_paintings"], params["ideas"], generator=draws)
+        self.real, self.ideas = real.to(device), ideas.to(device)
+        self.latest: dict = {}
+
+    @torch.no_grad()
+    def measure(self, generator, discriminator) -> dict:
+        """The held-out metrics of a generator and a discriminator, as plain floats."""
+        generator.eval()
+        discriminator.eval()
+        fake = generator(self.ideas).float()
+        a, distance = nearest_in_family(fake.cpu(), self.x)
+        real_logit, fake_logit = discriminator(self.real).float(), discriminator(fake)
+        d_real, d_fake = torch.sigmoid(real_logit), torch.sigmoid(fake_logit)
+        measured = {
+            "test_distance": float(distance.mean()),
+            "test_a_std": float(a.std()),
+            "test_d_real": float(d_real.mean()),
+            # -(the discriminator's loss): the tutorial's "D score", 2 log 1/2 = -1.386 at equilibrium
+            "test_d_score": float(-(F.softplus(-real_logit).mean() + F.softplus(fake_logit).mean())),
+            "test_d_accuracy": float(((d_real > 0.5).float().mean() + (d_fake < 0.5).float().mean()) / 2),
+        }
+        self.latest.clear()
+        self.latest.update(measured)
+        return measured
+
+    def frame(self, epoch: int, generator) -> dict:
+        """A GIF frame: the first paintings of the held-out noise, and the numbers last measured."""
+        with torch.no_grad():
+            paintings = generator.eval()(self.ideas[:SHOWN_PAINTINGS]).float().cpu()
+        return {"epoch": epoch, "paintings": paintings, **self.latest}
+
+
 @experiment("gan_curves")
 class GanCurves(Experiment):
-    objective = ("test_distance", "min")
+    objective = Objective("test_distance", "min")
 
-    def model_alone(self, params, device, run_dir):
+    def model_alone(self, params, device, record):
         """The generator alone; evaluate builds the whole Task (its held-out paintings, both nets)."""
         return Task(model=painter(params["ideas"], params["hidden"], params["points"]), train=None, test=None)
 
@@ -118,113 +159,83 @@ class GanCurves(Experiment):
         return torch.randn(2, ideas, generator=generator_for("example"))
 
     def build(self, params, device):
-        self.params = params
-        self.x = canvas(params["points"])
         generator = painter(params["ideas"], params["hidden"], params["points"]).to(device)
         discriminator = critic(params["points"], params["hidden"]).to(device)
-        self.held_out = self.held_out_set(params, device)
-        self.losses_of_epoch: list = []
-        at_init = self.measure(generator, discriminator)  # what "better than untrained" means
-        record = {"at_init": at_init, "frames": [self.frame(0, generator, at_init)]}
+        held_out, losses_of_epoch = HeldOut(params, device), []
+        at_init = held_out.measure(generator, discriminator)  # what "better than untrained" means
+        record = {"at_init": at_init, "frames": [held_out.frame(0, generator)]}
+        every = every_nth_epoch(params)
+
+        def evaluate(trainer) -> dict:
+            return held_out.measure(trainer.models["generator"], trainer.models["discriminator"])
+
+        def on_epoch_end(epoch, generator, record):
+            keep_step_losses(record, losses_of_epoch)
+            if epoch % every == 0 or epoch == params["epochs"]:
+                record["frames"].append(held_out.frame(epoch, generator))
+
         real = ArtistWorks(params["steps_per_epoch"], params["batch_size"], params["points"], params["seed"], device)
         return Task(
             model=generator, models={"generator": generator, "discriminator": discriminator},
             train=WithNoise(real, (params["ideas"],), params["seed"]),
-            test=None, step=adversarial_step(params["generator_loss"], self.losses_of_epoch),
-            evaluate=self.evaluate, on_epoch_end=self.on_epoch_end, record=record,
-            loss_name="loss_d", monitor="test_distance", mode="min",
+            test=None, step=adversarial_step(params["generator_loss"], losses_of_epoch),
+            evaluate=evaluate, on_epoch_end=on_epoch_end, record=record, loss_name="loss_d",
+            context={"x": held_out.x},
         )
 
-    def held_out_set(self, params, device) -> dict:
-        """Fixed noise and fixed real paintings, the same every epoch (their own seeded stream)."""
-        draws = generator_for("held-out", params["seed"])
-        real, _ = artist_works(params["eval_paintings"], self.x, draws)
-        ideas = torch.randn(params["eval_paintings"], params["ideas"], generator=draws)
-        return {"real": real.to(device), "ideas": ideas.to(device)}
-
-    # -- held-out metrics --------------------------------------------------------------------------
-    @torch.no_grad()
-    def measure(self, generator, discriminator) -> dict:
-        """The held-out metrics of a generator and a discriminator, as plain floats."""
-        generator.eval()
-        discriminator.eval()
-        fake = generator(self.held_out["ideas"]).float()
-        a, distance = nearest_in_family(fake.cpu(), self.x)
-        real_logit, fake_logit = discriminator(self.held_out["real"]).float(), discriminator(fake)
-        d_real, d_fake = torch.sigmoid(real_logit), torch.sigmoid(fake_logit)
-        return {
-            "test_distance": float(distance.mean()),
-            "test_a_std": float(a.std()),
-            "test_d_real": float(d_real.mean()),
-            # -(the discriminator's loss): the tutorial's "D score", 2 log 1/2 = -1.386 at equilibrium
-            "test_d_score": float(-(F.softplus(-real_logit).mean() + F.softplus(fake_logit).mean())),
-            "test_d_accuracy": float(((d_real > 0.5).float().mean() + (d_fake < 0.5).float().mean()) / 2),
-        }
-
-    def evaluate(self, trainer) -> dict:
-        self.last_metrics = self.measure(trainer.models["generator"], trainer.models["discriminator"])
-        return self.last_metrics
-
-    def frame(self, epoch: int, generator, metrics: dict) -> dict:
-        with torch.no_grad():
-            paintings = generator.eval()(self.held_out["ideas"][:SHOWN_PAINTINGS]).float().cpu()
-        return {"epoch": epoch, "paintings": paintings, **metrics}
-
-    def on_epoch_end(self, epoch, generator, record):
-        keep_step_losses(record, self.losses_of_epoch)
-        if epoch % every_nth_epoch(self.params) == 0 or epoch == self.params["epochs"]:
-            record["frames"].append(self.frame(epoch, generator, self.last_metrics))
-
     # -- summary and figures ----------------------------------------------------------------------
-    def extra_summary(self, task, fit, trainer):
-        return {"at_init": task.record["at_init"]}
+    def results(self, run):
+        return {"at_init": run.task.record["at_init"]}
 
-    def figures(self, task, fit, trainer, figures_dir):
-        self.paintings_animation(task.record["frames"], figures_dir)
-        self.draw_losses(task, fit, figures_dir / "loss.png")
+    def figures(self, run, folder):
+        x = run.task.context["x"]
+        paintings_animation(x, run.task.record["frames"], folder)
+        draw_losses(run.task.record, run.fit.history, run.params["generator_loss"], folder / "loss.png")
 
-    def paintings_animation(self, frames: list[dict], figures_dir) -> None:
-        """The tutorial's picture at every frame (animation.gif), the last one also painting.png:
-        generated paintings between the bounds of the artist's family, and the held-out numbers.
-        The bounds and axes are drawn once; a frame redraws the paintings, the numbers, the title
-        and the legend (which lies over the paintings)."""
-        x = self.x.numpy()
-        writer = FrameWriter((6.4, 4.8))
-        ax = writer.figure.add_subplot(1, 1, 1)
-        first = frames[0]["paintings"].numpy()
-        faint = [ax.plot(x, painting, c="#4AD631", lw=0.8, alpha=0.35)[0] for painting in first[1:]]
-        (bold,) = ax.plot(x, first[0], c="#4AD631", lw=3, label="generated painting (others faint)")
-        ax.plot(x, paint(torch.tensor([2.0]), self.x)[0].numpy(), c="#74BCFF", lw=3, label="upper bound (a = 2)")
-        ax.plot(x, paint(torch.tensor([1.0]), self.x)[0].numpy(), c="#FF9359", lw=3, label="lower bound (a = 1)")
-        numbers = [ax.text(-0.95, y, "", fontsize=8) for y in (2.75, 2.55, 2.35)]
-        ax.set(xlabel="x", ylabel="painting y", ylim=(-0.5, 3))
-        legend = ax.legend(loc="lower right", fontsize=8)
-        writer.changing(*faint, bold, *numbers, ax.title, legend)
-        for frame in frames:
-            for line, painting in zip([bold, *faint], frame["paintings"].numpy()):
-                line.set_ydata(painting)
-            for text, line in zip(numbers, held_out_lines(frame)):
-                text.set_text(line)
-            ax.set_title(f"epoch {frame['epoch']}")
-            writer.grab()
-        writer.write_last(figures_dir / "painting.png")
-        writer.write(figures_dir / "animation.gif", fps=4)
 
-    def draw_losses(self, task, fit, path) -> None:
-        fig = new_figure(11, 4)
-        draw_step_losses(fig.add_subplot(1, 2, 1), task.record["step_losses"], self.params["generator_loss"])
-        ax = fig.add_subplot(1, 2, 2)
-        epochs = [0] + [row["epoch"] for row in fit.history]
-        distances = [task.record["at_init"]["test_distance"]] + [row["test_distance"] for row in fit.history]
-        ax.plot(epochs, distances, marker="o", ms=3, label="generated paintings (held-out noise)")
-        ax.set(xlabel="epoch", ylabel="mean RMS distance to the nearest a x² + (a - 1)",
-               title="distance to the artist's family")
-        log_scale_if_wide(ax, distances, span=3)  # the last epochs' small changes stay visible
-        if ax.get_yscale() == "linear":  # nearly equal distances: plain numbers, no "1e-5 + 6.786e-1" over the label
-            ax.ticklabel_format(axis="y", useOffset=False)
-        whole_number_ticks(ax, epochs)
-        ax.legend(fontsize=8)
-        save(fig, path)
+def paintings_animation(canvas_x: torch.Tensor, frames: list[dict], figures_dir) -> None:
+    """The tutorial's picture at every frame (animation.gif), the last one also painting.png:
+    generated paintings between the bounds of the artist's family, and the held-out numbers.
+    The bounds and axes are drawn once; a frame redraws the paintings, the numbers, the title
+    and the legend (which lies over the paintings)."""
+    x = canvas_x.numpy()
+    writer = FrameWriter((6.4, 4.8))
+    ax = writer.figure.add_subplot(1, 1, 1)
+    first = frames[0]["paintings"].numpy()
+    faint = [ax.plot(x, painting, c="#4AD631", lw=0.8, alpha=0.35)[0] for painting in first[1:]]
+    (bold,) = ax.plot(x, first[0], c="#4AD631", lw=3, label="generated painting (others faint)")
+    ax.plot(x, paint(torch.tensor([2.0]), canvas_x)[0].numpy(), c="#74BCFF", lw=3, label="upper bound (a = 2)")
+    ax.plot(x, paint(torch.tensor([1.0]), canvas_x)[0].numpy(), c="#FF9359", lw=3, label="lower bound (a = 1)")
+    numbers = [ax.text(-0.95, y, "", fontsize=8) for y in (2.75, 2.55, 2.35)]
+    ax.set(xlabel="x", ylabel="painting y", ylim=(-0.5, 3))
+    legend = ax.legend(loc="lower right", fontsize=8)
+    writer.changing(*faint, bold, *numbers, ax.title, legend)
+    for frame in frames:
+        for line, painting in zip([bold, *faint], frame["paintings"].numpy()):
+            line.set_ydata(painting)
+        for text, line in zip(numbers, held_out_lines(frame)):
+            text.set_text(line)
+        ax.set_title(f"epoch {frame['epoch']}")
+        writer.grab()
+    writer.write_last(figures_dir / "painting.png")
+    writer.write(figures_dir / "animation.gif", fps=4)
+
+
+def draw_losses(record: dict, history: list[dict], generator_loss: str, path) -> None:
+    fig = new_figure(11, 4)
+    draw_step_losses(fig.add_subplot(1, 2, 1), record["step_losses"], generator_loss)
+    ax = fig.add_subplot(1, 2, 2)
+    epochs = [0] + [row["epoch"] for row in history]
+    distances = [record["at_init"]["test_distance"]] + [row["test_distance"] for row in history]
+    ax.plot(epochs, distances, marker="o", ms=3, label="generated paintings (held-out noise)")
+    ax.set(xlabel="epoch", ylabel="mean RMS distance to the nearest a x² + (a - 1)",
+           title="distance to the artist's family")
+    log_scale_if_wide(ax, distances, span=3)  # the last epochs' small changes stay visible
+    if ax.get_yscale() == "linear":  # nearly equal distances: plain numbers, no "1e-5 + 6.786e-1" over the label
+        ax.ticklabel_format(axis="y", useOffset=False)
+    whole_number_ticks(ax, epochs)
+    ax.legend(fontsize=8)
+    save(fig, path)
 
 
 def held_out_lines(frame: dict) -> list[str]:

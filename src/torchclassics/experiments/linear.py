@@ -9,6 +9,7 @@ from ..data.batches import TensorBatches
 from ..data.synthetic import toy_line
 from ..engine.loop import Task
 from ..registry import experiment
+from ..rundir.metrics import Objective
 from ..viz.plots import new_figure, save
 from ._base import Experiment, draw_loss
 
@@ -46,46 +47,47 @@ def least_squares(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float
 
 @experiment("linear")
 class Linear(Experiment):
-    objective = ("mse", "min")
+    objective = Objective("mse", "min")
 
     def build(self, params, device):
-        self.x, self.y = toy_line()
-        self.params = params
+        x, y = toy_line()
+        layer = nn.Linear(1, 1)
         return Task(
-            model=nn.Linear(1, 1),
-            train=TensorBatches(self.x, self.y, batch_size=len(self.x), shuffle=False, device=device),
+            model=layer,
+            train=TensorBatches(x, y, batch_size=len(x), shuffle=False, device=device),
             test=None,
             loss_fn=nn.MSELoss(),
             loss_name="mse",
+            # the same lesson by hand, from the layer's initial weights: checkpointed with the run
+            record={"by_hand": fit_by_hand(x, y, params["lr"], params["epochs"], layer)},
+            context={"x": x, "y": y},
         )
 
-    def train(self, task, make_trainer, resume):
-        self.by_hand = fit_by_hand(self.x, self.y, self.params["lr"], self.params["epochs"], task.model)
-        return super().train(task, make_trainer, resume)
-
-    def final_metrics(self, task, fit, trainer):
-        w, b, mse = least_squares(self.x, self.y)
-        layer = task.model
+    def final_metrics(self, run):
+        x, y = run.task.context["x"], run.task.context["y"]
+        w, b, mse = least_squares(x, y)
+        layer, by_hand, history = run.model, run.task.record["by_hand"], run.fit.history
         return {
-            "mse": fit.history[-1]["mse"] if fit.history else float("nan"),
+            "mse": history[-1]["mse"] if history else float("nan"),
             "linear_w": layer.weight.item(), "linear_b": layer.bias.item(),
-            "by_hand_mse": self.by_hand["mse"], "by_hand_w": self.by_hand["w"], "by_hand_b": self.by_hand["b"],
+            "by_hand_mse": by_hand["mse"], "by_hand_w": by_hand["w"], "by_hand_b": by_hand["b"],
             "least_squares_mse": mse, "least_squares_w": w, "least_squares_b": b,
         }
 
-    def figures(self, task, fit, trainer, figures_dir):
-        x, y = self.x.flatten(), self.y.flatten()
+    def figures(self, run, folder):
+        data, by_hand = run.task.context, run.task.record["by_hand"]
+        x, y = data["x"].flatten(), data["y"].flatten()
         line = torch.linspace(float(x.min()), float(x.max()), 2)
-        layer = task.model.cpu()
+        layer = run.model.cpu()
         fig = new_figure(6, 4.5)
         ax = fig.add_subplot(1, 1, 1)
         ax.plot(x, y, "ro", label="data")
-        ax.plot(line, line * self.by_hand["w"] + self.by_hand["b"], "b-", label="by hand")
+        ax.plot(line, line * by_hand["w"] + by_hand["b"], "b-", label="by hand")
         with torch.no_grad():
             ax.plot(line, layer(line.unsqueeze(1)).flatten(), "g--", label="nn.Linear + SGD")
-        w, b, _ = least_squares(self.x, self.y)
+        w, b, _ = least_squares(data["x"], data["y"])
         ax.plot(line, line * w + b, "k:", label="least squares")
         ax.set(xlabel="x", ylabel="y", title="a linear layer, two ways")
         ax.legend()
-        save(fig, figures_dir / "fit.png")
-        draw_loss(task, fit, figures_dir / "loss.png", "nn.Linear: MSE")
+        save(fig, folder / "fit.png")
+        draw_loss(run, folder / "loss.png", "nn.Linear: MSE")

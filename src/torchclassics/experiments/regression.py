@@ -9,13 +9,14 @@ from ..data.synthetic import parabola
 from ..engine.loop import Task
 from ..models.mlp import Net
 from ..registry import experiment
+from ..rundir.metrics import Objective
 from ..viz.animate import FrameWriter
 from ._base import Experiment, draw_loss, every_nth_epoch, frames_every
 
 
 @experiment("regression")
 class Regression(Experiment):
-    objective = ("test_mse", "min")
+    objective = Objective("test_mse", "min")
 
     def build(self, params, device):
         x, y = parabola(params["n_points"], params["seed"], params["noise"])
@@ -25,7 +26,6 @@ class Regression(Experiment):
         y_test = x_test.pow(2) + params["noise"] * torch.rand(x_test.shape, generator=g)
         batch = params["batch_size"] or len(x)
         x_on_device = x.to(device)
-        self.x, self.y = x, y
         return Task(
             model=Net(1, params["hidden"], 1),
             train=TensorBatches(x, y, batch_size=batch, shuffle=True, seed=params["seed"], device=device),
@@ -33,29 +33,32 @@ class Regression(Experiment):
             loss_fn=nn.MSELoss(),
             loss_name="mse",
             on_epoch_end=frames_every(every_nth_epoch(params), lambda model: {"y": model(x_on_device).flatten().cpu()}),
+            context={"x": x, "y": y},
         )
 
-    def figures(self, task, fit, trainer, figures_dir):
-        frames = task.record.get("frames", [])
+    def figures(self, run, folder):
+        frames = run.task.record.get("frames", [])
         if frames:
-            self.fit_animation(frames, figures_dir)
-        draw_loss(task, fit, figures_dir / "loss.png", "regression: MSE")
+            fit_animation(run.task.context["x"], run.task.context["y"], frames, folder)
+        draw_loss(run, folder / "loss.png", "regression: MSE")
 
-    def fit_animation(self, frames: list[dict], figures_dir) -> None:
-        """The net's curve over the data at every frame (animation.gif); the last is fit.png.
-        The data, axes and legend are drawn once: a frame redraws the curve and the title."""
-        x, y = self.x.flatten().numpy(), self.y.flatten().numpy()
-        writer = FrameWriter((5, 4))
-        ax = writer.figure.add_subplot(1, 1, 1)
-        ax.scatter(x, y, s=10, c="tab:blue", label="data")
-        (net,) = ax.plot(x, frames[0]["y"].numpy(), "r-", lw=3, label="net")
-        ax.set(xlabel="x", ylabel="y", ylim=(-0.2, 1.4))
-        ax.legend(loc="upper center")
-        writer.changing(net, ax.title)
-        for frame in frames:
-            net.set_ydata(frame["y"].numpy())
-            mse = float(((frame["y"] - self.y.flatten()) ** 2).mean())
-            ax.set_title(f"epoch {frame['epoch']}   MSE {mse:.4f}")
-            writer.grab()
-        writer.write_last(figures_dir / "fit.png")
-        writer.write(figures_dir / "animation.gif")
+
+def fit_animation(x: torch.Tensor, y: torch.Tensor, frames: list[dict], figures_dir) -> None:
+    """The net's curve over the data at every frame (animation.gif); the last is fit.png.
+    The data, axes and legend are drawn once: a frame redraws the curve and the title."""
+    target = y.flatten()
+    x, y = x.flatten().numpy(), target.numpy()
+    writer = FrameWriter((5, 4))
+    ax = writer.figure.add_subplot(1, 1, 1)
+    ax.scatter(x, y, s=10, c="tab:blue", label="data")
+    (net,) = ax.plot(x, frames[0]["y"].numpy(), "r-", lw=3, label="net")
+    ax.set(xlabel="x", ylabel="y", ylim=(-0.2, 1.4))
+    ax.legend(loc="upper center")
+    writer.changing(net, ax.title)
+    for frame in frames:
+        net.set_ydata(frame["y"].numpy())
+        mse = float(((frame["y"] - target) ** 2).mean())
+        ax.set_title(f"epoch {frame['epoch']}   MSE {mse:.4f}")
+        writer.grab()
+    writer.write_last(figures_dir / "fit.png")
+    writer.write(figures_dir / "animation.gif")

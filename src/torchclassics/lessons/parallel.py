@@ -87,9 +87,9 @@ def one_process_fit(out: Path, device: str = "cpu") -> dict:
 
 
 def _rows(run_dir: Path) -> list[dict]:
-    from ..engine.rundir import read_metrics
+    from ..rundir.reader import RunFolder
 
-    return read_metrics(run_dir)[0]
+    return RunFolder(run_dir).rows()[0]
 
 
 def torchrun_command(out: Path, processes: int = PROCESSES) -> list[str]:
@@ -106,10 +106,10 @@ def ddp_fit(out: Path, processes: int = PROCESSES) -> dict:
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"lesson parallel: torchrun failed ({last}).")
-    from ..config import read_json
+    from ..rundir.reader import RunFolder
 
-    summary = read_json(out / "summary.json")
-    return {"metrics": summary["metrics"], "history": _rows(out), "world_size": summary["world_size"]}
+    summary = RunFolder(out).summary()
+    return {"metrics": summary.metrics, "history": _rows(out), "world_size": summary.world_size}
 
 
 def data_parallel_fit(out: Path, name: str = EXPERIMENT, **overrides) -> dict:
@@ -120,7 +120,8 @@ def data_parallel_fit(out: Path, name: str = EXPERIMENT, **overrides) -> dict:
     from .. import config, progress, registry
     from ..engine.device import seed_everything
     from ..engine.loop import Trainer, plain_forward
-    from ..engine.rundir import RunDir
+    from ..experiments._base import MAIN, FinishedRun, Part
+    from ..rundir.writer import RunWriter
 
     params = config.resolve(name, overrides={**SETTINGS, **overrides} if name == EXPERIMENT else overrides)
     experiment = registry.get(name)
@@ -132,16 +133,17 @@ def data_parallel_fit(out: Path, name: str = EXPERIMENT, **overrides) -> dict:
         raise UserError(f"{name} has its own forward or step; this lesson wraps plain model(inputs) calls.")
     parallel = nn.DataParallel(task.model.to(device))
     task.forward = lambda model, inputs, state: (parallel(inputs), state)  # the wrapper, the same parameters
-    run_dir = RunDir(Path(out))
+    run_dir = RunWriter(Path(out))
     run_dir.claim(resume=False)
     run_dir.planned = {"experiment": name, **params}
     try:
-        trainer = Trainer(task, params, run_dir, device)
+        trainer = Trainer(task, params, run_dir, device, objective=experiment.goal(task))
         with progress.quiet():  # as one_process_fit's run: the lesson prints its own comparison
             fit = trainer.fit()
     finally:
         run_dir.close()
-    return {"metrics": experiment.final_metrics(task, fit, trainer), "history": fit.history,
+    finished = FinishedRun(experiment, params, run_dir.path, device, {MAIN: Part(task, params, fit)})
+    return {"metrics": experiment.final_metrics(finished), "history": fit.history,
             "gpus": len(parallel.device_ids) if device.type == "cuda" else 0}
 
 

@@ -82,6 +82,12 @@ class RunWriter:
             self.lock.release(remove=self.lock.made_file)
             raise
 
+    def claim_finished(self) -> None:
+        """Lock a finished run to write into it again (its figures): nothing else of it changes."""
+        if not self.folder.is_run:
+            raise UserError(f"{self.path} is not a run directory (no {layout.PARAMS}).")
+        self.lock.acquire()
+
     def check_contents(self, resume: bool) -> None:
         if self.folder.is_run and not resume:
             raise UserError(f"{self.path} already holds a run; choose a new folder, or resume it.", option="out",
