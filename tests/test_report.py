@@ -25,10 +25,10 @@ from test_synthesize import files_below, final, history_rows, make_runs, write_r
 
 from torchclassics.cli import main
 from torchclassics.errors import UserError
-from torchclassics.synthesize import collect_runs
+from torchclassics.results.synthesize import collect_runs
 from torchclassics.viz.animate import animate
 from torchclassics.viz.plots import loss_curves, new_figure, save
-from torchclassics.viz.report import plotly_js, write_report
+from torchclassics.results.report import plotly_js, write_report
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 INJECTED = '<b id="injected">x</b></script><script>window.pwned = 1</script>'

@@ -19,7 +19,7 @@ import pytest
 
 from torchclassics.cli import main
 from torchclassics.errors import UserError
-from torchclassics.synthesize import collect_runs, higher_is_better, synthesize
+from torchclassics.results.synthesize import collect_runs, higher_is_better, synthesize
 
 CONSTANT = {"seed": 0, "hidden": 10, "epochs": 3, "optimizer_args": {}}
 

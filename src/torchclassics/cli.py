@@ -271,14 +271,14 @@ def _cmd_search(args) -> int:
 
 
 def _cmd_synthesize(args) -> int:
-    from .synthesize import synthesize
+    from .results.synthesize import synthesize
 
     print(synthesize(args.root, fmt=args.fmt, sort=args.sort, experiment=args.experiment))
     return 0
 
 
 def _cmd_report(args) -> int:
-    from .viz.report import write_report
+    from .results.report import write_report
 
     print(write_report(args.root, args.output, link_figures=args.link_figures))
     return 0

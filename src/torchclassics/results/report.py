@@ -45,7 +45,7 @@ from pathlib import Path
 from ..core import files as atomic
 from ..engine.rundir import runs_root
 from ..errors import UserError
-from ..synthesize import (ROW_BOOKKEEPING, STATUSES, by_experiment, collect_runs, collect_studies, existing_root,
+from .synthesize import (ROW_BOOKKEEPING, STATUSES, by_experiment, collect_runs, collect_studies, existing_root,
                           experiment_table, flat_params, format_cell, is_held_out, metric_columns, number, numeric,
                           numeric_columns, objective, sort_runs, status_counts, warn)
 
