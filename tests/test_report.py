@@ -25,10 +25,10 @@ from test_synthesize import files_below, final, history_rows, make_runs, write_r
 
 from torchclassics.cli import main
 from torchclassics.errors import UserError
-from torchclassics.synthesize import collect_runs
+from torchclassics.results.report import plotly_js, write_report
+from torchclassics.results.runs import collect_runs
 from torchclassics.viz.animate import animate
 from torchclassics.viz.plots import loss_curves, new_figure, save
-from torchclassics.viz.report import plotly_js, write_report
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 INJECTED = '<b id="injected">x</b></script><script>window.pwned = 1</script>'
@@ -212,8 +212,8 @@ def test_figures_are_embedded_only_when_verified_images_inside_their_run(runs_di
     outside_image = Path(os.readlink(runs_dir / "classification" / "slow" / "figures" / "private.png"))
     private = base64.b64encode(outside_image.read_bytes()[:600]).decode()[:200]
     assert private not in html
-    assert re.search(r"slow/figures/hostname.png is a symlink out of .*slow \(to /etc/hostname\); skipped it", err)
-    assert re.search(r"slow/figures/private.png is a symlink out of", err)
+    assert re.search(r"slow/figures/hostname.png is a symbolic link out of .*slow \(to /etc/hostname\); skipped it", err)
+    assert re.search(r"slow/figures/private.png is a symbolic link out of", err)
     assert re.search(r"slow/figures/fake.png: not an image", err)
 
 
@@ -318,6 +318,7 @@ def test_headless_chromium_compares_runs_and_explains_the_study(runs_dir, report
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             page = open_page(browser, report, problems, requests)
+            assert page.evaluate("document.compatMode") == "CSS1Compat"  # the stamp line keeps the doctype first
             # the first screen: every experiment with its best run's held-out metrics
             for experiment, metric in (("classification", "test_accuracy"), ("dogs_vs_cats", "val_accuracy"),
                                        ("regression", "test_mse"), ("autoencoder", "test_mse")):
@@ -343,6 +344,8 @@ def test_headless_chromium_compares_runs_and_explains_the_study(runs_dir, report
                 view.get_by_label(f"tick {name}").check()
             traces = page.evaluate(f"document.querySelector('#{view_id} .chart.curves').data.map(t => t.name)")
             assert set(traces) == {f"{run} · {metric}" for run in ("fast", "slow") for metric in ("test_accuracy", "accuracy")}
+            dashes = page.evaluate(f"document.querySelector('#{view_id} .chart.curves').data.map(t => [t.name, t.line.dash])")
+            assert {name.split(" · ")[1]: dash for name, dash in dashes} == {"test_accuracy": "solid", "accuracy": "dot"}
             view.locator(".curve-metric[value=test_loss]").check()
             view.locator(".log-y").check()
             assert page.evaluate(f"document.querySelector('#{view_id} .chart.curves').layout.yaxis.type") == "log"

@@ -125,11 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", dest="fmt", default="markdown", choices=["markdown", "csv", "json"])
     p.add_argument("--sort", help="order rows by this metric")
     p.add_argument("--experiment", help="only this experiment's table")
+    p.add_argument("--force", action="store_true", help="replace a ROOT/results.md that synthesize did not write")
     p = sub.add_parser("report", help="one offline HTML page to compare runs and search studies")
     p.add_argument("root", nargs="?", default=None)
     p.add_argument("-o", "--output", default=None, help="HTML file to write (default ROOT/report.html)")
     p.add_argument("--link-figures", action="store_true",
                    help="link the figures next to the page instead of embedding them (hundreds of runs)")
+    p.add_argument("--force", action="store_true", help="replace an -o file (or ROOT/report.html) that is not an earlier report")
     p = sub.add_parser("export", help="save a trained model for deployment (no pickle; phones: executorch)")
     p.add_argument("run_dir")
     p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "torchscript", "exported", "executorch"],
@@ -283,16 +285,16 @@ def _cmd_search(args) -> int:
 
 
 def _cmd_synthesize(args) -> int:
-    from .synthesize import synthesize
+    from .results.synthesize import synthesize
 
-    print(synthesize(args.root, fmt=args.fmt, sort=args.sort, experiment=args.experiment))
+    print(synthesize(args.root, fmt=args.fmt, sort=args.sort, experiment=args.experiment, force=args.force))
     return 0
 
 
 def _cmd_report(args) -> int:
-    from .viz.report import write_report
+    from .results.report import write_report
 
-    print(write_report(args.root, args.output, link_figures=args.link_figures))
+    print(write_report(args.root, args.output, link_figures=args.link_figures, force=args.force))
     return 0
 
 

@@ -24,9 +24,14 @@ How it is built, and why:
   nothing fetched: images are ``data:`` URIs, or with ``link_figures`` files
   beside the page.
 - Figures are checked before they are shown: a file that a symlink leads out of
-  its run is skipped (synthesize.figure_files), and only what PIL verifies as an
-  image is embedded or linked. They sit in ``<template>`` elements, inert until
-  their run's row is opened.
+  its run is skipped, so is a hidden file (a killed write's temporary file), and
+  only what PIL verifies as an image is embedded or linked. They sit in
+  ``<template>`` elements, inert until their run's row is opened.
+- One bad run never stops the page: runs that cannot be read or shown are listed
+  on the overview with the reason, and runs that contradict themselves are
+  flagged there and in their own details (:mod:`.runs`).
+- The page never replaces a file that is not an earlier report (``force`` to
+  replace one), and never a file of a run's record (:mod:`.output`).
 """
 from __future__ import annotations
 
@@ -42,12 +47,15 @@ import urllib.parse
 import warnings
 from pathlib import Path
 
-from ..core import files as atomic
-from ..rundir.layout import runs_root
-from ..errors import UserError
-from ..synthesize import (ROW_BOOKKEEPING, STATUSES, by_experiment, collect_runs, collect_studies, existing_root,
-                          experiment_table, flat_params, format_cell, is_held_out, metric_columns, number, numeric,
-                          numeric_columns, objective, sort_runs, status_counts, warn)
+from ..core import messages
+from ..core.errors import UserError
+from ..rundir import layout
+from ..rundir.metrics import BOOKKEEPING, is_held_out, split_of
+from . import output as outputs
+from .runs import (STATUSES, Found, by_experiment, check_found, collect_studies, existing_root, printable, read_runs,
+                   status_counts)
+from .table import (experiment_table, finite, flat_params, format_cell, metric_columns, number, numeric,
+                    numeric_columns, objective, sort_runs)
 
 TEMPLATES = Path(__file__).with_name("templates")
 BASIC_TRACES = {"scatter", "bar", "pie"}  # what templates/plotly-basic.min.js can draw
@@ -68,7 +76,7 @@ def image_source(path: Path, page_dir: Path | None) -> str | None:
     try:
         data = path.resolve().read_bytes()  # resolved: what was checked to lie inside the run
     except OSError as err:
-        warn(f"{path}: cannot read it ({err.strerror or err}); not shown.")
+        messages.warn(f"{path}: cannot read it ({err.strerror or err}); not shown.")
         return None
     from PIL import Image, UnidentifiedImageError
 
@@ -77,13 +85,13 @@ def image_source(path: Path, page_dir: Path | None) -> str | None:
             kind = image.format
             image.verify()
     except UnidentifiedImageError:
-        warn(f"{path}: not an image; not shown.")
+        messages.warn(f"{path}: not an image; not shown.")
         return None
     except Exception as err:  # PIL raises many kinds of error for a damaged image
-        warn(f"{path}: a damaged image ({err}); not shown.")
+        messages.warn(f"{path}: a damaged image ({err}); not shown.")
         return None
     if kind not in IMAGE_MIME:
-        warn(f"{path}: a {kind} image; only PNG, GIF, JPEG and WebP are shown.")
+        messages.warn(f"{path}: a {kind} image; only PNG, GIF, JPEG and WebP are shown.")
         return None
     if page_dir is not None:
         return urllib.parse.quote(Path(os.path.relpath(path, page_dir)).as_posix())
@@ -91,29 +99,19 @@ def image_source(path: Path, page_dir: Path | None) -> str | None:
 
 
 def figures_of(paths: list[Path], folder: Path, page_dir: Path | None) -> list[dict]:
-    shown = [{"name": path.relative_to(folder).as_posix(), "src": image_source(path, page_dir)} for path in paths]
+    shown = [{"name": printable(path.relative_to(folder).as_posix()), "src": image_source(path, page_dir)}
+             for path in paths]
     return [figure for figure in shown if figure["src"] is not None]
 
 
 # -- JSON for the page's charts ------------------------------------------------------------
-def finite(value):
-    """NaN and infinities become null: JSON has no spelling for them (a diverged run has them)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
-
-
 def curves(history: list[dict]) -> list[dict]:
-    """Every metric in metrics.jsonl as one series per (metric, model tag): x is the epoch."""
+    """Every metric of the training rows as one series per (metric, model tag): x is the epoch."""
     series: dict[tuple[str, str], dict] = {}
     for index, row in enumerate(history, start=1):
         x = number(row.get("epoch", row.get("step", index)))
         for key, value in row.items():
-            if key not in ROW_BOOKKEEPING and numeric(value):  # NaN kept: a gap where a run diverged
+            if key not in BOOKKEEPING and numeric(value):  # NaN kept: a gap where a run diverged
                 line = series.setdefault((key, str(row.get("tag") or "")),
                                          {"metric": key, "tag": str(row.get("tag") or ""), "x": [], "y": []})
                 line["x"].append(x)
@@ -121,12 +119,14 @@ def curves(history: list[dict]) -> list[dict]:
     return list(series.values())
 
 
-def default_curve_metrics(names: list[str], goal: dict) -> list[str]:
+def default_curve_metrics(names: list[str], goal) -> list[str]:
     """The objective (held-out) and its train counterpart, so the first overlay shows over-fitting."""
-    held_out = goal.get("metric") if goal.get("metric") in names else next((n for n in names if is_held_out(n)), None)
+    metric = goal.metric if goal is not None else None
+    held_out = metric if metric in names else next((n for n in names if is_held_out(n)), None)
     if held_out is None:
         return names[:1]
-    train = held_out.split("_", 1)[1] if held_out.startswith(("test_", "val_")) else None
+    split, train = split_of(held_out)
+    train = train if split is not None else None
     return [held_out] + ([train] if train in names else [])
 
 
@@ -136,7 +136,8 @@ def table_cells(columns: list[str], row: dict) -> list[dict]:
     for column in columns:
         value = row[column]
         sort = number(value)
-        cells.append({"text": format_cell(value), "sort": repr(sort) if sort is not None and math.isfinite(sort) else None,
+        shown = sort is not None and math.isfinite(sort)
+        cells.append({"text": format_cell(value), "sort": repr(sort) if shown else None,
                       "status": value if column == "status" else None})
     return cells
 
@@ -152,17 +153,19 @@ def experiment_view(index: int, name: str, runs: list[dict], keys: dict[int, str
         facts = {"id": run["id"], "device": run["device"], "seed": run["seed"], "wall_s": run["wall_s"],
                  "study": run["study"], "trial": run["trial"]}
         view_rows.append({"key": key, "label": run["run"], "status": run["status"], "cells": table_cells(columns, row),
-                          "facts": {k: v for k, v in facts.items() if v is not None},
+                          "facts": {k: v for k, v in facts.items() if v is not None}, "problems": run["problems"],
                           "params": flat_params(run["params"]), "metrics": run["metrics"], "best": run["best"],
-                          "figures": figures_of(run["figures"], run["path"] / "figures", page_dir)})
+                          "figures": figures_of(run["figures"], run["path"] / layout.FIGURES, page_dir)})
         chart_runs[key] = {"label": run["run"], "params": flat_params(run["params"]),
-                           "values": {c: row[c] for c in columns[1:] if c != "status"}, "curves": curves(run["history"])}
+                           "values": {c: row[c] for c in columns[1:] if c != "status"},
+                           "curves": curves(run["history"])}
     curve_metrics = list(dict.fromkeys(line["metric"] for run in chart_runs.values() for line in run["curves"]))
+    held_out = [metric for metric in curve_metrics if is_held_out(metric)]  # drawn solid, the others dotted
     return {
         "view": f"experiment-{index}", "name": name, "runs": runs, "counts": status_counts(runs), "objective": goal,
         "columns": [{"name": c, "kind": "metric" if i <= status_at else "param"} for i, c in enumerate(columns)],
         "rows": view_rows,
-        "chart": {"view": f"experiment-{index}", "name": name, "runs": chart_runs, "curve_metrics": curve_metrics,
+        "chart": {"view": f"experiment-{index}", "name": name, "runs": chart_runs, "curve_metrics": curve_metrics, "held_out": held_out,
                   "default_metrics": default_curve_metrics(curve_metrics, goal),
                   "scatter_y": [c for c in columns[1:status_at] if c in numeric],
                   "scatter_x": columns[status_at + 1:]},
@@ -172,7 +175,7 @@ def experiment_view(index: int, name: str, runs: list[dict], keys: dict[int, str
 def overview_row(view: dict, keys: dict[int, str]) -> dict:
     """An experiment on the first screen: its run counts and the best run's held-out metrics."""
     runs, goal = view["runs"], view["objective"]
-    best = sort_runs(runs, goal["metric"])[0] if goal else runs[0]
+    best = sort_runs(runs, goal.metric)[0] if goal else runs[0]
     return {"view": view["view"], "name": view["name"], "counts": view["counts"], "objective": goal,
             "best_run": best["run"], "best_key": keys[id(best)],
             "metrics": [(name, format_cell(best["metrics"][name])) for name in metric_columns(runs)
@@ -210,7 +213,7 @@ def load_study(study: dict):
                 return None, f"journal.log holds no study named {study['name']} (it holds: {', '.join(names) or 'none'})"
             return optuna.load_study(study_name=name, storage=storage), None
     except Exception as err:  # a damaged or foreign journal: say so, keep the page
-        warn(f"{study['journal']}: cannot read the study ({type(err).__name__}: {err}).")
+        messages.warn(f"{study['journal']}: cannot read the study ({type(err).__name__}: {err}).")
         return None, f"cannot read journal.log ({type(err).__name__})"
 
 
@@ -309,9 +312,15 @@ def plotly_js(study_views: list[dict]) -> str:
     return get_plotlyjs()
 
 
-def page(root: Path, runs: list[dict], studies: list[dict], page_dir: Path | None) -> str:
+def flagged_runs(runs: list[dict], keys: dict[int, str]) -> list[dict]:
+    return [{"key": keys[id(run)], "name": run["id"], "experiment": run["experiment"], "problems": run["problems"]}
+            for run in runs if run["problems"]]
+
+
+def page(root: Path, found: Found, studies: list[dict], page_dir: Path | None) -> str:
     from markupsafe import Markup
 
+    runs = found.runs
     keys = {id(run): f"r{i}" for i, run in enumerate(runs)}
     experiments = [experiment_view(i, name, group, keys, page_dir)
                    for i, (name, group) in enumerate(by_experiment(runs).items())]
@@ -322,29 +331,34 @@ def page(root: Path, runs: list[dict], studies: list[dict], page_dir: Path | Non
                                for s in study_views]})
     plotly, script = plotly_js(study_views), (TEMPLATES / "report.js").read_text(encoding="utf-8")
     return environment().get_template("report.html.j2").render(
-        title=f"torchclassics report: {root.as_posix()}", root=str(root.resolve()),
-        generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"), csp=content_security_policy([plotly, script], page_dir is not None),
+        title=printable(f"torchclassics report: {root.as_posix()}"), root=printable(str(root.resolve())),
+        generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        csp=content_security_policy([plotly, script], page_dir is not None),
         total=len(runs), counts=status_counts(runs), statuses=STATUSES,
         experiments=experiments, overview=[overview_row(e, keys) for e in experiments], studies=study_views,
+        skipped=found.skipped, flagged=flagged_runs(runs, keys),
         style=Markup((TEMPLATES / "report.css").read_text(encoding="utf-8")), data=data,
         plotly=Markup(plotly), script=Markup(script))
 
 
-def write_report(root: str | Path | None = None, output: str | Path | None = None, link_figures: bool = False) -> Path:
+def write_report(root: str | Path | None = None, output: str | Path | None = None, link_figures: bool = False,
+                 force: bool = False) -> Path:
     """Write the page (default ``<root>/report.html``) and return its path.
 
     ``link_figures``: the page links the figures where they are (relative to the page)
     instead of embedding them: a small page for hundreds of runs, which needs the
-    run folders beside it to show the figures."""
-    root = existing_root(runs_root() if root is None else root)
-    output = Path(output) if output is not None else root / "report.html"
-    if output.is_dir():
-        raise UserError(f"-o {output} is a folder; give a file name such as {output / 'report.html'}.")
-    runs = collect_runs(root)
-    studies = collect_studies(root)
-    html = page(root, runs, studies, output.resolve().parent if link_figures else None)
+    run folders beside it to show the figures. ``force``: replace ``output`` even when
+    it is not an earlier report (never a file of a run's record)."""
+    messages.console()
+    root = existing_root(root)
+    target = Path(output) if output is not None else root / layout.REPORT
+    outputs.check_target(target, outputs.REPORT, force, option="output" if output is not None else None)
+    found = read_runs(root)
+    check_found(found)
+    html = page(root, found, collect_studies(root), target.resolve().parent if link_figures else None)
     try:
-        atomic.write_text(output, html)
+        outputs.write(target, outputs.REPORT, html)
     except OSError as err:
-        raise UserError(f"cannot write the report to {output}: {err.strerror or err}; choose another -o.") from None
-    return output
+        raise UserError.for_option("output", str(target), f"cannot write the report: {err.strerror or err}; choose "
+                                   "another output.") from None
+    return target

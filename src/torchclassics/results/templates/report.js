@@ -7,7 +7,6 @@
   const CONFIG = {displaylogo: false, responsive: true};
   const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f',
                   '#bcbd22', '#17becf'];
-  const HELD_OUT = /(^|_)(test|val)_/;
 
   // Plotly reads a few HTML tags in names and hover text; run texts must show as typed.
   function plotText(value) {
@@ -134,7 +133,7 @@
         run.curves.filter(line => chosen.includes(line.metric)).forEach(line => traces.push({
           x: line.x, y: line.y, type: 'scatter', mode: line.x.length > 40 ? 'lines' : 'lines+markers',
           name: plotText(run.label + (line.tag ? ' ' + line.tag : '') + ' · ' + line.metric),
-          line: {color: COLORS[i % COLORS.length], dash: HELD_OUT.test(line.metric) ? 'solid' : 'dot'},
+          line: {color: COLORS[i % COLORS.length], dash: info.held_out.includes(line.metric) ? 'solid' : 'dot'},
           marker: {size: 5}, meta: key,
         }));
       });
