@@ -9,14 +9,15 @@ from torch import nn
 
 from torchclassics import run
 from torchclassics.data.batches import TensorBatches
-from torchclassics.engine import checkpoint
+from torchclassics.engine import state
 from torchclassics.engine.loop import Task, Trainer, accuracy_sum, detach_state
-from torchclassics.engine.rundir import RunDir
 from torchclassics.errors import UserError
+from torchclassics.rundir.metrics import Objective
+from torchclassics.rundir.writer import RunWriter
 
 
 def make_trainer(tmp_path, task, **params):
-    run_dir = RunDir(tmp_path / "run")
+    run_dir = RunWriter(tmp_path / "run")
     run_dir.claim(resume=False)
     run_dir.planned = {"experiment": "test"}
     base = {"optimizer": "SGD", "lr": 0.1, "epochs": 1, "optimizer_args": {}}
@@ -142,17 +143,20 @@ def test_gradient_clipping_bounds_the_update(tmp_path):
     with torch.no_grad():
         model.weight.fill_(1.0)
         model.bias.fill_(0.0)
-    task = Task(model=model, train=TensorBatches(x, y, batch_size=4, shuffle=False), test=None, loss_fn=nn.MSELoss(),
-                monitor="loss")
+    task = Task(model=model, train=TensorBatches(x, y, batch_size=4, shuffle=False), test=None, loss_fn=nn.MSELoss())
     trainer = make_trainer(tmp_path, task, lr=1.0, clip_grad_norm=0.5)
     trainer.fit()
     step = torch.cat([(model.weight - 1.0).flatten(), model.bias.flatten()]).norm()
     assert step.item() == pytest.approx(0.5, rel=1e-4)
 
 
-def test_divergence_is_reported_with_the_lr(tmp_path):
-    with pytest.raises(UserError, match=r"diverged .*lr \(now 1000000.0\)"):
+def test_divergence_names_what_differs_from_the_defaults(tmp_path):
+    with pytest.raises(UserError, match=r"diverged .*what differs from the defaults: lr=1000000.0 \(default 0.2\)"):
         run("regression", out=tmp_path / "r", figures=False, lr=1e6, epochs=20)
+    # noise, not lr, when noise is what was changed
+    with pytest.raises(UserError, match=r"diverged .*defaults: noise=1e\+30 \(default 0.2\)\.$") as raised:
+        run("regression", out=tmp_path / "n", figures=False, noise=1e30, epochs=5)
+    assert "lr=" not in str(raised.value).split("diverged")[1]
 
 
 def test_detach_state_cuts_the_graph_of_tensors_and_tuples():
@@ -195,31 +199,24 @@ def test_new_run_directory_under_runs_root(isolated_runs_root):
 
 
 def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
-    path = tmp_path / "last.pt"
-    checkpoint.save_atomic({"x": torch.ones(1)}, path)
+    path = tmp_path / "best.pt"
+    state.save(state.BestWeights(model={"x": torch.ones(1)}, epoch=1, best={}), path)
 
     class Unsaveable:
         def __reduce__(self):
             raise RuntimeError("cannot pickle")
 
     with pytest.raises(Exception):
-        checkpoint.save_atomic({"x": Unsaveable()}, path)
-    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(1))
-    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
-
-
-def test_corrupt_checkpoint_is_a_user_error(tmp_path):
-    path = tmp_path / "last.pt"
-    path.write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="is not a readable checkpoint"):
-        checkpoint.load(path)
+        state.save(state.BestWeights(model={"x": Unsaveable()}, epoch=1, best={}), path)
+    assert torch.equal(state.load_best(path).model["x"], torch.ones(1))
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
 
 
 def test_on_step_end_sees_every_optimizer_step_across_epochs(tmp_path):
     x, y = torch.randn(10, 1), torch.randn(10, 1)
     seen = []
     task = Task(model=nn.Linear(1, 1), train=TensorBatches(x, y, batch_size=4, shuffle=False), test=None,
-                loss_fn=nn.MSELoss(), monitor="loss",
+                loss_fn=nn.MSELoss(),
                 on_step_end=lambda step, model, record: seen.append((step, model.weight.item())))
     make_trainer(tmp_path, task, epochs=2).fit()
     assert [step for step, _ in seen] == [1, 2, 3, 4, 5, 6]  # 3 batches an epoch
@@ -245,16 +242,16 @@ def two_model_task(seed: int = 0) -> Task:
                 loss_c = loss
         return {"loss_critic": loss_c, "loss_mover": loss}, None
 
-    return Task(model=mover, models={"mover": mover, "critic": critic}, step=step, monitor="loss_mover",
+    return Task(model=mover, models={"mover": mover, "critic": critic}, step=step,
                 train=TensorBatches(real, torch.zeros(64), batch_size=16, seed=seed), test=None)
 
 
 def fit_two_models(tmp_path, name, epochs, resume=False):
-    run_dir = RunDir(tmp_path / name)
+    run_dir = RunWriter(tmp_path / name)
     run_dir.claim(resume=resume)
     run_dir.planned = {"experiment": "test"}
     trainer = Trainer(two_model_task(), {"optimizer": "Adam", "lr": 0.01, "epochs": epochs, "optimizer_args": {}},
-                      run_dir, torch.device("cpu"))
+                      run_dir, torch.device("cpu"), objective=Objective("loss_mover", "min"))
     try:
         return trainer.fit(resume=resume), trainer
     finally:
@@ -289,31 +286,26 @@ def test_a_precision_the_model_cannot_run_is_refused_before_writing(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-# -- CPU threads beside other work -----------------------------------------------------------------
-def spin(seconds: float) -> None:
-    import time
+# -- CPU threads: from the machine and the parameters, never from the load ----------------------------
+def test_the_thread_count_follows_the_model_and_the_parameters_only():
+    from torchclassics.engine import threads
 
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
+    tiny, large = nn.Linear(2, 2), nn.Linear(400, 400)
+    assert threads.planned(None, tiny, None) == 1
+    assert threads.planned(None, large, None) == threads.machine_threads()
+    assert threads.planned(None, tiny, threads.ALL_CORES) == threads.machine_threads()
+    assert threads.planned(None, large, 1) == 1  # an experiment's own fixed choice
+    assert threads.planned(3, tiny, 1) == 3      # the params' threads win
+    with threads.using(1):
+        assert torch.get_num_threads() == 1 and threads.machine_threads() >= 1  # not the current setting
 
 
-@pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="reads /proc")
-def test_a_busy_neighbour_is_counted_and_this_process_never_is():
-    import multiprocessing
-    import threading
-
-    from torchclassics.engine import loop
-
-    own = threading.Thread(target=spin, args=(1.5,))  # this process busy: not other work
-    own.start()
-    alone = loop.other_busy_cores(window_s=0.5)
-    own.join()
-    neighbour = multiprocessing.get_context("spawn").Process(target=spin, args=(30,), daemon=True)
-    neighbour.start()
-    try:
-        spin(0.5)  # the child has started and spins
-        beside = loop.other_busy_cores(window_s=0.5)
-    finally:
-        neighbour.terminate()
-    assert beside - alone > 0.6, (alone, beside)  # about one core more: the neighbour's
+def test_the_threads_are_recorded_and_a_resume_uses_them(tmp_path):
+    first = run("regression", out=tmp_path / "r", figures=False, epochs=3)
+    saved = json.loads((tmp_path / "r" / "params.json").read_text())
+    assert saved["threads"] == first.summary["threads"] == 1
+    run("regression", out=tmp_path / "t", figures=False, epochs=3, threads=2)
+    assert json.loads((tmp_path / "t" / "params.json").read_text())["threads"] == 2
+    assert state.load_training_state(tmp_path / "t" / "checkpoints" / "last.pt").threads == 2
+    resumed = run("regression", out=tmp_path / "t", figures=False, epochs=5, resume=True)
+    assert resumed.summary["threads"] == 2

@@ -9,7 +9,7 @@ from PIL import Image
 from torchclassics import run
 from torchclassics.cli import main
 from torchclassics.data import mnist
-from torchclassics.engine import checkpoint
+from torchclassics.engine import state
 
 FAST = {"download": False, "gif_frames": 3}
 
@@ -42,18 +42,18 @@ def test_cnn_mnist_reads_the_folder_and_draws_everything(tmp_path, mnist_folder)
     for name in ("samples.png", "confusion.png", "loss.png", "tsne.png"):
         figure_ok(figures / name)
     figure_ok(figures / "animation.gif", frames=4)  # the untrained net, 3 snapshots, the trained net
-    best = checkpoint.load(result.run_dir / "checkpoints" / "best.pt")  # weights_only
-    assert best["model"]["out.weight"].shape == (10, 1568)
-    last = checkpoint.load(result.run_dir / "checkpoints" / "last.pt")
-    assert len(last["record"]["frames"]) >= 3  # GIF frames survive in the checkpoint
+    best = state.load_best(result.run_dir / "checkpoints" / "best.pt")  # weights_only
+    assert best.model["out.weight"].shape == (10, 1568)
+    last = state.load_training_state(result.run_dir / "checkpoints" / "last.pt")
+    assert len(last.record["frames"]) >= 3  # GIF frames survive in the checkpoint
 
 
 def test_cnn_mnist_resumed_keeps_its_frames(tmp_path, mnist_folder):
     out = tmp_path / "resume"
     run("cnn_mnist", out=out, data_root=str(mnist_folder), epochs=1, figures=False, **FAST)
-    before = checkpoint.load(out / "checkpoints" / "last.pt")["record"]["frames"]
+    before = state.load_training_state(out / "checkpoints" / "last.pt").record["frames"]
     resumed = run("cnn_mnist", out=out, resume=True, epochs=2, figures=False)
-    after = checkpoint.load(out / "checkpoints" / "last.pt")["record"]["frames"]
+    after = state.load_training_state(out / "checkpoints" / "last.pt").record["frames"]
     assert [f["step"] for f in after[: len(before)]] == [f["step"] for f in before]
     assert after[-1]["step"] > before[-1]["step"] and resumed.summary["resumed_from_epoch"] == 1
 

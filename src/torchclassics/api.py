@@ -73,14 +73,15 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
     if out is not None and _elastic_restart():
         resume = True  # torchrun restarted the job: continue from the checkpoint
     if resume and out is None:
-        raise UserError("resume=True needs out=DIR: the run directory to continue.", option="resume", value=True)
+        raise UserError.for_option("resume", True, "needs {out}, the run directory to continue.")
     if resume and params_file is not None:
-        raise UserError("resume=True continues with the run's own params.json; leave out params_file.",
-                        option="params_file", value=str(params_file))
+        raise UserError.for_option("params_file", str(params_file), "a resumed run continues with its own "
+                                   "params.json; leave {params_file} out.")
     checkpoint_interval()  # a bad $TORCHCLASSICS_CHECKPOINT_SECONDS fails before any work
     fresh = None if resume else config.resolve(name, params_file=params_file, sets=sets or (), overrides=overrides)
     if fresh is not None and out is not None and RunFolder(Path(out)).is_run:
-        raise UserError(f"{out} already holds a run; choose a new folder, or resume it.", option="out", value=str(out))
+        raise UserError.for_option("out", str(out), "already holds a run; choose a new folder, or add {resume} to "
+                                   "continue it.")
     with progress.quiet(quiet):
         return _run(name, fresh, out=out, runs_dir=runs_dir, device=device, resume=resume, figures=figures,
                     sets=sets or [], overrides=overrides, report=report, summary_extra=summary_extra,
@@ -104,8 +105,8 @@ def _resumed_params(name: str, run_dir, sets: list[str], overrides: dict) -> dic
     own = config.resolve(name, saved=source)
     changed = sorted(key for key in params if key != "epochs" and params[key] != own[key])
     if changed:
-        raise UserError(f"a resumed run continues with its own params.json; only epochs may change, not "
-                        f"{', '.join(changed)}.", option="resume", value=True)
+        raise UserError.for_option("resume", True, f"a resumed run continues with its own params.json; only epochs "
+                                   f"may change, not {', '.join(changed)}.")
     return params
 
 

@@ -3,27 +3,45 @@
 The CLI prints its message as one line and exits with status 2; no traceback. Raise it with the
 offending value and what is allowed, e.g. ``UserError("lr=-1: must be > 0")``.
 
-A mistake in an argument of the Python API names the argument (``option``) and its value: the
-message reads ``device='cuda': ...`` from Python, and the CLI shows the same message with its
-own spelling, ``--device cuda: ...`` (see :meth:`UserError.for_option`). Library code never
-names a command-line flag.
+A mistake in an argument of the Python API names the argument (``option``) and its value, and other
+arguments it mentions as ``{name}``: ``UserError.for_option("resume", True, "needs {out}, the run
+directory to continue")`` reads ``resume=True: needs out, the run directory to continue`` from
+Python, and the CLI renders the same error in its own words, ``--resume: needs --out, ...``
+(:meth:`UserError.render`). Library code never names a command-line flag.
 """
 from __future__ import annotations
+
+import re
+from typing import Callable
+
+_NAMED = re.compile(r"\{([a-z_]+)\}")
+
+
+def api_words(option: str, value=None, prefix: bool = False) -> str:
+    """How the Python API names an argument: ``out``; as the start of an error, ``out='runs/x'``."""
+    return f"{option}={value!r}" if prefix else option
 
 
 class UserError(Exception):
     """A mistake in the user's input: bad parameter, missing data, wrong path."""
 
     def __init__(self, message: str, *, option: str | None = None, value=None):
-        super().__init__(message)
-        self.option, self.value, self.reason = option, value, message
+        self.template, self.option, self.value = message, option, value
+        super().__init__(self.render(api_words))
 
     @classmethod
     def for_option(cls, option: str, value, reason: str) -> "UserError":
-        """``option=value: reason`` (the API's words); the CLI rewrites the part before the colon."""
-        error = cls(f"{option}={value!r}: {reason}", option=option, value=value)
-        error.reason = reason
-        return error
+        """``option=value: reason`` in the API's words; the CLI renders its own."""
+        return cls(reason, option=option, value=value)
+
+    @property
+    def reason(self) -> str:
+        return _NAMED.sub(lambda match: api_words(match.group(1)), self.template)
+
+    def render(self, words: Callable[..., str]) -> str:
+        """The message with every argument named by ``words(option, value=None, prefix=False)``."""
+        text = _NAMED.sub(lambda match: words(match.group(1)), self.template)
+        return f"{words(self.option, self.value, prefix=True)}: {text}" if self.option else text
 
 
 class DamagedCheckpoint(UserError):

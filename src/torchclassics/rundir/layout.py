@@ -53,8 +53,7 @@ def new_run_path(experiment: str, runs_dir: str | Path | None = None) -> Path:
             return path
         except FileExistsError:
             continue
-    raise UserError(f"{parent}: cannot find a free run name for {stamp}; remove some runs or give out=DIR.",
-                    option="out")
+    raise UserError(f"{parent}: cannot find a free run name for {stamp}; remove some runs or give {{out}}.")
 
 
 def trial_path(runs_root_path: str | Path, experiment: str, study: str, number: int) -> Path:

@@ -68,10 +68,9 @@ class RunWriter:
         if not self.writer:
             return  # under DDP rank 0 checks and writes
         if resume and not self.path.is_dir():
-            raise UserError(f"{self.path} does not exist; run it without resume to start it.", option="resume",
-                            value=True)
+            raise UserError.for_option("resume", True, f"{self.path} does not exist; run without {{resume}} to start it.")
         if self.path.exists() and not self.path.is_dir():
-            raise UserError(f"{self.path} is a file; give a folder for the run.", option="out", value=str(self.path))
+            raise UserError.for_option("out", str(self.path), "is a file; give a folder for the run.")
         if not self.path.exists():
             self.path.mkdir(parents=True)
             self.created = True
@@ -90,11 +89,11 @@ class RunWriter:
 
     def check_contents(self, resume: bool) -> None:
         if self.folder.is_run and not resume:
-            raise UserError(f"{self.path} already holds a run; choose a new folder, or resume it.", option="out",
-                            value=str(self.path))
+            raise UserError.for_option("out", str(self.path), "already holds a run; choose a new folder, or add "
+                                       "{resume} to continue it.")
         if not self.folder.is_run and self.holds_files():
-            raise UserError(f"{self.path} is not empty and is not a run directory; give a new or empty folder "
-                            "(nothing in it was touched).", option="out", value=str(self.path))
+            raise UserError.for_option("out", str(self.path), "not empty and not a run directory; give a new or empty "
+                                       "folder (nothing in it was touched).")
 
     def holds_files(self) -> bool:
         """Anything but the lock, empty folders and the temporary files of our own killed writes."""
