@@ -11,9 +11,9 @@ import sys
 import pytest
 import torch
 
-from torchclassics.deploy import executorch as executorch_export
 from torchclassics import run
 from torchclassics.cli import main
+from torchclassics.deploy import executorch as executorch_export
 
 HAVE_EXECUTORCH = importlib.util.find_spec("executorch") is not None
 needs_executorch = pytest.mark.skipif(not HAVE_EXECUTORCH, reason='needs pip install "torchclassics[executorch]"')

@@ -27,7 +27,7 @@ from .executorch import QUANTIZE
 SUFFIX = {**formats.SUFFIX, "executorch": executorch.SUFFIX}
 CHECKPOINTS = sidecar.CHECKPOINTS
 
-__all__ = ["SUFFIX", "QUANTIZE", "default_path", "describe", "export"]
+__all__ = ["QUANTIZE", "SUFFIX", "default_path", "describe", "export"]
 
 
 @dataclass

@@ -251,10 +251,10 @@ def describe(details: dict) -> list[str]:
     outside = ", ".join(f"{name} x{count}" for name, count in details["outside_delegate"].items()) or "nothing"
     taken = f"XNNPACK took {details['delegated_parts']} part(s); outside it: {outside}" if details["delegate"] \
         else "XNNPACK took nothing: ExecuTorch's portable kernels run it all"
-    lines = [f"  {taken}",
-             f"  input {details['input_dtype']} {[details['batch'], *details['input_shape']]}; "
-             f"{details['latency_ms']:.3g} ms per call (ExecuTorch's Python runtime, this CPU, median of "
-             f"{details['latency_calls']:,} calls)"]
+    latency = (f"  input {details['input_dtype']} {[details['batch'], *details['input_shape']]}; "
+               f"{details['latency_ms']:.3g} ms per call (ExecuTorch's Python runtime, this CPU, median of "
+               f"{details['latency_calls']:,} calls)")
+    lines = [f"  {taken}", latency]
     if details.get("quantize"):
         before, after = details["before"], details["after"]
         lines.append(f"  int8: {before['bytes']:,} -> {after['bytes']:,} bytes; {_metrics_change(before, after)} "
