@@ -73,8 +73,8 @@ def export(run_path, fmt: str = "onnx", output=None, checkpoint_name: str = "bes
     The run is read before the output is looked at, so a run that is not one (no params.json, no
     checkpoint) is named as such, whatever ``output`` holds."""
     _check_arguments(fmt, quantize, checkpoint_name)
-    if fmt == "executorch":
-        tools = executorch.tools()  # before anything is read: a missing extra is the first thing to say
+    # Before anything is read: a missing extra is the first thing to say.
+    tools = executorch.tools() if fmt == "executorch" else None
     trained = trained_model(run_path, checkpoint_name, need_data=quantize is not None)
     path = Path(output) if output else default_path(run_path, fmt, quantize)
     sidecar.check_target(path, run_path, force, formats=SUFFIX)
