@@ -7,6 +7,7 @@ a decompression bomb is refused from its header before any pixel is decoded.
 To add a case, add a writer to ODD_BUT_USABLE (a file that must still be read right) or to
 UNUSABLE (a file that must be refused, with the words its reason must hold).
 """
+import logging
 import os
 import signal
 import struct
@@ -21,6 +22,7 @@ import pytest
 from PIL import Image, ImageDraw
 from torch import nn
 
+from torchclassics.core import messages
 from torchclassics.data import images, shapes
 from torchclassics.data.digits import DigitError, load_digit
 from torchclassics.data.images import (MAX_PIXELS, ImageFolderData, UnusableImage, list_image_folder, load_image,
@@ -267,13 +269,28 @@ def add_hostile_entries(folder: Path, names: dict) -> dict:
     return made
 
 
-def warning_line(capsys) -> str:
-    lines = [line for line in capsys.readouterr().err.splitlines() if "warning: skipped" in line]
+@pytest.fixture
+def warned() -> list[str]:
+    """The torchclassics logger's warnings during the test, whatever handlers the session attached."""
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    handler = Collect(logging.WARNING)
+    messages.LOGGER.addHandler(handler)
+    yield lines
+    messages.LOGGER.removeHandler(handler)
+
+
+def warning_line(warned: list[str]) -> str:
+    lines = [line for line in warned if line.startswith("skipped ")]
     assert len(lines) == 1, lines
     return lines[0]
 
 
-def test_a_kaggle_folder_skips_links_fifos_bad_names_and_bombs_and_names_them(tmp_path, capsys):
+def test_a_kaggle_folder_skips_links_fifos_bad_names_and_bombs_and_names_them(tmp_path, warned):
     shapes.make_folder(tmp_path, 12, "kaggle", size=24, broken=False)
     clean = list_image_folder(tmp_path)
     hostile = add_hostile_entries(tmp_path, {"loop": "cat.90.jpg", "broken": "dog.91.jpg", "fifo": "cat.92.jpg",
@@ -281,7 +298,7 @@ def test_a_kaggle_folder_skips_links_fifos_bad_names_and_bombs_and_names_them(tm
     with no_hanging():
         folder = ImageFolderData(tmp_path, 24, 0.25, seed=0)
         summary = folder.summary()
-    line = warning_line(capsys)
+    line = warning_line(warned)
     assert f"skipped {len(hostile)} of {len(clean.files) + len(hostile)} files" in line
     for name, why in hostile.items():
         assert f"{name} (" in line and why in line.split(f"{name} (")[1].split(")")[0], (name, line)
@@ -289,7 +306,7 @@ def test_a_kaggle_folder_skips_links_fifos_bad_names_and_bombs_and_names_them(tm
     assert summary["n_train"] + summary["n_val"] == len(clean.files)
 
 
-def test_an_imagefolder_skips_what_it_cannot_read_at_any_depth(tmp_path, capsys):
+def test_an_imagefolder_skips_what_it_cannot_read_at_any_depth(tmp_path, warned):
     shapes.make_folder(tmp_path, 12, "imagefolder", size=24, broken=False)
     clean = list_image_folder(tmp_path)
     hostile = add_hostile_entries(tmp_path, {"loop": "horse", "parent_link": "cat/deeper/up",
@@ -301,7 +318,7 @@ def test_an_imagefolder_skips_what_it_cannot_read_at_any_depth(tmp_path, capsys)
         "horse": hostile["horse"], "cat/deeper/up": hostile["cat/deeper/up"],
         "dog/gone.jpg": "broken symbolic link", "dog/pipe.jpg": images.NOT_A_FILE}
     ImageFolderData(tmp_path, 24, 0.25, seed=0).scan
-    assert "skipped 4 of" in warning_line(capsys)
+    assert "skipped 4 of" in warning_line(warned)
 
 
 def refuse_to_list(monkeypatch, refused: Path):
@@ -334,7 +351,7 @@ def test_a_class_folder_that_cannot_be_listed_is_one_clear_error(tmp_path, monke
 
 
 @needs_permissions
-def test_unreadable_files_and_folders_for_real(tmp_path, capsys):
+def test_unreadable_files_and_folders_for_real(tmp_path, warned):
     shapes.make_folder(tmp_path, 12, "imagefolder", size=24, broken=False)
     (tmp_path / "cat" / "private").mkdir()
     save(bar(), tmp_path / "cat" / "private" / "x.png")
@@ -342,7 +359,7 @@ def test_unreadable_files_and_folders_for_real(tmp_path, capsys):
     (tmp_path / "dog" / "0.jpg").chmod(0)
     try:
         ImageFolderData(tmp_path, 24, 0.25, seed=0).scan
-        line = warning_line(capsys)
+        line = warning_line(warned)
         assert "cat/private (cannot list: Permission denied)" in line and "dog/0.jpg (" in line
         (tmp_path / "dog").chmod(0)
         with pytest.raises(UserError, match="cannot list the class folder"):
@@ -350,3 +367,84 @@ def test_unreadable_files_and_folders_for_real(tmp_path, capsys):
     finally:
         for path in (tmp_path / "cat" / "private", tmp_path / "dog"):
             path.chmod(0o755)
+
+
+# -- symbolic links: never out of the root, never into one folder twice ---------------------------------
+@pytest.fixture
+def outside(tmp_path) -> Path:
+    """A folder beside the data root, with a photo and a folder of photos the root's links lead to."""
+    folder = tmp_path / "outside"
+    (folder / "birds").mkdir(parents=True)
+    save(bar().convert("RGB"), folder / "photo.jpg")
+    for n in range(3):
+        save(bar().convert("RGB"), folder / "birds" / f"{n}.jpg")
+    return folder
+
+
+@pytest.fixture
+def root(tmp_path) -> Path:
+    shapes.make_folder(tmp_path / "data", 12, "imagefolder", size=24, broken=False)
+    return tmp_path / "data"
+
+
+def test_a_link_to_an_ancestor_in_a_class_folder_does_not_list_the_other_classes_again(root):
+    """Before: cat/up -> .. listed the dog photos again under cat (18 samples from 12 files)."""
+    clean = list_image_folder(root)
+    (root / "cat" / "up").symlink_to("..", target_is_directory=True)
+    listing = list_image_folder(root)
+    assert (listing.files, listing.labels) == (clean.files, clean.labels)
+    assert ("cat/up", "a link to a folder above it") in listing.unusable
+    folder = ImageFolderData(root, 24, 0.25, seed=0)
+    assert len(folder.indices("train")) + len(folder.indices("val")) == 12
+
+
+def test_links_out_of_the_root_are_left_out_and_named(root, outside, warned):
+    clean = list_image_folder(root)
+    (root / "cat" / "extra.jpg").symlink_to(outside / "photo.jpg")
+    (root / "cat" / "more").symlink_to(outside / "birds", target_is_directory=True)
+    (root / "bird").symlink_to(outside / "birds", target_is_directory=True)
+    folder = ImageFolderData(root, 24, 0.25, seed=0)
+    folder.scan
+    assert (folder.listing.classes, folder.listing.files) == (clean.classes, clean.files)
+    line = warning_line(warned)
+    assert "skipped 3 of 15" in line
+    for name in ("cat/extra.jpg", "cat/more", "bird"):
+        assert f"{name} (a link out of data_root)" in line, line
+
+
+def test_a_kaggle_folders_link_out_of_the_root_is_left_out_and_named(tmp_path, outside):
+    shapes.make_folder(tmp_path / "data", 12, "kaggle", size=24, broken=False)
+    clean = list_image_folder(tmp_path / "data")
+    (tmp_path / "data" / "cat.99.jpg").symlink_to(outside / "photo.jpg")
+    listing = list_image_folder(tmp_path / "data")
+    assert listing.files == clean.files and listing.unusable == (("cat.99.jpg", "a link out of data_root"),)
+
+
+def test_a_link_to_a_class_folder_or_a_listed_file_is_not_listed_twice(root):
+    """Each file once, labelled where it lies, whatever the names' order: cat/dogs -> ../dog sorts
+    before dog/, and still does not take dog's photos (nor does a link to one photo)."""
+    clean = list_image_folder(root)
+    (root / "cat" / "dogs").symlink_to("../dog", target_is_directory=True)
+    (root / "cat" / "a-dog.jpg").symlink_to("../dog/0.jpg")
+    (root / "kitten").symlink_to("cat", target_is_directory=True)
+    listing = list_image_folder(root)
+    assert (listing.classes, listing.files, listing.labels) == (clean.classes, clean.files, clean.labels)
+    assert dict(listing.unusable) == {"cat/dogs": "a link to a folder listed already",
+                                      "cat/a-dog.jpg": "a link to a file listed already",
+                                      "kitten": "a link to a folder listed already"}
+
+
+def test_a_link_to_a_folder_inside_the_root_listed_nowhere_else_is_listed_once(root):
+    """A hidden folder is not listed itself: reached through links, its photos count once, under the
+    class of the first link in sorted order; the second link is named."""
+    pool = root / ".pool"
+    pool.mkdir()
+    for n in range(2):
+        save(bar().convert("RGB"), pool / f"{n}.jpg")
+    (root / "cat" / "pool").symlink_to("../.pool", target_is_directory=True)
+    (root / "dog" / "pool").symlink_to("../.pool", target_is_directory=True)
+    listing = list_image_folder(root)
+    assert [f for f in listing.files if "pool" in f] == ["cat/pool/0.jpg", "cat/pool/1.jpg"]
+    assert listing.files.index("cat/pool/0.jpg") < listing.files.index("dog/0.jpg")  # sorted within its class
+    assert dict(listing.unusable) == {"dog/pool": "a link to a folder listed already"}
+

@@ -1,4 +1,5 @@
 """Image folders: both layouts, sorted listings, seeded splits, broken files, reproducible batches."""
+import logging
 import os
 import pickle
 import shutil
@@ -7,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from torchclassics.core import messages
 from torchclassics.data import images, shapes
 from torchclassics.data.images import (ImageBatches, ImageFolderData, RandomCropFlip, SeededSampler,
                                        list_image_folder, load_image, split_indices)
@@ -114,10 +116,25 @@ def test_split_is_seeded_stratified_and_covers_every_file():
     assert val == sorted(val) and train == sorted(train)
 
 
-def test_broken_files_are_skipped_with_one_warning(kaggle, capsys):
+@pytest.fixture
+def warned() -> list[str]:
+    """The torchclassics logger's warnings during the test, whatever handlers the session attached."""
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    handler = Collect(logging.WARNING)
+    messages.LOGGER.addHandler(handler)
+    yield lines
+    messages.LOGGER.removeHandler(handler)
+
+
+def test_broken_files_are_skipped_with_one_warning(kaggle, warned):
     folder = ImageFolderData(kaggle["root"], 32, 0.2, seed=0)
     summary = folder.summary()
-    lines = capsys.readouterr().err.strip().splitlines()
+    lines = warned
     assert len(lines) == 1 and "skipped 3 of 63" in lines[0]
     for path in kaggle["broken"]:
         assert path.name in lines[0]
@@ -205,3 +222,49 @@ def test_shapes_command_writes_both_layouts(tmp_path, capsys):
     assert list_image_folder(tmp_path / "k").classes == ("cat", "dog")
     assert list_image_folder(tmp_path / "f").classes == ("a", "b", "c")
     assert (tmp_path / "k" / "dog.3.jpg").stat().st_size == 0  # the zero-byte file
+
+
+def test_a_gif_photo_is_listed_and_read_first_frame(tmp_path):
+    """Before: a .gif was silently left out, neither counted nor named in the warning."""
+    shapes.make_folder(tmp_path, 8, "imagefolder", size=24, broken=False)
+    first, second = Image.new("RGB", (24, 24), (250, 0, 0)), Image.new("RGB", (24, 24), (0, 0, 250))
+    first.save(tmp_path / "cat" / "animated.gif", save_all=True, append_images=[second])
+    folder = ImageFolderData(tmp_path, 24, 0.25, seed=0)
+    assert "cat/animated.gif" in folder.listing.files
+    row = folder.listing.files.index("cat/animated.gif")
+    assert folder.scan.readable[row] and folder.scan.pixels[row][0].float().mean() > 200  # red: the first frame
+    assert shapes.main([str(tmp_path / "k"), "--n", "4", "--no-broken"]) == 0
+    Image.new("RGB", (8, 8)).save(tmp_path / "k" / "dog.9.gif")
+    assert "dog.9.gif" in list_image_folder(tmp_path / "k").files
+
+
+def test_photos_in_formats_not_read_are_named_in_the_warning(tmp_path):
+    shapes.make_folder(tmp_path, 8, "imagefolder", size=24, broken=False)
+    (tmp_path / "dog" / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (tmp_path / "dog" / "notes.txt").write_text("not a photo: not named")
+    listing = list_image_folder(tmp_path)
+    assert listing.unusable == (("dog/IMG_0001.HEIC", "HEIC photos are not read; convert it to JPEG or PNG"),)
+
+
+def test_check_readable_refuses_a_class_without_one_decodable_image(tmp_path, monkeypatch):
+    """Cheap enough to run before a run folder is claimed: in a healthy folder it decodes one training
+    image per class and one validation image; the full scan comes later."""
+    shapes.make_folder(tmp_path, 40, "imagefolder", size=24, broken=False)
+    decoded = []
+    real = images.load_image
+    monkeypatch.setattr(images, "load_image", lambda path, size: decoded.append(path) or real(path, size))
+    ImageFolderData(tmp_path, 24, 0.25, seed=0).check_readable()
+    assert len(decoded) == 3
+    for path in (tmp_path / "dog").iterdir():
+        path.write_bytes(b"")
+    with pytest.raises(UserError, match="no readable training image of class 'dog'"):
+        ImageFolderData(tmp_path, 24, 0.25, seed=0).check_readable()
+
+
+def test_check_readable_needs_a_readable_validation_image(tmp_path):
+    shapes.make_folder(tmp_path, 8, "imagefolder", size=24, broken=False)
+    folder = ImageFolderData(tmp_path, 24, 0.25, seed=0)
+    for row in folder.parts["val"]:
+        (tmp_path / folder.listing.files[row]).write_bytes(b"")
+    with pytest.raises(UserError, match="no readable image left for validation"):
+        ImageFolderData(tmp_path, 24, 0.25, seed=0).check_readable()

@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "on the run's training data; size and held-out metrics before and after")
     p.add_argument("-o", "--output")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    p.add_argument("--force", action="store_true", help="overwrite an -o file that is not an export of this run")
+    p.add_argument("--force", action="store_true",
+                   help="replace an -o file (or its .json) that is not an export of this run")
     _add_module_option(p)
     p = sub.add_parser("lesson", help="run a concept demonstration (tensors, losses, ...)")
     p.add_argument("name", nargs="?")
@@ -299,9 +300,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .export import export
-
-    from .export import describe
+    from .deploy import describe, export
 
     path = export(args.run_dir, fmt=args.fmt, output=args.output, checkpoint_name=args.checkpoint, force=args.force,
                   quantize=args.quantize)

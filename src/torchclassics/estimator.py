@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from . import config
-from .errors import UserError
+from .core.errors import UserError
 from .models.cnn import CNN
 from .models.lstm import RowLSTM
 from .models.mlp import Net
@@ -177,7 +177,7 @@ def _check_keys_apply(name: str, recipe: Recipe, keys: Iterable[str]) -> None:
 def optimizer_class(name: str) -> type:
     cls = getattr(torch.optim, str(name), None)
     if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
-        raise UserError(f"optimizer={name!r}: not a torch.optim optimizer.")
+        raise UserError.for_option("optimizer", name, "not a torch.optim optimizer.")
     return cls
 
 
@@ -190,7 +190,8 @@ def callbacks_of(params: dict) -> list:
         spec = dict(params["scheduler"])
         name = spec.pop("name")
         if not hasattr(torch.optim.lr_scheduler, str(name)):
-            raise UserError(f"scheduler name '{name}': not in torch.optim.lr_scheduler (e.g. StepLR).")
+            raise UserError.for_option("scheduler", params["scheduler"],
+                                       f"{name!r} is not in torch.optim.lr_scheduler (e.g. StepLR).")
         callbacks.append(("scheduler", LRScheduler(policy=name, step_every="epoch", **spec)))
     if params.get("clip_grad_norm") is not None:
         callbacks.append(("clip_grad_norm", GradientNormClipping(gradient_clip_value=params["clip_grad_norm"])))
@@ -202,7 +203,7 @@ def net_kwargs(recipe: Recipe, params: dict, device: str) -> dict:
     from .engine.loop import optimizer_kwargs
 
     if params.get("precision", "fp32") != "fp32":
-        raise UserError(f"estimator: precision={params['precision']} is the engine's; the estimator trains in fp32.")
+        raise UserError.for_option("precision", params["precision"], "is the engine's; the estimator trains in fp32.")
     optimizer = optimizer_class(params["optimizer"])
     return {
         "module": recipe.module,

@@ -15,12 +15,16 @@ on the number of worker processes, or on whether a run was resumed.
 
 Every file is decoded once before training (threads; large images reduced on their
 8-bit pixels, JPEGs decoded at reduced scale; more than MAX_PIXELS refused from the
-header): unreadable ones (truncated, zero bytes, not an image, too large) and entries
-that cannot be looked at (links to nowhere or in a loop, FIFOs, sub-folders that cannot
-be listed) are reported in one line and left out, and for a small folder the decoded,
-resized pixels are kept in memory so that later epochs never touch the disk again.
+header; GIFs and TIFFs by their first frame): unreadable ones (truncated, zero bytes, not an
+image, too large, a HEIC photo) and entries that cannot be looked at (links to nowhere or in a
+loop, FIFOs, sub-folders that cannot be listed) are reported in one line and left out, and for a
+small folder the decoded, resized pixels are kept in memory so that later epochs never touch the
+disk again. The listing never follows a symbolic link out of the folder, never enters one folder
+twice, and lists each file once, labelled where it lies (see :class:`_Walk`).
+:meth:`ImageFolderData.check_readable` decodes one image per class before anything is written.
 
     folder = ImageFolderData(root, image_size=64, val_fraction=0.2, seed=0)
+    folder.check_readable()          # cheap: a class without one decodable image is a UserError now
     train = ImageBatches(folder, "train", batch_size=32, device=device, augment=RandomCropFlip(64))
     for inputs, targets in train.epoch(1): ...
 
@@ -32,11 +36,11 @@ plain script that uses them must keep its top-level code under
 """
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import re
 import stat
-import sys
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -50,10 +54,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from ..errors import UserError
+from ..core import messages
+from ..core.errors import UserError
 from .batches import epoch_generator, per_process_batch
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+# Photos in formats not read here (PIL has no decoder for them, or it is left out: see FORMATS): named in
+# the warning of skipped files rather than left out without a word.
+UNREAD_PHOTOS = {".heic": "HEIC", ".heif": "HEIF", ".avif": "AVIF", ".jxl": "JPEG XL"}
 KAGGLE_NAME = re.compile(r"^(?P<label>[^.]+)\.(?P<number>\d+)\.(?P<ext>[^.]+)$")
 # ImageNet statistics: what torchvision's pretrained weights expect, and a fine default for the rest.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -65,6 +73,11 @@ LAYOUTS_HELP = (
 SHOWN_SKIPPED = 5  # how many skipped files the warning names
 NOT_A_FILE = "not a regular file: a FIFO, socket or device"
 FOLDER, FILE = "folder", "file"  # the kinds of directory entry a listing uses
+# Why a symbolic link is left out of a listing
+LINK_OUT = "a link out of data_root"
+LINK_ABOVE = "a link to a folder above it"
+FOLDER_AGAIN = "a link to a folder listed already"
+FILE_AGAIN = "a link to a file listed already"
 
 
 # -- listing ---------------------------------------------------------------------------------------
@@ -114,39 +127,132 @@ def _relative(entry: os.DirEntry, root: Path) -> str:
     return _printable(Path(entry.path).relative_to(root).as_posix())
 
 
-def _images_under(folder: Path, root: Path, unusable: list, ancestors: frozenset = frozenset()) -> list[str]:
-    """Image files anywhere below ``folder``, relative to ``root``, in sorted order. An entry that cannot
-    be used is added to ``unusable`` as (name, why); OSError only when ``folder`` itself cannot be listed."""
-    here = folder.stat()
-    ancestors = ancestors | {(here.st_dev, here.st_ino)}
-    found = []
-    for entry in _sorted_entries(folder):
-        kind, name = _kind(entry), _relative(entry, root)
-        if kind == FILE:
-            if is_image_name(entry.name):
-                found.append(name)
-        elif kind != FOLDER:
-            unusable.append((name, kind))
+def _unread_photo(name: str) -> str | None:
+    """Why a photo in a format this reader leaves out is left out (named in the warning), or None."""
+    kind = UNREAD_PHOTOS.get(Path(name).suffix.lower())
+    return f"{kind} photos are not read; convert it to JPEG or PNG" if kind else None
+
+
+def _listing_order(name: str) -> list[str]:
+    """Sorted by this key, names come in the order of a walk that sorts each folder's entries by name."""
+    return name.split("/")
+
+
+def _identity(info: os.stat_result) -> tuple[int, int]:
+    return info.st_dev, info.st_ino
+
+
+class _Walk:
+    """One listing's walk of a folder tree, labelling each image file with the class it lies in.
+
+    The real tree is walked first, following no symbolic link; the links met are put aside and
+    followed afterwards, in the order met, and only where they stay inside the root and lead to a
+    folder not entered yet or a file not listed yet. So nothing outside the root is listed, every
+    folder is entered once and every file listed once, and a file is labelled where it really lies:
+    ``cat/dogs -> ../dog`` cannot take dog's photos, although "cat" sorts first. A link to a folder
+    that nothing else lists (a hidden one) is followed: its files are listed once, under the class of
+    the first link to it. Left-out entries are kept in ``unusable`` with the reason."""
+
+    def __init__(self, root: Path):
+        self.root, self.real_root = root, root.resolve()
+        self.unusable: list[tuple[str, str]] = []
+        self.found: dict[str, list[str]] = {}           # label -> image files, relative to root
+        self.entered = {_identity(root.stat())}           # folders, by device and inode
+        self.listed: set[Path] = set()                    # files, by real path
+        self.links: collections.deque = collections.deque()  # (link, its relative name, label, is a class)
+
+    def files(self, label: str) -> list[str]:
+        return sorted(self.found.get(label, []), key=_listing_order)
+
+    def folder(self, path: Path, real: Path, label: str, sub_folders: bool = True) -> None:
+        """List ``path`` (whose real path is ``real``) under ``label``; links are put aside. OSError if
+        ``path`` itself cannot be listed."""
+        self.entered.add(_identity(path.stat()))
+        for entry in _sorted_entries(path):
+            kind, name = _kind(entry), _relative(entry, self.root)
+            if kind == FOLDER and not sub_folders or kind == FILE and not _wanted(entry.name):
+                continue
+            if kind not in (FILE, FOLDER):
+                self.unusable.append((name, kind))
+            elif entry.is_symlink():
+                self.links.append((entry, name, label, False))
+            elif kind == FILE:
+                self._file(entry.name, name, real / entry.name, label)
+            else:
+                self._sub_folder(Path(entry.path), real / entry.name, name, label)
+
+    def _file(self, file_name: str, name: str, real: Path, label: str) -> None:
+        why = _unread_photo(file_name)
+        if why:
+            self.unusable.append((name, why))
         else:
-            try:
-                info = entry.stat()
-                if (info.st_dev, info.st_ino) in ancestors:  # cat/up -> .. would be listed forever
-                    unusable.append((name, "a link to a folder above it"))
-                else:
-                    found.extend(_images_under(Path(entry.path), root, unusable, ancestors))
-            except OSError as err:
-                unusable.append((name, f"cannot list: {err.strerror or type(err).__name__}"))
-    return found
+            self.listed.add(real)
+            self.found.setdefault(label, []).append(name)
+
+    def _sub_folder(self, path: Path, real: Path, name: str, label: str) -> None:
+        try:
+            if _identity(path.stat()) in self.entered:  # a bind mount of a folder listed already
+                self.unusable.append((name, "the same folder as one listed already"))
+            else:
+                self.folder(path, real, label)
+        except OSError as err:
+            self.unusable.append((name, f"cannot list: {err.strerror or type(err).__name__}"))
+
+    def follow_links(self) -> None:
+        """Follow the links put aside, and those met on the way, in the order met."""
+        while self.links:
+            entry, name, label, is_class = self.links.popleft()
+            why = self._follow(entry, name, label, is_class)
+            if why:
+                self.unusable.append((name, why))
+
+    def _follow(self, entry: os.DirEntry, name: str, label: str, is_class: bool) -> str | None:
+        """Why the link ``entry`` is left out, or None once what it leads to is listed."""
+        target = Path(os.path.realpath(entry.path))
+        if not target.is_relative_to(self.real_root):
+            return LINK_OUT
+        if _kind(entry) == FILE:
+            if target in self.listed:
+                return FILE_AGAIN
+            self._file(entry.name, name, target, label)
+            return None
+        try:
+            if _identity(os.stat(entry.path)) in self.entered:
+                above = Path(os.path.realpath(Path(entry.path).parent)).is_relative_to(target)
+                return LINK_ABOVE if above else FOLDER_AGAIN
+            self.folder(Path(entry.path), target, label)
+        except OSError as err:
+            if is_class:
+                raise _cannot_list_class(self.root, entry, err) from None
+            return f"cannot list: {err.strerror or type(err).__name__}"
+        return None
 
 
-def _kaggle_listing(root: Path, names: list[str], unusable: list) -> ImageListing:
-    labelled = [(name, KAGGLE_NAME.match(name)) for name in names]
+def _wanted(name: str) -> bool:
+    """An image file, or a photo in a format left out (which the warning names)."""
+    return is_image_name(name) or _unread_photo(name) is not None
+
+
+def _left_out(unusable) -> str:
+    """For an error about what a folder holds: what the listing left out, which may be the cause."""
+    unusable = list(unusable)
+    if not unusable:
+        return ""
+    return " Left out: " + "; ".join(f"{name} ({why})" for name, why in list(unusable)[:SHOWN_SKIPPED]) + "."
+
+
+def _kaggle_listing(root: Path) -> ImageListing:
+    """The image files at the top of ``root``, labelled by their names (sub-folders are not Kaggle's)."""
+    walk = _Walk(root)
+    walk.folder(root, walk.real_root, "", sub_folders=False)
+    walk.follow_links()
+    labelled = [(name, KAGGLE_NAME.match(name)) for name in walk.files("")]
     classes = tuple(sorted({m["label"] for _, m in labelled if m}))
     index = {label: k for k, label in enumerate(classes)}
     files = tuple(name for name, m in labelled if m)
     labels = tuple(index[m["label"]] for _, m in labelled if m)
     unlabelled = tuple(name for name, m in labelled if not m)
-    return ImageListing(root, "kaggle", classes, files, labels, unlabelled, tuple(unusable))
+    return ImageListing(root, "kaggle", classes, files, labels, unlabelled, tuple(walk.unusable))
 
 
 def _looks_like_kaggle_parent(root: Path, class_files: dict[str, list[str]]) -> str | None:
@@ -159,16 +265,31 @@ def _looks_like_kaggle_parent(root: Path, class_files: dict[str, list[str]]) -> 
     return None
 
 
-def _class_files(root: Path, class_dir: os.DirEntry, unusable: list) -> list[str]:
-    try:
-        return _images_under(Path(class_dir.path), root, unusable)
-    except OSError as err:
-        raise UserError(f"cannot list the class folder {class_dir.path}: {err.strerror or err}. Make it "
-                        f"readable, or move it out of data_root={root}.") from None
+def _cannot_list_class(root: Path, class_dir: os.DirEntry, err: OSError) -> UserError:
+    return UserError(f"cannot list the class folder {class_dir.path}: {err.strerror or err}. Make it "
+                     f"readable, or move it out of data_root={root}.")
+
+
+def _walk_classes(root: Path, class_dirs: list[os.DirEntry]) -> _Walk:
+    """Every class folder walked; a class folder that is a link is followed after the real ones."""
+    walk = _Walk(root)
+    for class_dir in class_dirs:
+        if class_dir.is_symlink():
+            walk.links.append((class_dir, class_dir.name, class_dir.name, True))
+            continue
+        try:
+            walk.folder(Path(class_dir.path), walk.real_root / class_dir.name, class_dir.name)
+        except OSError as err:
+            raise _cannot_list_class(root, class_dir, err) from None
+    walk.follow_links()
+    return walk
 
 
 def _imagefolder_listing(root: Path, class_dirs: list[os.DirEntry], unusable: list) -> ImageListing:
-    class_files = {d.name: _class_files(root, d, unusable) for d in class_dirs}
+    walk = _walk_classes(root, class_dirs)
+    unusable = unusable + walk.unusable
+    left_out = {name for name, _ in walk.unusable}
+    class_files = {d.name: walk.files(d.name) for d in class_dirs if d.name not in left_out}
     kaggle_inside = _looks_like_kaggle_parent(root, class_files)
     if kaggle_inside:
         raise UserError(f"data_root={root} looks like the folder above Kaggle's train folder: "
@@ -177,7 +298,8 @@ def _imagefolder_listing(root: Path, class_dirs: list[os.DirEntry], unusable: li
     empty = [name for name, files in class_files.items() if not files]
     if empty:
         raise UserError(f"class folder {root / empty[0]} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
-                        f"add images or remove the folder. Empty classes: {', '.join(empty)}.")
+                        f"add images or remove the folder. Empty classes: {', '.join(empty)}."
+                        f"{_left_out(u for u in unusable if u[0].split('/')[0] in empty)}")
     classes = tuple(class_files)
     files = tuple(f for name in classes for f in class_files[name])
     labels = tuple(k for k, name in enumerate(classes) for _ in class_files[name])
@@ -186,8 +308,9 @@ def _imagefolder_listing(root: Path, class_dirs: list[os.DirEntry], unusable: li
 
 def list_image_folder(root) -> ImageListing:
     """The labelled images of ``root``, its layout detected; a UserError for anything else.
-    Entries that cannot be used (links to nowhere or in a loop, FIFOs, sub-folders that cannot be
-    listed) are left out and kept in ``unusable``; they never stop the listing."""
+    Entries that cannot be used (links to nowhere, in a loop or out of ``root``, links to what is
+    listed already, FIFOs, sub-folders that cannot be listed, photos in formats not read) are left
+    out and kept in ``unusable``; they never stop the listing."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise UserError(f"data_root={root}: no such folder. {LAYOUTS_HELP}")
@@ -198,18 +321,23 @@ def list_image_folder(root) -> ImageListing:
     top_images = [e.name for e, kind in entries if kind == FILE and is_image_name(e.name)]
     class_dirs = [e for e, kind in entries if kind == FOLDER]
     unusable = [(_printable(e.name), kind) for e, kind in entries if kind not in (FILE, FOLDER)]
-    if any(KAGGLE_NAME.match(name) for name in top_images):
-        listing = _kaggle_listing(root, top_images, unusable)
-    elif class_dirs:
-        listing = _imagefolder_listing(root, class_dirs, unusable)
-    elif top_images:
-        raise UserError(f"data_root={root}: its images (e.g. {top_images[0]}) carry no class: neither named "
-                        f"<class>.<n>.<ext> nor in one sub-folder per class. {LAYOUTS_HELP}")
-    else:
-        raise UserError(f"data_root={root} holds no images ({', '.join(IMAGE_EXTENSIONS)}). {LAYOUTS_HELP}")
+    try:
+        if any(KAGGLE_NAME.match(name) for name in top_images):
+            listing = _kaggle_listing(root)
+        elif class_dirs:
+            listing = _imagefolder_listing(root, class_dirs, unusable)
+        elif top_images:
+            raise UserError(f"data_root={root}: its images (e.g. {top_images[0]}) carry no class: neither named "
+                            f"<class>.<n>.<ext> nor in one sub-folder per class. {LAYOUTS_HELP}")
+        else:
+            raise UserError(f"data_root={root} holds no images ({', '.join(IMAGE_EXTENSIONS)}). {LAYOUTS_HELP}"
+                            f"{_left_out(unusable)}")
+    except OSError as err:  # the root itself, listed again by the walk, changed under it
+        raise UserError(f"cannot list data_root={root}: {err.strerror or err}.") from None
     if len(listing.classes) < 2:
-        raise UserError(f"data_root={root}: found only the class '{listing.classes[0]}'; a classifier needs at "
-                        f"least two. {LAYOUTS_HELP}")
+        found = f"only the class '{listing.classes[0]}'" if listing.classes else "no class"
+        raise UserError(f"data_root={root}: found {found}; a classifier needs at least two. {LAYOUTS_HELP}"
+                        f"{_left_out(listing.unusable)}")
     return listing
 
 
@@ -388,13 +516,12 @@ def scan_files(root: Path, files, size: int, keep_pixels: bool, threads: int | N
 
 
 def warn_skipped(root: Path, skipped: list[tuple[str, str]], total: int) -> None:
-    """One line on stderr: how many files were left out, and the first few by name."""
+    """One warning line: how many files were left out, and the first few by name."""
     if not skipped:
         return
     named = "; ".join(f"{name} ({why})" for name, why in skipped[:SHOWN_SKIPPED])
     more = f"; and {len(skipped) - SHOWN_SKIPPED} more" if len(skipped) > SHOWN_SKIPPED else ""
-    print(f"warning: skipped {len(skipped)} of {total} files in {root} that cannot be used: {named}{more}",
-          file=sys.stderr, flush=True)
+    messages.warn(f"skipped {len(skipped)} of {total} files in {root} that cannot be used: {named}{more}")
 
 
 # -- one folder, split -----------------------------------------------------------------------------
@@ -440,19 +567,37 @@ class ImageFolderData:
                    + result.skipped)
         warn_skipped(listing.root, skipped, len(listing.files) + len(listing.unlabelled) + len(listing.unusable))
         result.skipped = skipped
-        self._check_parts(result.readable)
+        self._check_parts(result.readable.__getitem__)
         return result
 
-    def _check_parts(self, readable: list[bool]) -> None:
-        """Every class must have training images, and there must be something to validate on."""
-        trained = {self.listing.labels[i] for i in self.parts["train"] if readable[i]}
-        missing = [name for k, name in enumerate(self.classes) if k not in trained]
+    def _check_parts(self, readable) -> None:
+        """Every class must have training images, and there must be something to validate on.
+        ``readable(i)`` says whether file ``i`` of the listing decodes; it is asked in listing order,
+        and no more than needed."""
+        labels = self.listing.labels
+        missing = [name for k, name in enumerate(self.classes)
+                   if not any(readable(i) for i in self.parts["train"] if labels[i] == k)]
         if missing:
             raise UserError(f"data_root={self.root}: no readable training image of class "
                             f"{', '.join(repr(m) for m in missing)}; every class needs some.")
-        if not any(readable[i] for i in self.parts["val"]):
+        if not any(readable(i) for i in self.parts["val"]):
             raise UserError(f"data_root={self.root}: no readable image left for validation; "
                             "give each class at least two readable images.")
+
+    def check_readable(self) -> None:
+        """What the scan will insist on, checked cheaply before anything is written: one training image
+        of every class and one validation image decode, or a UserError says which class lacks one.
+        A healthy folder costs one decoded file per class and one more; the scan reads every file later."""
+        if "scan" in self.__dict__:
+            return self._check_parts(self.scan.readable.__getitem__)
+        self._check_parts(self._decodes)
+
+    def _decodes(self, index: int) -> bool:
+        try:
+            load_image(self.listing.root / self.listing.files[index], self.image_size)
+        except Exception:  # UnusableImage, or whatever else a decoder raises: this file's failure
+            return False
+        return True
 
     def indices(self, part: str) -> list[int]:
         """Listing indices of the readable files of ``part`` ("train" or "val")."""
