@@ -35,9 +35,8 @@ def test_tiny_run_writes_its_figures_and_the_running_statistics(tmp_path):
 
 
 def test_with_and_without_batch_norm_the_linear_layers_start_alike():
-    experiment = get("batchnorm")
-    experiment.build(resolve("batchnorm", overrides={"n_points": 64}), torch.device("cpu"))
-    plain, normalized = experiment.nets["tanh_plain"], experiment.nets["tanh_bn"]
+    task = get("batchnorm").build(resolve("batchnorm", overrides={"n_points": 64}), torch.device("cpu"))
+    plain, normalized = task.context["nets"]["tanh_plain"], task.context["nets"]["tanh_bn"]
     for a, b in zip(plain.fcs, normalized.fcs):
         assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
 

@@ -77,10 +77,10 @@ def test_smoke_run_figures_and_predict_without_the_data(tmp_path):
     assert all(row["label"] in LANGUAGES and 0 < row["probability"] <= 1 for row in predicted[:3])
     assert "no letters" in predicted[3]["error"]
 
-    from torchclassics.api import load_run
+    from torchclassics.api import finished_run
 
-    experiment, params, task, device, _ = load_run(tmp_path / "r", need_data=False)
-    as_text = experiment.predict(task.model, params, [str(names_file)], device)  # a str (--text) is never opened
+    run = finished_run(tmp_path / "r", need_data=False)
+    as_text = run.experiment.predict(run, [str(names_file)])  # a str (--text) is never opened
     assert len(as_text) == 1 and as_text[0]["file"] == str(names_file) and as_text[0]["label"] in LANGUAGES
 
 

@@ -38,7 +38,7 @@ def test_learns_and_names_the_broken_files(trained, kaggle):
     result, stderr = trained
     # Chance is 0.5; seeds 0-4 all end at 0.95 or more here. best.pt is what predict uses.
     assert result.metrics["val_accuracy"] >= 0.85 and result.summary["best"]["value"] >= 0.9
-    warnings = [line for line in stderr.splitlines() if line.startswith("warning: skipped")]
+    warnings = [line for line in stderr.splitlines() if line.startswith("torchclassics: warning: skipped")]
     assert len(warnings) == 1 and "skipped 3 of 403" in warnings[0]
     assert all(path.name in warnings[0] for path in kaggle["broken"])
     summary = json.loads((result.run_dir / "summary.json").read_text())

@@ -115,4 +115,4 @@ def test_evaluate_and_export_of_an_optimizers_run_use_the_best_optimizer(tmp_pat
 def test_predict_on_a_run_that_does_not_classify_is_one_line(tmp_path, capsys):
     result = run("regression", out=tmp_path / "r", figures=False, epochs=2)
     assert main(["predict", str(result.run_dir), "x.png"]) == 2
-    assert "do not classify image files" in capsys.readouterr().err
+    assert "runs do not classify files or texts" in capsys.readouterr().err

@@ -124,7 +124,7 @@ def test_predict_with_an_autoencoder_run_is_a_one_line_error(tmp_path, capsys):
     Image.new("L", (28, 28), 0).save(image)
     assert main(["predict", str(out), str(image)]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
-    assert len(errors) == 1 and "autoencoder runs do not classify image files" in errors[0]
+    assert len(errors) == 1 and "autoencoder runs do not classify files or texts" in errors[0]
 
 
 def test_predict_reads_no_data_set_only_evaluate_does(cnn_run, subset, tmp_path, monkeypatch):

@@ -42,10 +42,10 @@ class TrainedModel:
 def trained_model(run_path, checkpoint_name: str, need_data: bool) -> TrainedModel:
     """The run's model on the CPU: the one place deploy/ loads a run (params.json first, then the
     checkpoint; each missing one is named)."""
-    from ..api import load_run
+    from ..api import finished_run
 
-    experiment, _, task, _, _ = load_run(run_path, checkpoint_name, "cpu", need_data=need_data)
-    return TrainedModel(experiment, task)
+    run = finished_run(run_path, checkpoint_name, "cpu", need_data=need_data)
+    return TrainedModel(run.experiment, run.task)
 
 
 def default_path(run_path, fmt: str, quantize: str | None = None) -> Path:

@@ -76,8 +76,9 @@ class DogsVsCats(Experiment):
     def build(self, params, device):
         check_params(params)
         folder = image_folder(params)
-        # Lists the folder (names only: cheap): layout errors surface before anything is written.
-        # The pixels are read on first use of the batches.
+        # Lists the folder (names only: cheap) and decodes one image per class: layout errors and a folder
+        # of unreadable images surface before anything is written. The other pixels are read on first use.
+        folder.check_readable()
         return make_task(params, device, list(folder.classes), build_model(params, len(folder.classes)), folder)
 
     def rebuild(self, params, device, record, need_data):
