@@ -72,7 +72,7 @@ def test_a_users_file_without_a_sidecar_is_refused(run, tmp_path):
 @pytest.mark.parametrize("remove, named", [
     ("params.json", "no params.json"),
     ("checkpoints/best.pt", "has no checkpoints/best.pt"),
-    ("checkpoints", "has no checkpoints/best.pt"),
+    ("checkpoints", "has no checkpoints/last.pt"),  # a finished run is read from its last.pt first
 ])
 def test_a_folder_that_is_not_a_finished_run_is_named_for_what_it_lacks(run, tmp_path, remove, named):
     """Not the output: before, an existing -o file of the user's was blamed instead of the run."""
