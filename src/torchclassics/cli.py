@@ -13,7 +13,18 @@ import threading
 from pathlib import Path
 
 from . import __version__
-from .errors import UserError
+from .core import messages
+from .core.errors import UserError
+
+# The Python API's argument names and this command line's spelling of them (errors name the flag).
+FLAGS = {"out": "--out", "runs_dir": "--runs-dir", "device": "--device", "resume": "--resume", "params_file": "--params",
+         "sets": "--set", "checkpoint": "--checkpoint", "checkpoint_name": "--checkpoint", "output": "-o",
+         "fmt": "--format", "quantize": "--quantize", "force": "--force", "sort": "--sort",
+         "experiment": "--experiment", "root": "ROOT", "link_figures": "--link-figures", "trials": "--trials",
+         "workers": "--workers", "sampler": "--sampler", "metric": "--metric", "direction": "--direction",
+         "study_name": "--study", "study": "--study", "storage": "--storage", "space": "--param",
+         "grid_points": "--grid-points", "pruner": "--pruner", "modules": "--module", "texts": "--text"}
+POSITIONAL = {"ROOT"}
 
 EPILOG = """first steps:
   torchclassics list                     every experiment
@@ -49,7 +60,8 @@ def _add_run(sub) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     p.add_argument("--no-figures", action="store_true", help="skip figures and GIFs")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr (train.log keeps them)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="errors only on stderr: no progress lines, notes or warnings (train.log keeps them)")
 
 
 def _add_search(sub) -> None:
@@ -158,15 +170,10 @@ def _shown(value) -> str:
 
 def _print_metrics(metrics: dict) -> None:
     """Train and held-out metrics, named as such: ``mse`` -> "train mse", ``test_mse`` -> "test mse"."""
+    from .rundir.metrics import label
+
     for key, value in metrics.items():
-        split, _, rest = key.partition("_")
-        if split in ("test", "val") and rest:
-            label = f"{split} {rest}"
-        elif f"test_{key}" in metrics or f"val_{key}" in metrics:
-            label = f"train {key}"
-        else:
-            label = key
-        print(f"  {label:<26} {_shown(value)}")
+        print(f"  {label(key, metrics):<26} {_shown(value)}")
 
 
 def _cmd_list(args) -> int:
@@ -184,7 +191,7 @@ def _cmd_params(args) -> int:
     print(json.dumps(params(args.name, sets=args.sets, params_file=args.params_file), indent=2))
     note = rules_note(args.name)
     if note:
-        print(f"torchclassics: note: {note}", file=sys.stderr)
+        messages.note(note)
     return 0
 
 
@@ -325,10 +332,21 @@ COMMANDS = {"list": _cmd_list, "params": _cmd_params, "init": _cmd_init, "run": 
             "synthesize": _cmd_synthesize, "report": _cmd_report, "export": _cmd_export, "lesson": _cmd_lesson}
 
 
+def cli_words(option: str, value=None, prefix: bool = False) -> str:
+    """How this command line names an API argument: ``out`` -> ``--out``; as the start of an error,
+    ``--out runs/x`` (a flag without a value, ``--resume``, alone)."""
+    flag = FLAGS.get(option)
+    if flag is None:  # a parameter of an experiment (optimizer, precision): as params.json and --set name it
+        return f"{option}={value}" if prefix else option
+    if not prefix or value is None or isinstance(value, bool):
+        return flag
+    return str(value) if flag in POSITIONAL else f"{flag} {value}"
+
+
 def error_line(err: BaseException) -> str | None:
     """One line for the errors a user can act on; None for a bug (its traceback is wanted)."""
     if isinstance(err, UserError):
-        return f"torchclassics: error: {err}"
+        return f"torchclassics: error: {err.render(cli_words)}"
     if isinstance(err, OSError):  # disk full, permission, read-only, symlink loops: the path and the cause
         where = f"{err.filename}: " if err.filename else ""
         return f"torchclassics: error: {where}{err.strerror or err}"
@@ -343,11 +361,15 @@ def _thread_errors(info) -> None:
         threading.__excepthook__(info)
         return
     thread = info.thread.name if info.thread is not None else "a background thread"
-    print(line.replace("torchclassics: error: ", f"torchclassics: warning: {thread}: ", 1), file=sys.stderr)
+    messages.warn(f"{thread}: {line.removeprefix('torchclassics: error: ')}")
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before torch is imported: OpenMP's idle threads sleep instead of spinning on a core another
+    # process needs (the thread count never follows the load: it would change the numbers).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
+    messages.console(quiet=getattr(args, "quiet", False))
     threading.excepthook = _thread_errors
     try:
         if getattr(args, "modules", None):

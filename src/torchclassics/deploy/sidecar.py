@@ -61,11 +61,11 @@ def check_target(path: Path, run_path, force: bool, formats=()) -> None:
     record = read(path, formats)
     if record is None and os.path.lexists(sidecar):
         raise UserError.for_option("output", str(path), f"{sidecar} exists and is not the record of an export (it "
-                                   "is written beside every export); choose another output, or use force to "
+                                   "is written beside every export); choose another {output}, or add {force} to "
                                    "replace it.")
     if record is None:
         raise UserError.for_option("output", str(path), f"exists and is not an export of {run_path}; choose another "
-                                   "output, or use force to replace it.")
+                                   "{output}, or add {force} to replace it.")
     if os.path.lexists(path) and record.run != run_identity(run_path):  # (a record alone describes nothing left)
         raise UserError.for_option("output", str(path), f"is an export of {record.run}, not of {run_path}; choose "
-                                   "another output, or use force to replace it.")
+                                   "another {output}, or add {force} to replace it.")

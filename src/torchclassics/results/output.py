@@ -99,14 +99,15 @@ def check_target(path: Path, command: str, force: bool, option: str | None = Non
     owner = record_holding(path)
     if owner is not None:
         raise refused(f"is part of the record of {owner}; torchclassics never writes into a run's record, not even "
-                      "with force: choose a file outside it.")
+                      "with {force}: choose a file outside it.")
     if os.path.isdir(path) and not os.path.islink(path):
         raise refused("is a folder; " + (f"give a file name such as {Path(path) / layout.REPORT}." if command == REPORT
                                          else "synthesize writes its tables to a file of that name: move it away."))
     if not os.path.lexists(path) or force or is_own(path, command):
         return
+    another = f"choose another {{{option}}}, " if option else ""  # {output}: the caller's name for the option
     raise refused(f"exists and is not {WHAT[command]} (or was changed since); it was left as it is. Move it away, "
-                  f"{'choose another ' + option + ', ' if option else ''}or give force=True to replace it.")
+                  f"{another}or add {{force}} to replace it.")
 
 
 def write(path: Path, command: str, body: str) -> Path:
