@@ -6,39 +6,50 @@ import sys
 
 import pytest
 
-from torchclassics import config
 from torchclassics.cli import main
+from torchclassics.core import messages
 from torchclassics.errors import UserError
+from torchclassics.params import packaged, sources
 
 
-@pytest.mark.parametrize("name", config.experiment_names())
+@pytest.fixture(autouse=True)
+def notes_on_stderr():
+    """Notes shown on stderr as the CLI shows them (the library only logs them), for this test only."""
+    before = list(messages.LOGGER.handlers), messages.LOGGER.propagate, messages.LOGGER.level
+    messages.console(quiet=False)
+    yield
+    messages.LOGGER.handlers[:], messages.LOGGER.propagate = before[0], before[1]
+    messages.LOGGER.setLevel(before[2])
+
+
+@pytest.mark.parametrize("name", packaged.experiment_names())
 def test_every_packaged_default_has_a_rule_and_passes_it(name):
-    rules = config.schema(name)["properties"]
-    assert set(rules) == set(config.packaged_defaults(name))
-    assert config.resolve(name) == {k: v for k, v in config.Layers(name).normalised().items()}
-    assert config.description(name)
+    rules = sources.schema(name)["properties"]
+    assert set(rules) == set(sources.packaged_defaults(name))
+    assert sources.resolve(name) == {k: v for k, v in sources.Layers(name).normalised().items()}
+    assert sources.description(name)
 
 
 def test_defaults_come_from_the_package(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no ./experiments here: the package's own file is the source
-    on_disk = json.loads(config.packaged_file("regression").read_text())
-    assert config.resolve("regression") == on_disk
+    on_disk = json.loads(packaged.packaged_file("regression").read_text())
+    assert sources.resolve("regression") == on_disk
 
 
 def test_set_values_are_read_as_the_rules_type():
-    params = config.resolve("regression", sets=["lr=0.5", "epochs=3", "batch_size=null", "optimizer=Adam"])
+    params = sources.resolve("regression", sets=["lr=0.5", "epochs=3", "batch_size=null", "optimizer=Adam"])
     assert params["lr"] == 0.5 and params["epochs"] == 3 and isinstance(params["epochs"], int)
     assert params["batch_size"] is None and params["optimizer"] == "Adam"
-    assert config.resolve("regression", sets=["epochs=2.0"])["epochs"] == 2  # an integral float is an int
+    assert sources.resolve("regression", sets=["epochs=2.0"])["epochs"] == 2  # an integral float is an int
 
 
 def test_lists_accept_commas_and_json_and_dotted_keys_reach_objects():
-    a = config.resolve("optimizers", sets=["optimizers=Adam,SGD"])["optimizers"]
-    b = config.resolve("optimizers", sets=['optimizers=["Adam", "SGD"]'])["optimizers"]
+    a = sources.resolve("optimizers", sets=["optimizers=Adam,SGD"])["optimizers"]
+    b = sources.resolve("optimizers", sets=['optimizers=["Adam", "SGD"]'])["optimizers"]
     assert a == b == ["Adam", "SGD"]
-    params = config.resolve("optimizers", sets=["optimizer_args.Adam.weight_decay=0.01"])
+    params = sources.resolve("optimizers", sets=["optimizer_args.Adam.weight_decay=0.01"])
     assert params["optimizer_args"]["Adam"] == {"betas": [0.9, 0.99], "weight_decay": 0.01}
-    params = config.resolve("regression", sets=["scheduler.name=StepLR", "scheduler.step_size=2"])
+    params = sources.resolve("regression", sets=["scheduler.name=StepLR", "scheduler.step_size=2"])
     assert params["scheduler"] == {"name": "StepLR", "step_size": 2}
 
 
@@ -63,7 +74,7 @@ def test_lists_accept_commas_and_json_and_dotted_keys_reach_objects():
 ])
 def test_bad_values_name_the_source_key_value_and_what_is_allowed(sets, message):
     with pytest.raises(UserError, match=message):
-        config.resolve("regression", sets=sets)
+        sources.resolve("regression", sets=sets)
 
 
 @pytest.mark.parametrize("name, sets, message", [
@@ -77,21 +88,21 @@ def test_bad_values_name_the_source_key_value_and_what_is_allowed(sets, message)
 ])
 def test_each_experiment_declares_its_own_rules(name, sets, message):
     with pytest.raises(UserError, match=message):
-        config.resolve(name, sets=sets)
+        sources.resolve(name, sets=sets)
 
 
 def test_momentum_alias_only_in_an_optimizers_list():
-    assert config.resolve("optimizers", sets=["optimizers=Momentum"])["optimizers"] == ["Momentum"]
+    assert sources.resolve("optimizers", sets=["optimizers=Momentum"])["optimizers"] == ["Momentum"]
     with pytest.raises(UserError, match="not a torch.optim optimizer"):
-        config.resolve("regression", sets=["optimizer=Momentum"])
+        sources.resolve("regression", sets=["optimizer=Momentum"])
 
 
 def test_keyword_arguments_follow_the_same_rules():
-    assert config.resolve("regression", overrides={"lr": 0.3})["lr"] == 0.3
+    assert sources.resolve("regression", overrides={"lr": 0.3})["lr"] == 0.3
     with pytest.raises(UserError, match=r"keyword argument lr=-2: must be > 0"):
-        config.resolve("regression", overrides={"lr": -2})
+        sources.resolve("regression", overrides={"lr": -2})
     with pytest.raises(UserError, match=r"seed=true: expected an integer"):
-        config.resolve("regression", overrides={"seed": True})
+        sources.resolve("regression", overrides={"seed": True})
 
 
 def write(path, data):
@@ -102,16 +113,17 @@ def write(path, data):
 
 def test_a_projects_params_json_takes_precedence(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write(tmp_path / "experiments" / "regression" / "params.json", {**config.packaged_defaults("regression"), "lr": 0.05})
-    assert config.resolve("regression")["lr"] == 0.05
-    assert config.resolve("regression", sets=["lr=0.1"])["lr"] == 0.1  # --set still wins
+    write(tmp_path / "experiments" / "regression" / "params.json",
+          {**sources.packaged_defaults("regression"), "lr": 0.05})
+    assert sources.resolve("regression")["lr"] == 0.05
+    assert sources.resolve("regression", sets=["lr=0.1"])["lr"] == 0.1  # --set still wins
 
 
 def test_a_projects_params_json_missing_keys_takes_the_defaults_and_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "experiments" / "regression" / "params.json", {"lr": 0.05})
-    params = config.resolve("regression")
-    assert params["lr"] == 0.05 and params["hidden"] == config.packaged_defaults("regression")["hidden"]
+    params = sources.resolve("regression")
+    assert params["lr"] == 0.05 and params["hidden"] == sources.packaged_defaults("regression")["hidden"]
     assert "does not set" in capsys.readouterr().err
 
 
@@ -127,34 +139,34 @@ def test_a_projects_params_json_is_checked_as_strictly_as_set(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "experiments" / "regression" / "params.json", content)
     with pytest.raises(UserError, match=message):
-        config.resolve("regression")
+        sources.resolve("regression")
 
 
 def test_experiments_folder_from_the_environment(tmp_path, monkeypatch):
     write(tmp_path / "mine" / "regression" / "params.json", {"hidden": 7})
     monkeypatch.setenv("TORCHCLASSICS_EXPERIMENTS", str(tmp_path / "mine"))
-    assert config.resolve("regression")["hidden"] == 7
+    assert sources.resolve("regression")["hidden"] == 7
 
 
 def test_params_file_run_params_and_best_params(tmp_path):
-    run_params = write(tmp_path / "run.json", {"experiment": "regression", **config.packaged_defaults("regression"),
+    run_params = write(tmp_path / "run.json", {"experiment": "regression", **sources.packaged_defaults("regression"),
                                                 "hidden": 12})
-    assert config.resolve("regression", params_file=run_params)["hidden"] == 12
+    assert sources.resolve("regression", params_file=run_params)["hidden"] == 12
     best = write(tmp_path / "best_params.json", {"experiment": "regression", "study": "s", "best_value": 0.1,
                                                   "best_params": {"lr": 0.3, "hidden": 20}})
-    params = config.resolve("regression", params_file=best, sets=["hidden=21"])
+    params = sources.resolve("regression", params_file=best, sets=["hidden=21"])
     assert params["lr"] == 0.3 and params["hidden"] == 21  # --set on top
     with pytest.raises(UserError, match="'regression' experiment, not 'classification'"):
-        config.resolve("classification", params_file=run_params)
+        sources.resolve("classification", params_file=run_params)
     bad = write(tmp_path / "bad.json", {"lr": -1})
     with pytest.raises(UserError, match=r"--params .*bad.json: lr=-1: must be > 0"):
-        config.resolve("regression", params_file=bad)
+        sources.resolve("regression", params_file=bad)
 
 
 def test_init_copies_the_files_and_never_overwrites(tmp_path, capsys):
     assert main(["init", "regression", str(tmp_path)]) == 0
     folder = tmp_path / "experiments" / "regression"
-    assert json.loads((folder / "params.json").read_text()) == config.packaged_defaults("regression")
+    assert json.loads((folder / "params.json").read_text()) == sources.packaged_defaults("regression")
     assert (folder / "search.json").is_file()
     (folder / "params.json").write_text('{"lr": 0.01}')
     assert main(["init", "regression", str(tmp_path)]) == 2
@@ -165,12 +177,12 @@ def test_init_copies_the_files_and_never_overwrites(tmp_path, capsys):
 def test_params_prints_the_resolved_parameters(capsys):
     assert main(["params", "regression", "--set", "lr=0.3"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed == {**config.packaged_defaults("regression"), "lr": 0.3}
+    assert printed == {**sources.packaged_defaults("regression"), "lr": 0.3}
 
 
 def test_relative_data_root_is_saved_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert config.resolve("cnn_mnist", sets=["data_root=mnist"])["data_root"] == str(tmp_path / "mnist")
+    assert sources.resolve("cnn_mnist", sets=["data_root=mnist"])["data_root"] == str(tmp_path / "mnist")
 
 
 NO_TORCH = """

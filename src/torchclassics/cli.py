@@ -375,9 +375,11 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "modules", None):
             from .config import add_plugin_modules
 
-            add_plugin_modules(args.modules)
+            add_plugin_modules(args.modules, source="--module")
         return COMMANDS[args.command](args)
     except (UserError, OSError) as err:
+        if getattr(err, "details", None):  # a plugin's own traceback, above the line naming its file
+            print(err.details, end="", file=sys.stderr)
         print(error_line(err), file=sys.stderr)
         return 2
     except KeyboardInterrupt:

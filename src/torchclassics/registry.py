@@ -1,8 +1,8 @@
-"""Name -> experiment. Names and descriptions come from data files (the package's
-defaults/<name>/, a plugin's experiments/<name>/) and, for experiments of one's own, from
-entry points and the source of their modules, so listing and checking a name never import
-torch; the module (``experiments/<name>.py``, or the plugin's), which registers its class with
-``@experiment``, is imported only when the experiment is used.
+"""Name -> experiment, and the decorator that registers one. Names and descriptions come from
+data files (the package's defaults/<name>/, a plugin's experiments/<name>/) and, for
+experiments of one's own, from entry points and the source of their modules, so listing and
+checking a name never import torch; the module (``experiments/<name>.py``, or the plugin's),
+which registers its class with ``@experiment``, is imported only when the experiment is used.
 
 An experiment of one's own imports what it needs from here::
 
@@ -15,15 +15,16 @@ An experiment of one's own imports what it needs from here::
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
-from pathlib import Path
 
-from . import config
-from .errors import UserError
+from .core.errors import UserError
+from .params.packaged import experiment_names
+from .params.sources import description
+from .plugins.discovery import Plugin, all_experiment_names, check_name, is_plugin, plugin_experiments
+from .plugins.loading import import_file, import_plugin_module
 
 _EXPERIMENTS: dict[str, type] = {}
 _PACKAGE_EXPERIMENTS = f"{__package__}.experiments."
+_import_file = import_file  # its old name here
 
 
 def experiment(name: str):
@@ -31,7 +32,7 @@ def experiment(name: str):
 
     def register(cls):
         own_module = cls.__module__.startswith(_PACKAGE_EXPERIMENTS)
-        if not own_module and name in config.experiment_names():
+        if not own_module and name in experiment_names():
             raise UserError(f"{cls.__module__}.{cls.__qualname__}: '{name}' is the name of one of the package's "
                             "experiments; give yours another name.")
         cls.name = name
@@ -51,31 +52,29 @@ def __getattr__(attribute: str):
 
 
 def names() -> list[str]:
-    return config.all_experiment_names()
+    return all_experiment_names()
 
 
 def listing() -> list[tuple[str, str]]:
     """(name, one-line description) of every experiment, without importing any of them."""
-    return [(name, config.description(name)) for name in names()]
+    return [(name, description(name)) for name in names()]
 
 
 def get(name: str):
     """An instance of the experiment called ``name``; a clear error for an unknown name."""
-    config.check_name(name)
+    check_name(name)
     if name not in _EXPERIMENTS:
-        if config.is_plugin(name):
-            _import_plugin(config.plugin_experiments()[name])
+        if is_plugin(name):
+            _import_plugin(plugin_experiments()[name])
         else:
             importlib.import_module(f"{__package__}.experiments.{name}")
     return _EXPERIMENTS[name]()
 
 
-# -- experiments of one's own -----------------------------------------------------------------------
-def _import_plugin(plugin: config.Plugin) -> None:
-    """Import a plugin's module (errors in its code keep their traceback: it is the user's code to
-    fix) and make sure it registered ``plugin.name``."""
-    module_name, _, class_name = plugin.source.partition(":")
-    module = _import_file(Path(plugin.source)) if plugin.is_file else _import_module(module_name, plugin)
+def _import_plugin(plugin: Plugin) -> None:
+    """Import a plugin's module (see :mod:`.plugins.loading`) and make sure it registered ``plugin.name``."""
+    module = import_plugin_module(plugin)
+    class_name = plugin.source.partition(":")[2]
     if class_name:  # an entry point naming the class: registered under the entry point's name
         cls = getattr(module, class_name, None)
         if not (isinstance(cls, type) and issubclass(cls, __getattr__("Experiment"))):
@@ -85,36 +84,3 @@ def _import_plugin(plugin: config.Plugin) -> None:
     if plugin.name not in _EXPERIMENTS:
         raise UserError(f"{plugin.origin}: importing {plugin.source} registered no experiment '{plugin.name}' "
                         f'(decorate its class with @experiment("{plugin.name}")).')
-
-
-def _import_module(module_name: str, plugin: config.Plugin):
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name and module_name.startswith(err.name):  # the plugin itself is missing, not one of its imports
-            raise UserError(f"{plugin.origin}: no module named {module_name} (is its package installed "
-                            "here?).") from None
-        raise
-
-
-def _import_file(path: Path):
-    """A plugin given as a file: imported under its file name (or a private name if that is taken
-    by another module), so its classes and dataclasses behave like those of any module."""
-    path = path.expanduser().resolve()
-    if not path.is_file():
-        raise UserError(f"no such file: {path}.")
-    name = path.stem
-    taken = sys.modules.get(name)
-    if taken is not None and Path(getattr(taken, "__file__", "") or "").resolve() == path:
-        return taken
-    if taken is not None or not name.isidentifier():
-        name = f"torchclassics_plugin_{abs(hash(str(path)))}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
