@@ -120,8 +120,8 @@ def test_killed_before_the_first_checkpoint_restarts_cleanly(tmp_path):
 def test_killed_while_writing_params_json_restarts_and_cleans_up(tmp_path):
     out = tmp_path / "r"
     (out / "checkpoints").mkdir(parents=True)
-    (out / ".params.a1b2.tmp.json").write_text('{"half')  # a kill in the middle of the first write
-    (out / "checkpoints" / ".last.x9.tmp.pt").write_bytes(b"half")
+    (out / ".torchclassics.params.a1b2.tmp.json").write_text('{"half')  # a kill in the middle of the first write
+    (out / "checkpoints" / ".torchclassics.last.x9.tmp.pt").write_bytes(b"half")
     assert main(["run", "regression", "--out", str(out), "--resume", "--no-figures", "--set", "epochs=3"]) == 0
     assert len(rows(out)) == 3 and (out / "params.json").is_file()
     assert not list(out.rglob("*.tmp*")), "leftovers of killed writes are removed"
