@@ -1,7 +1,7 @@
 """Hyper-parameter search with Optuna: ``torchclassics search NAME --trials N``.
 
 Each trial is an ordinary run (``<runs root>/<name>/<study>-trial-<n>``, found by
-synthesize and report like any other) whose summary.json names its study and
+synthesize and report like any other) whose summary names its study and
 trial. The study lives in a storage that several processes share: by default an
 Optuna journal file, ``<runs root>/studies/<study>/journal.log``, or any RDB URL
 (``postgresql://...``) for workers on several machines. Running the same command
@@ -256,8 +256,8 @@ def metric_is_known(plan: Plan, study) -> bool:
 def threads_per_worker(workers: int, params: dict, dims: list[Dimension]) -> int | None:
     """K workers on C cores: C/K CPU threads each, not C each fighting for the cores; passed to every
     trial as its ``threads`` (so its params.json records it). One worker, a ``threads`` the user set,
-    or a searched one: the run's own."""
-    if workers < 2 or params.get("threads") is not None or any(d.key == "threads" for d in dims):
+    a searched one, or an experiment of one's own without the parameter: the run's own."""
+    if workers < 2 or "threads" not in params or params["threads"] is not None or any(d.key == "threads" for d in dims):
         return None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores // workers)

@@ -1,6 +1,6 @@
 """One trial: the plan every worker follows, the objective (an ordinary run in
 ``<runs root>/<experiment>/<study>-trial-<n>``), the epoch reporter that lets Optuna prune, and the
-trial marker (trial.json) saying how the trial ended."""
+trial marker (rundir.records.TrialMarker) saying how the trial ended."""
 from __future__ import annotations
 
 import contextlib
@@ -149,7 +149,7 @@ def threads_of(plan: Plan, run_path: Path) -> int | None:
 
 
 def mark(plan: Plan, run_path: Path, number: int, params: dict, state: str, **details) -> None:
-    """trial.json: which study and trial, how it ended, and with how many CPU threads."""
+    """The trial marker: which study and trial, how it ended, and with how many CPU threads."""
     write_trial_marker(run_path, TrialMarker(study=plan.study, trial=number, state=state, metric=plan.metric,
                                              params=dict(params), threads=threads_of(plan, run_path), **details))
 
