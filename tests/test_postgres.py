@@ -23,6 +23,8 @@ import pytest
 
 from test_resume import kill_after
 
+pytestmark = [pytest.mark.external, pytest.mark.integration]  # a PostgreSQL server; searches in subprocesses
+
 SERVER_BINARIES = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
 GRACE_S = 3  # seconds without a heartbeat before a trial counts as dead (the default is 120)
 
@@ -136,8 +138,13 @@ def test_two_machines_add_their_trials_to_one_study(postgres_url, tmp_path):
         assert (summary["study"], summary["trial"]) == ("shared", trial.number)
         assert summary["metrics"]["test_mse"] == pytest.approx(trial.value)
     assert sum(1 for run in found.values() if roots[0] in run.parents) == 2  # each machine ran its --trials
-    # Each machine writes the study's best; the one that finished last saw every trial.
-    records = [json.loads((root / "studies" / "shared" / "best_params.json").read_text()) for root in roots]
+    # Each machine writes the study's best, in a folder named after the study and its database (the same
+    # name on both machines, apart from any study "shared" kept elsewhere); the one that finished last saw
+    # every trial.
+    folders = [sorted((root / "studies").glob("shared@postgresql-*")) for root in roots]
+    assert all(len(found) == 1 for found in folders) and folders[0][0].name == folders[1][0].name, folders
+    assert not (roots[0] / "studies" / "shared").exists()
+    records = [json.loads((found[0] / "best_params.json").read_text()) for found in folders]
     assert max(r["n_trials"] for r in records) == 4 and {r["sampler"] for r in records} == {"tpe"}
 
 

@@ -6,5 +6,7 @@
   and its formats (Markdown, CSV, JSON);
 * :mod:`.synthesize`: ``torchclassics synthesize``, the tables on stdout and in ``results.md``;
 * :mod:`.report`: ``torchclassics report``, one self-contained HTML page (``templates/``);
+* :mod:`.studies`: a search study's figures, one pipeline for the PNGs search writes and the report's
+  Plotly charts;
 * :mod:`.output`: the files these commands write, which never replace a file that is not their own.
 """
