@@ -232,11 +232,11 @@ def test_cli_bad_input_has_no_traceback_in_a_real_process(tmp_path):
 
 
 @pytest.mark.parametrize("sets, expected", [
-    (["optimizer_args.momentum=abc"], "optimizer SGD"),
-    (["optimizer=SparseAdam"], "cannot train this model"),            # needs sparse gradients: only a step tells
-    (['scheduler={"name": "StepLR"}'], "scheduler StepLR"),            # step_size missing
-    (['scheduler={"name": "StepLR", "step_size": 0}'], "fails at its first step"),
-    (['scheduler={"name": "CosineAnnealingLR", "T_max": 0}'], "fails at its first step"),
+    (["optimizer_args.momentum=abc"], "optimizer='SGD' with optimizer_args={'momentum': 'abc'}"),
+    (["optimizer=SparseAdam"], "cannot train: SparseAdam does not support dense"),  # only a step tells
+    (['scheduler={"name": "StepLR"}'], "missing 1 required positional argument: 'step_size'"),
+    (['scheduler={"name": "StepLR", "step_size": 0}'], "fails at epoch 1 of 200"),
+    (['scheduler={"name": "CosineAnnealingLR", "T_max": 0}'], "fails at epoch 1 of 200"),
 ])
 def test_arguments_only_torch_can_judge_fail_before_anything_is_written(tmp_path, capsys, sets, expected):
     out = tmp_path / "run"

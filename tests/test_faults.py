@@ -180,8 +180,8 @@ def finished(tmp_path):
 
 @pytest.mark.parametrize("args, expected", [
     (["run", "regression", "--set", "epochs=3"], "already holds a run"),
-    (["run", "regression", "--resume", "--set", "lr=0.5"], "drop --set lr"),
-    (["run", "regression", "--resume", "--params", "x.json"], "drop --params"),
+    (["run", "regression", "--resume", "--set", "lr=0.5"], "only epochs may change, not lr"),
+    (["run", "regression", "--resume", "--params", "x.json"], "leave --params out"),
     (["run", "classification", "--resume"], "'regression' experiment, not 'classification'"),
     (["run", "regression", "--resume", "--set", "epochs=-1"], "epochs=-1: must be >= 1"),
     (["run", "regression", "--resume", "--set", "epochs=2"], "has already trained 3 epochs"),
@@ -243,7 +243,7 @@ def hostile_checkpoints(folder: Path, marker: Path) -> dict:
 
 @pytest.mark.parametrize("kind, expected", [
     ("pickle", "will not be unpickled"), ("tensor", "no model weights"),
-    ("junk", "not a readable checkpoint"), ("empty", "not a readable checkpoint"),
+    ("junk", "damaged checkpoint"), ("empty", "damaged checkpoint"),
 ])
 @pytest.mark.parametrize("command", ["evaluate", "export", "resume"])
 def test_foreign_checkpoints_are_refused_by_every_command(finished, tmp_path, capsys, kind, expected, command):

@@ -65,7 +65,7 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
     change). ``report(epoch, row)`` is called after every epoch (search prunes with it).
     ``quiet`` silences the progress lines on stderr.
     """
-    from .engine.loop import checkpoint_interval
+    from .engine.cadence import checkpoint_interval
 
     started = time.perf_counter()
     messages.console()

@@ -107,11 +107,12 @@ class _ExperimentNet:
 
     @contextlib.contextmanager
     def _threads(self):
-        """The engine's CPU thread rule: one thread for a tiny model (100 epochs of the 2-10-2 net:
-        1.1 s with one thread, 12 s with two on a busy 2-core machine), all idle ones for convolutions."""
-        from .engine.loop import threads_for
+        """The engine's CPU thread rule (engine/threads.py): one thread for a tiny model (100 epochs of the
+        2-10-2 net: 1.1 s with one thread, 12 s with two on a busy 2-core machine), every core for
+        convolutions; never a count that depends on how busy the machine is."""
+        from .engine import threads
 
-        with threads_for(self.module_, torch.device(self.device), torch.get_num_threads() if self.large_ops else None):
+        with threads.using(threads.planned(None, self.module_, threads.ALL_CORES if self.large_ops else None)):
             yield
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
@@ -200,7 +201,7 @@ def callbacks_of(params: dict) -> list:
 
 def net_kwargs(recipe: Recipe, params: dict, device: str) -> dict:
     """skorch's arguments from the resolved params."""
-    from .engine.loop import optimizer_kwargs
+    from .engine.optim import optimizer_kwargs
 
     if params.get("precision", "fp32") != "fp32":
         raise UserError.for_option("precision", params["precision"], "is the engine's; the estimator trains in fp32.")

@@ -17,7 +17,6 @@ frames), never through a copy of this loop.
 from __future__ import annotations
 
 import math
-import os
 import time
 from typing import Callable
 
@@ -31,6 +30,7 @@ from ..rundir import layout
 from ..rundir.metrics import Objective, held_out
 from ..rundir.writer import RunWriter
 from . import graphs, state
+from .cadence import checkpoint_interval
 from .device import keep_freed_memory
 from .optim import build_optimizer, build_scheduler, is_plateau
 from .precision import Precision
@@ -50,19 +50,6 @@ class Diverged(UserError):
         where = f"{tag}: " if tag else ""
         super().__init__(f"{where}training diverged at epoch {epoch} ({metric} is {value})")
         self.epoch, self.metric, self.value, self.tag = epoch, metric, value, tag
-
-
-def checkpoint_interval() -> float:
-    """Seconds between two checkpoints: ``$TORCHCLASSICS_CHECKPOINT_SECONDS`` (default 2)."""
-    raw = os.environ.get("TORCHCLASSICS_CHECKPOINT_SECONDS", "2")
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = float("nan")
-    if not (math.isfinite(seconds) and seconds >= 0):
-        raise UserError(f"TORCHCLASSICS_CHECKPOINT_SECONDS={raw!r}: must be a number of seconds >= 0 "
-                        "(0 writes a checkpoint every epoch).")
-    return seconds
 
 
 @torch.no_grad()

@@ -36,7 +36,6 @@ How it is built, and why:
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import io
 import json
@@ -44,7 +43,6 @@ import math
 import os
 import time
 import urllib.parse
-import warnings
 from pathlib import Path
 
 from ..core import messages
@@ -52,6 +50,7 @@ from ..core.errors import UserError
 from ..rundir import layout
 from ..rundir.metrics import BOOKKEEPING, is_held_out, split_of
 from . import output as outputs
+from . import studies
 from .runs import (STATUSES, Found, by_experiment, check_found, collect_studies, existing_root, printable, read_runs,
                    status_counts)
 from .table import (experiment_table, finite, flat_params, format_cell, metric_columns, number, numeric,
@@ -61,12 +60,6 @@ TEMPLATES = Path(__file__).with_name("templates")
 BASIC_TRACES = {"scatter", "bar", "pie"}  # what templates/plotly-basic.min.js can draw
 # What PIL may call an embeddable image, and the type the browser is told.
 IMAGE_MIME = {"PNG": "image/png", "GIF": "image/gif", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-# Optuna's visualisations shown per study: (title, function in optuna.visualization).
-STUDY_PLOTS = (("Optimisation history", "plot_optimization_history"),
-               ("Parameter importances", "plot_param_importances"),
-               ("Parallel coordinates", "plot_parallel_coordinate"),
-               ("Slices", "plot_slice"),
-               ("Intermediate values", "plot_intermediate_values"))
 
 
 # -- figures: verified images only --------------------------------------------------------
@@ -183,72 +176,11 @@ def overview_row(view: dict, keys: dict[int, str]) -> dict:
 
 
 # -- search studies ------------------------------------------------------------------------
-@contextlib.contextmanager
-def quiet_optuna():
-    """Optuna warns (log and warnings) about studies too small for a plot; the page says so instead."""
-    import optuna
-
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield optuna
-    finally:
-        optuna.logging.set_verbosity(level)
-
-
 def load_study(study: dict):
     """(optuna study, None), or (None, why not). The journal is only read, never locked or written."""
     if study["journal"] is None:
         return None, "no journal.log beside best_params.json (a study in a database is not read)"
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    try:
-        with quiet_optuna() as optuna:
-            storage = JournalStorage(JournalFileBackend(str(study["journal"].resolve())))
-            names = optuna.get_all_study_names(storage)
-            name = study["name"] if study["name"] in names else names[0] if len(names) == 1 else None
-            if name is None:
-                return None, f"journal.log holds no study named {study['name']} (it holds: {', '.join(names) or 'none'})"
-            return optuna.load_study(study_name=name, storage=storage), None
-    except Exception as err:  # a damaged or foreign journal: say so, keep the page
-        messages.warn(f"{study['journal']}: cannot read the study ({type(err).__name__}: {err}).")
-        return None, f"cannot read journal.log ({type(err).__name__})"
-
-
-def with_pruned_trials(figure, study) -> None:
-    """Optuna's history shows finished trials only; pruned ones go in at their last reported value."""
-    from optuna.trial import TrialState
-
-    pruned = [t for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)) if t.intermediate_values]
-    if pruned:
-        figure.add_scatter(x=[t.number for t in pruned], y=[t.intermediate_values[t.last_step] for t in pruned],
-                           mode="markers", marker={"symbol": "x", "size": 9, "color": "#7f7f7f"},
-                           name="Pruned trial (last reported value)")
-
-
-def study_figures(study) -> list[dict]:
-    """Optuna's visualisations as Plotly JSON; a plot the study cannot have yet becomes a note."""
-    import optuna.visualization as visualization
-
-    shown = []
-    for title, function in STUDY_PLOTS:
-        try:
-            with quiet_optuna():
-                figure = getattr(visualization, function)(study)
-        except Exception as err:  # e.g. importances of a study with one finished trial
-            shown.append({"title": title, "note": str(err).splitlines()[0] if str(err) else type(err).__name__})
-            continue
-        if function == "plot_optimization_history":
-            with_pruned_trials(figure, study)
-        if not figure.data:
-            shown.append({"title": title, "note": "not enough finished trials for this plot yet"})
-            continue
-        plotly_json = json.loads(figure.to_json())
-        plotly_json["layout"].pop("template", None)  # the page applies one template to every chart
-        shown.append({"title": title, "figure": plotly_json})
-    return shown
+    return studies.load_study(study["journal"], study["name"])
 
 
 def study_view(index: int, study: dict, trial_keys: dict, page_dir: Path | None) -> dict:
@@ -263,7 +195,7 @@ def study_view(index: int, study: dict, trial_keys: dict, page_dir: Path | None)
             states[state] = states.get(state, 0) + 1
             trials.append({"number": trial.number, "state": state, "value": format_cell(trial.value),
                            "params": format_cell(trial.params), "key": trial_keys.get((study["name"], trial.number))})
-        figures = study_figures(loaded)
+        figures = studies.plotly_figures(loaded)
     return {"view": f"study-{index}", "name": study["name"], "path": study["path"].as_posix(), "facts": facts,
             "best_params": study.get("best_params") if isinstance(study.get("best_params"), dict) else {},
             "states": states, "trials": trials, "note": note,
