@@ -121,6 +121,8 @@ def plugin_defaults(name: str) -> dict:
     named = values.pop("experiment", name)
     if named != name:
         raise UserError(f"{path} holds parameters of the '{named}' experiment, not '{name}'.")
+    # Every run records the CPU threads it trained with (engine/threads.py), an experiment of one's own too.
+    values.setdefault("threads", None)
     return values
 
 
