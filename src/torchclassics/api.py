@@ -6,7 +6,7 @@
 
 A run goes through named steps: resolve the parameters (no torch yet, so a mistake is answered at
 once) -> build the experiment's Task -> choose its threads -> check what only torch can judge ->
-claim the run directory -> train -> the finished run's metrics, results and figures -> summary.json.
+claim the run directory -> train -> the finished run's metrics, results and figures -> its summary.
 Nothing is written before the run directory is claimed, and every check comes before that.
 
 A finished run is read back by :func:`finished_run` (evaluate, predict, export, figures): the same
@@ -193,7 +193,7 @@ def _train(experiment, name, params, task, run_dir, device, dist, report, resume
 
 
 def _summary(run, dist, summary_extra: dict | None) -> Summary:
-    """summary.json of a finished run: its final metrics, the experiment's results, the facts of the run."""
+    """The summary of a finished run: its final metrics, the experiment's results, the facts of the run."""
     from .engine.device import seed_everything, versions
 
     params = run.params
@@ -266,7 +266,7 @@ def _plugin_module(name: str) -> str | None:
 
 
 def _find_plugin_of(folder: RunFolder, name: str) -> None:
-    """A run of an experiment of one's own that nothing names now: its summary.json says where
+    """A run of an experiment of one's own that nothing names now: its summary says where
     the module was."""
     if name in config.all_experiment_names() or not folder.has(layout.SUMMARY):
         return
@@ -399,7 +399,7 @@ def figures(run_path: str | Path, device: str = "cpu") -> list[Path]:
     unfinished = [tag or "the run" for tag, part in run.parts.items()
                   if part.fit is not None and len(part.fit.history) < int(run.params["epochs"])]
     if unfinished or run.summary is None:
-        raise UserError(f"{run.path} has not finished training ({', '.join(unfinished) or 'no summary.json'}); "
+        raise UserError(f"{run.path} has not finished training ({', '.join(unfinished) or 'no ' + layout.SUMMARY}); "
                         "resume it first.")
     writer = RunWriter(run.path)
     writer.claim_finished()

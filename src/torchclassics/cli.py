@@ -15,6 +15,7 @@ from pathlib import Path
 from . import __version__
 from .core import messages
 from .core.errors import UserError
+from .rundir import layout
 
 # The Python API's argument names and this command line's spelling of them (errors name the flag).
 FLAGS = {"out": "--out", "runs_dir": "--runs-dir", "device": "--device", "resume": "--resume", "params_file": "--params",
@@ -218,7 +219,7 @@ def _written(run_dir: Path) -> list[str]:
                        if p.is_file() and not p.name.startswith("."))
         if names:
             lines.append(f"  {folder}/: {', '.join(names)}")
-    top = [name for name in ("params.json", "metrics.jsonl", "summary.json", "train.log") if (run_dir / name).is_file()]
+    top = [name for name in (layout.PARAMS, layout.METRICS, layout.SUMMARY, layout.LOG) if (run_dir / name).is_file()]
     lines.append(f"  {', '.join(top)}")
     return lines
 

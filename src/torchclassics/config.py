@@ -32,7 +32,7 @@ __all__ = ["COMMON", "DEFAULTS", "ENTRY_POINT_GROUP", "INFERRED", "INLINE", "OPT
            "plugin_params_file", "read_json", "registered_names", "resolve", "rules_note", "scheduler_names",
            "schema", "user_file", "user_folders"]
 
-# What read_json reads at most: it also reads summary.json and other run files for older callers.
+# What read_json reads at most: it also reads a run's records for older callers.
 READ_JSON_MAX_BYTES = 64 << 20
 
 

@@ -1,7 +1,7 @@
 """Files written so that a reader, a crash or a full disk leaves the old file or the new one, never
 half, and so that a planted symbolic link never redirects a write.
 
-Every file torchclassics writes (params.json, summary.json, metrics rewrites, checkpoints,
+Every file torchclassics writes (parameters, summaries, rewritten rows, checkpoints,
 figures, GIFs, reports, exports) goes through :func:`replaced_atomically`: the content is written
 to a new temporary file in the same folder, named ``.torchclassics.<name>.<random>.tmp<suffix>``,
 flushed, then renamed over the target. A rename replaces a symbolic link itself, never the file
@@ -10,7 +10,7 @@ target; one killed mid-write leaves a temporary file that :func:`remove_leftover
 next time the folder is used. Only names with that prefix are ever deleted: a user's own
 ``.backup.tmp`` is not ours.
 
-Files that grow (metrics.jsonl, train.log) are opened by :func:`open_append`, which refuses a
+Files that grow (a run's rows and log) are opened by :func:`open_append`, which refuses a
 symbolic link (``O_NOFOLLOW``).
 """
 from __future__ import annotations

@@ -610,7 +610,7 @@ class ImageFolderData:
                             self.scan.pixels, augment)
 
     def summary(self) -> dict:
-        """What summary.json keeps about the data."""
+        """What the run's summary keeps about the data."""
         return {
             "data_root": str(self.root),
             "layout": self.listing.layout,

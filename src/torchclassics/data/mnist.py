@@ -52,7 +52,7 @@ class Mnist:
     train_labels: torch.Tensor  # int64 (N,)
     test_images: torch.Tensor
     test_labels: torch.Tensor
-    source: str                 # which data ran, for the user and summary.json
+    source: str                 # which data ran, for the user and the run's summary
 
 
 def default_root() -> Path:

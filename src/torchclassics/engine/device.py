@@ -64,7 +64,7 @@ def keep_freed_memory() -> bool:
 
 
 def versions() -> dict:
-    """The versions that ran, for summary.json."""
+    """The versions that ran, for the run's summary."""
     import platform
 
     found = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}

@@ -8,7 +8,7 @@
 The step is the lesson's own, written out in :func:`steps.lesson_step`. An optimizer that needs a
 closure (LBFGS) goes through :func:`steps.closure_step`; an experiment with its own step (a GAN's
 discriminator-then-generator update) gives ``Task.step`` and keeps everything else the loop
-gives: metrics.jsonl, checkpoints, exact resume, pruning, progress, mixed precision, DDP.
+gives: the rows of the run record, checkpoints, exact resume, pruning, progress, mixed precision, DDP.
 
 What differs between lessons comes in through a :class:`Task` (models, data, loss, per-batch
 metrics, an optional ``forward`` that carries an RNN's hidden state, hooks that record GIF

@@ -10,7 +10,7 @@ what it needs.
     check(params, task, device)             what only torch can judge, before anything is written
     train(parts, make_trainer, resume)      fills each part's Fit
     main_part(run parts) -> tag             whose model is the run's (evaluate, predict, export)
-    final_metrics(run), results(run)        a FinishedRun's metrics and the rest of summary.json
+    final_metrics(run), results(run)        a FinishedRun's metrics and the rest of its summary
     figures(run, folder)                    drawn from a FinishedRun alone
     predict(run, inputs)
 
@@ -120,7 +120,7 @@ class Experiment:
     # What best.pt follows and search optimises: Objective(metric, "min" | "max"), or a (metric, mode)
     # pair; None: the held-out loss, lower is better.
     objective: Objective | tuple | None = None
-    part_label = "model"  # how summary.json's best names the winning part of a run of several
+    part_label = "model"  # how the summary's best names the winning part of a run of several
 
     @property
     def description(self) -> str:
@@ -210,7 +210,7 @@ class Experiment:
         return row_metrics(history[-1]) if history else {}
 
     def results(self, run: FinishedRun) -> dict:
-        """Anything else worth keeping in summary.json (e.g. first predictions)."""
+        """Anything else worth keeping in the run's summary (e.g. first predictions)."""
         return {}
 
     def figures(self, run: FinishedRun, folder: Path) -> None:

@@ -11,7 +11,7 @@ The held-out part is a validation split of the folder: its metrics are ``val_los
 ``val_accuracy``, not ``test_*``.
 
 Class names are kept with the weights (``Task.record["classes"]``, saved in every
-checkpoint) and in summary.json, so ``predict`` names classes without the data folder.
+checkpoint) and in the run's summary, so ``predict`` names classes without the data folder.
 """
 from __future__ import annotations
 

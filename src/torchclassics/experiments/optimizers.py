@@ -2,7 +2,7 @@
 
 Every net starts from the same weights and sees the same batches in the same order,
 so the curves differ by the optimizer alone (the tutorial's nets started apart). The
-winner is the optimizer with the lowest held-out MSE at the end; summary.json names it
+winner is the optimizer with the lowest held-out MSE at the end; the run's summary names it
 once (``best_optimizer``), and its best epoch is the run's ``best`` (the checkpoint that
 evaluate, predict and export use)."""
 from __future__ import annotations

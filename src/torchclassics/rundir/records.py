@@ -17,11 +17,9 @@ never raised: one damaged run must not stop a reader of many.
 """
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field, fields
 
-from .metrics import BOOKKEEPING, Objective
+from .metrics import BOOKKEEPING, HELD_OUT_SPLITS, Objective, held_out, split_of
 
 FORMAT = 1
 
@@ -230,13 +228,9 @@ def renamed_legacy_loss(rows: list[dict], metrics: dict) -> list[dict]:
     in_rows = {key for row in rows for key in row}
     if "loss" not in in_rows or "loss" in metrics:
         return rows
-    held_out = {match.group(1) for key in metrics if (match := re.fullmatch(r"(?:test|val)_(\w+)", key))}
-    names = [name for name in held_out if name in metrics and name not in in_rows]
+    held_out_names = {rest for split, rest in map(split_of, metrics) if split is not None}
+    names = [name for name in held_out_names if name in metrics and name not in in_rows]
     if len(names) != 1:
         return rows
-    renamed = {"loss": names[0], "test_loss": f"test_{names[0]}", "val_loss": f"val_{names[0]}"}
+    renamed = {"loss": names[0], **{held_out(split, "loss"): held_out(split, names[0]) for split in HELD_OUT_SPLITS}}
     return [{renamed.get(k, k): v for k, v in row.items()} for row in rows]
-
-
-def is_finite_number(value) -> bool:
-    return _is_number(value) and math.isfinite(_finite_or_none(value) or 0.0)
