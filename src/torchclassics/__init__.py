@@ -21,7 +21,7 @@ def __getattr__(name):
         globals()["estimator"] = estimator  # the function, not the submodule the import bound here
         return estimator
     if name == "UserError":
-        from .errors import UserError
+        from .core.errors import UserError
 
         return UserError
     raise AttributeError(f"module 'torchclassics' has no attribute {name!r}")

@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 
 def per_process_batch(batch_size: int, world: int) -> int:

@@ -33,7 +33,7 @@ def make_env(name: str):
     try:
         import gymnasium
     except ImportError:
-        from ..errors import UserError
+        from ..core.errors import UserError
 
         raise UserError("this experiment needs gymnasium: pip install 'gymnasium>=1.0'") from None
     return gymnasium.make(name)

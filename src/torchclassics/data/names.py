@@ -10,9 +10,9 @@ Where the names come from, in order:
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import string
-import sys
 import unicodedata
 import urllib.request
 import zipfile
@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from ..core import files as atomic
-from ..errors import UserError
+from ..core import messages
+from ..core.errors import UserError
 from .mnist import resolve_root
 
 TUTORIAL_URL = "https://download.pytorch.org/tutorial/data.zip"
@@ -61,7 +62,9 @@ def read_folder(folder: Path) -> Names:
             if name:
                 names.append(name)
                 labels.append(index)
-    return Names(names, torch.tensor(labels), [p.stem for p in files], f"{len(names):,} names from {folder}")
+    digest = folder / "data.zip.sha256"
+    origin = f" (data.zip sha256 {digest.read_text().strip()})" if digest.is_file() else ""
+    return Names(names, torch.tensor(labels), [p.stem for p in files], f"{len(names):,} names from {folder}{origin}")
 
 
 def tutorial_folder(root: Path) -> Path | None:
@@ -71,13 +74,33 @@ def tutorial_folder(root: Path) -> Path | None:
     return None
 
 
+# The tutorial's archive: 18 languages, about 2.9 MB. Its publisher gives no checksum; the download is
+# checked for what it must hold and its SHA-256 is recorded with the data, so a run says which file it read.
+TUTORIAL_LANGUAGES = ("Arabic", "Chinese", "Czech", "Dutch", "English", "French", "German", "Greek", "Irish",
+                      "Italian", "Japanese", "Korean", "Polish", "Portuguese", "Russian", "Scottish", "Spanish",
+                      "Vietnamese")
+MAX_ARCHIVE_BYTES = 64 << 20
+
+
 def download(root: Path) -> Path:
-    """The tutorial's data.zip, unpacked into ``<root>/data/names/``."""
+    """The tutorial's data.zip, verified (its CRCs, the 18 languages' files), unpacked into
+    ``<root>/data/names/`` with its SHA-256 beside them (``data.zip.sha256``)."""
     with urllib.request.urlopen(TUTORIAL_URL, timeout=60) as response:
-        archive = zipfile.ZipFile(io.BytesIO(response.read()))
-    for member in archive.namelist():
-        if member.startswith("data/names/") and member.endswith(".txt"):
-            atomic.write_bytes(root / member, archive.read(member))
+        data = response.read(MAX_ARCHIVE_BYTES + 1)
+    if len(data) > MAX_ARCHIVE_BYTES:
+        raise OSError(f"{TUTORIAL_URL} is larger than {MAX_ARCHIVE_BYTES:,} bytes: not the tutorial's archive")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        broken = archive.testzip()
+    except zipfile.BadZipFile as err:
+        raise OSError(f"{TUTORIAL_URL} is not a zip archive ({err})") from None
+    members = {m for m in archive.namelist() if m.startswith("data/names/") and m.endswith(".txt")}
+    missing = [lang for lang in TUTORIAL_LANGUAGES if f"data/names/{lang}.txt" not in members]
+    if broken or missing:
+        raise OSError(f"{TUTORIAL_URL} is damaged ({broken or 'no ' + ', '.join(missing)})")
+    for member in sorted(members):
+        atomic.write_bytes(root / member, archive.read(member))
+    atomic.write_text(root / "data" / "names" / "data.zip.sha256", hashlib.sha256(data).hexdigest() + "\n")
     return root / "data" / "names"
 
 
@@ -90,10 +113,9 @@ def load_names(data_root=None, allow_download: bool = False) -> Names:
     if folder is None and allow_download:
         try:
             folder = download(root)
-            print(f"torchclassics: downloaded the tutorial's names into {folder}", file=sys.stderr)
-        except OSError as err:  # no network, a proxy, a full disk
-            print(f"torchclassics: could not download {TUTORIAL_URL} ({err}); using the names that ship "
-                  "with torchclassics.", file=sys.stderr)
+            messages.status(f"downloaded the tutorial's names into {folder}")
+        except OSError as err:  # no network, a proxy, a damaged archive, a full disk
+            messages.warn(f"could not download {TUTORIAL_URL} ({err}); using the names that ship with torchclassics.")
     if folder is None:
         data = read_folder(BUNDLED)
         data.source = f"{len(data.names):,} surnames from Faker's lists (shipped with torchclassics)"

@@ -6,7 +6,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 
 def attempt_store(rank: int, world: int):

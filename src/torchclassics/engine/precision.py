@@ -15,7 +15,7 @@ import contextlib
 
 import torch
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 KINDS = ("fp32", "bf16", "fp16")
 

@@ -26,7 +26,7 @@ from ..data.batches import TensorBatches
 from ..data.gan import WithNoise, generator_for
 from ..engine.loop import Task
 from ..engine import threads
-from ..errors import UserError
+from ..core.errors import UserError
 from ..models.cnn import CNN
 from ..models.gan import DCDiscriminator, DCGenerator, dcgan_init
 from ..registry import experiment

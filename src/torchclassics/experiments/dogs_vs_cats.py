@@ -36,9 +36,9 @@ from ._base import Experiment, draw_loss
 GRID_IMAGES = 16
 NO_DATA = (
     "dogs_vs_cats needs a folder of images: download train.zip from https://www.kaggle.com/c/dogs-vs-cats/data "
-    "(a free Kaggle account), unzip it, and run with --set data_root=path/to/train. A folder with one sub-folder "
+    "(a free Kaggle account), unzip it, and set data_root=path/to/train. A folder with one sub-folder "
     "per class works too. To try it offline, write synthetic shapes with "
-    "`python -m torchclassics.data.shapes shapes/` and run with --set data_root=shapes."
+    "`python -m torchclassics.data.shapes shapes/` and set data_root=shapes."
 )
 
 

@@ -11,7 +11,7 @@ import difflib
 import importlib
 from pathlib import Path
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 # Teaching order: from tensors up to feeding a training loop, then recurrent nets, then the
 # autoencoder against PCA, then a net inside scikit-learn, then training on several devices.

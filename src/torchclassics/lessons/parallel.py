@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 EXPERIMENT = "regression"
 # Mini-batches (the split over processes matters) and a short run: seconds on a CPU.

@@ -9,7 +9,7 @@ from torch import nn
 from torchvision.models import ResNet18_Weights
 from torchvision.models.resnet import BasicBlock, ResNet
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 FINETUNE = ("all", "head")
 
@@ -33,7 +33,7 @@ def imagenet_state_dict(weights=ResNet18_Weights.DEFAULT) -> dict:
                 f"pretrained=true: the ResNet-18 ImageNet weights are not at {path} and could not be downloaded "
                 f"({type(err).__name__}: {' '.join(str(err).split())[:120]}). Download {weights.url} where there "
                 f"is internet and copy it to {path} (or set TORCH_HOME to a folder holding hub/checkpoints/"
-                f"{path.name}), or train from random initialisation with --set pretrained=false."
+                f"{path.name}), or train from random initialisation with pretrained=false."
             ) from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
