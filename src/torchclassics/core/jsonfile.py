@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from .core.errors import UserError
+from .errors import UserError
 
 MAX_DEPTH = 64
 

@@ -265,22 +265,3 @@ def batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, shuf
     """One uint8 tensor on ``device``, batched by a seeded permutation, converted per batch there."""
     return TensorBatches(images, labels, batch_size=batch_size, shuffle=shuffle, seed=seed,
                          transform=transform, device=device)
-
-
-def every_n_steps(every: int, hook):
-    """A Task.on_step_end calling ``hook(step)`` after every ``every``-th optimizer step: GIF
-    frames inside an epoch (the lessons train for one). It runs inside the timed loop, so the
-    hook must stay cheap: copy a few kilobytes, no plotting."""
-    every = max(1, int(every))
-
-    def on_step_end(step, model, record):
-        if step % every == 0:
-            hook(step)
-
-    return on_step_end
-
-
-def frame_interval(params: dict, steps_per_epoch: int) -> int:
-    """Steps between two GIF frames: about ``gif_frames`` frames over the whole run."""
-    total = max(1, int(params["epochs"]) * steps_per_epoch)
-    return max(1, total // max(1, int(params.get("gif_frames", 10))))

@@ -37,24 +37,6 @@ from ..rundir.records import Summary
 MAIN = ""  # the tag of a run's one part
 
 
-def frames_every(every: int, snapshot):
-    """An ``on_epoch_end`` hook keeping ``snapshot(model)`` (a dict of small tensors) at epoch 1
-    and every ``every`` epochs, in ``record["frames"]``: the frames of a training GIF."""
-
-    def on_epoch_end(epoch, model, record):
-        if epoch % every == 0 or epoch == 1:
-            model.eval()
-            with torch.no_grad():
-                record.setdefault("frames", []).append({"epoch": epoch, **snapshot(model)})
-
-    return on_epoch_end
-
-
-def every_nth_epoch(params: dict) -> int:
-    """Epochs between two GIF frames: about ``gif_frames`` frames whatever the length."""
-    return max(1, params["epochs"] // max(1, params.get("gif_frames", 40)))
-
-
 @dataclass
 class Part:
     """One model of a run, with the parameters its trainer uses and, once trained, its Fit."""

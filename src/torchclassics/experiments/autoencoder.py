@@ -15,6 +15,7 @@ from ..rundir.metrics import Objective
 from ..viz.animate import FrameWriter
 from ..viz.embed import codes_3d_figure
 from ..viz.plots import draw_image_grid, mosaic, new_figure, save
+from .frames import every_n_steps, steps_between_frames
 from ._base import Experiment, draw_loss
 
 DIGIT_GAP = 2  # pixels between two digits of the reconstructions' mosaic
@@ -65,7 +66,7 @@ class Autoencoder(Experiment):
         test = mnist.batches(data.test_images, data.test_labels, params.get("test_batch_size", 1000),
                              shuffle=False, seed=params["seed"], device=device, transform=mnist.reconstruct_batch)
         return Task(model=model, train=train, test=test,
-                    on_step_end=mnist.every_n_steps(mnist.frame_interval(params, len(train)), hook),
+                    on_step_end=every_n_steps(steps_between_frames(params, len(train)), hook),
                     loss_fn=nn.MSELoss(), loss_name="mse", record=record, context={"data": data},
                     # small matrix products (batch 64, 220k parameters): one thread is several times
                     # faster on a busy 2-core machine (measured 7 s vs 144 s for 20 epochs) and no slower idle

@@ -24,7 +24,8 @@ from ..registry import experiment
 from ..rundir.metrics import Objective
 from ..viz.animate import FrameWriter
 from ..viz.plots import log_scale_if_wide, marker_for, new_figure, save
-from ._base import Experiment, Part, every_nth_epoch, frames_every, lowest_final
+from ._base import Experiment, Part, lowest_final
+from .frames import every_nth_epoch, frames_every
 
 COLOURS = {"plain": "#FF9359", "bn": "#3A8FD9"}
 LINES = {"tanh": "-", "relu": "--", "sigmoid": ":"}

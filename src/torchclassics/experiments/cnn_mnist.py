@@ -20,6 +20,7 @@ from ..registry import experiment
 from ..rundir.metrics import Objective
 from ..viz.embed import TsneAnimation, tsne, tsne_figure
 from ..viz.plots import confusion_matrix, draw_image_grid, new_figure, save
+from .frames import every_n_steps, steps_between_frames
 from ._base import Experiment, FinishedRun, draw_loss
 
 TUTORIAL_TEST = 2000  # the tutorial evaluated on the first 2,000 test digits only
@@ -145,7 +146,7 @@ class CnnMnist(MnistClassifier):
         task = super().build(params, device)
         hook = record_conv_weights(task.model, task.record)  # task.record is checkpointed: frames survive --resume
         hook(0)  # the untrained net: the GIF's first frame
-        task.on_step_end = mnist.every_n_steps(mnist.frame_interval(params, len(task.train)), hook)
+        task.on_step_end = every_n_steps(steps_between_frames(params, len(task.train)), hook)
         # Convolutions are large ops: every core helps (idle 2-core CPU: 0.94 s vs 1.29 s an epoch
         # with two threads instead of one), although the model is small by parameter count.
         task.cpu_threads = ALL_CORES

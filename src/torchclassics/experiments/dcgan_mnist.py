@@ -33,7 +33,8 @@ from ..registry import experiment
 from ..rundir.metrics import Objective
 from ..viz.animate import FrameWriter
 from ..viz.plots import log_scale_if_wide, new_figure, save, whole_number_ticks
-from ._base import Experiment, every_nth_epoch
+from ._base import Experiment
+from .frames import every_nth_epoch
 from .gan_curves import adversarial_step, draw_step_losses, keep_step_losses
 
 JUDGE_BATCH, JUDGE_LR = 50, 1e-3

@@ -21,7 +21,8 @@ from ..registry import experiment
 from ..rundir.metrics import Objective
 from ..viz.animate import FrameWriter
 from ..viz.plots import log_scale_if_wide, marker_for, new_figure, save, whole_number_ticks
-from ._base import Experiment, every_nth_epoch
+from ._base import Experiment
+from .frames import every_nth_epoch
 
 NETS = ("plain", "dropout")
 STYLE = {"plain": ("tab:red", "-", "without dropout"), "dropout": ("tab:blue", "--", "dropout")}

@@ -23,7 +23,8 @@ from ..registry import experiment
 from ..rundir.metrics import Objective
 from ..viz.animate import FrameWriter
 from ..viz.plots import log_scale_if_wide, marker_for, new_figure, save, whole_number_ticks
-from ._base import Experiment, every_nth_epoch
+from ._base import Experiment
+from .frames import every_nth_epoch
 
 # What the generator minimises, from the discriminator's logit on its fakes:
 GENERATOR_LOSSES = {

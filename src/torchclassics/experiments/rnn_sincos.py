@@ -16,7 +16,8 @@ from ..models.rnn import SinCosRNN
 from ..registry import experiment
 from ..rundir.metrics import Objective
 from ..viz.animate import FrameWriter
-from ._base import Experiment, draw_loss, every_nth_epoch, frames_every
+from ._base import Experiment, draw_loss
+from .frames import every_nth_epoch, frames_every
 
 
 def rnn_forward(model, inputs, state):
