@@ -219,12 +219,23 @@ def test_a_large_legal_image_is_reduced_before_any_float_copy(tmp_path):
 
 
 # -- the predict loops: every file answered -----------------------------------------------------------
+def finished_with(experiment, model, params: dict, record: dict | None = None):
+    """A finished run around an untrained ``model``: what predict reads (the answers' existence is tested)."""
+    import torch
+
+    from torchclassics.engine.loop import Task
+    from torchclassics.experiments._base import MAIN, FinishedRun, Part
+
+    task = Task(model=model, train=None, test=None, record=dict(record or {}))
+    return FinishedRun(experiment, params, Path("."), torch.device("cpu"), {MAIN: Part(task, params)})
+
+
 def test_mnist_predict_answers_every_file_past_a_bomb(unusable, odd, tmp_path):
     files = [unusable["pil-refuses.png"], odd["cmyk.jpg"], unusable["fifo.png"],
              save(seven(600, 450), tmp_path / "7.png"), unusable["truncated.png"], tmp_path / "missing.png"]
     model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))  # untrained: the answers' existence is tested
     with no_hanging():
-        rows = CnnMnist().predict(model, {}, files, "cpu")
+        rows = CnnMnist().predict(finished_with(CnnMnist(), model, {}), files)
     assert [row["file"] for row in rows] == [str(f) for f in files]
     assert LIMIT in rows[0]["error"] and "not a regular file" in rows[2]["error"]
     assert "unreadable image" in rows[4]["error"] and rows[5]["error"] == "no such file"
@@ -233,10 +244,9 @@ def test_mnist_predict_answers_every_file_past_a_bomb(unusable, odd, tmp_path):
 
 def test_dogs_vs_cats_predict_answers_every_file_past_a_bomb(unusable, odd):
     experiment = DogsVsCats()
-    experiment.classes = ["cat", "dog"]
     model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
     files = [unusable["header-only.png"], odd["animated.gif"], unusable["zero-bytes.jpg"], odd["exif-rotated.jpg"]]
-    rows = experiment.predict(model, {"image_size": 32}, files, "cpu")
+    rows = experiment.predict(finished_with(experiment, model, {"image_size": 32}, {"classes": ["cat", "dog"]}), files)
     assert LIMIT in rows[0]["error"] and "not an image" in rows[2]["error"]
     assert rows[1]["label"] in ("cat", "dog") and rows[3]["label"] in ("cat", "dog")
 

@@ -17,9 +17,15 @@ from typing import Callable
 _NAMED = re.compile(r"\{([a-z_]+)\}")
 
 
+# Arguments that are switches: the API's words for them are their one useful value.
+SWITCHES = ("force", "resume")
+
+
 def api_words(option: str, value=None, prefix: bool = False) -> str:
-    """How the Python API names an argument: ``out``; as the start of an error, ``out='runs/x'``."""
-    return f"{option}={value!r}" if prefix else option
+    """How the Python API names an argument: ``out``, ``force=True``; as the start of an error, ``out='runs/x'``."""
+    if prefix:
+        return f"{option}={value!r}"
+    return f"{option}=True" if option in SWITCHES else option
 
 
 class UserError(Exception):
