@@ -1,11 +1,16 @@
-"""One epoch of cnn_mnist on a quiet CPU and beside another CPU-bound process.
+"""One epoch of cnn_mnist on a quiet CPU and beside another CPU-bound process, each in a fresh process.
 
-OpenMP threads wait for each other at every operation, so a training that uses every core
-slows down far more than its share when another process keeps one core busy. The engine
-chooses its CPU threads from the cores other work leaves idle (``engine.loop.idle_cpus``: the
-machine's busy CPU time over 0.2 s less its own). This measures one epoch (``train_s``) with that policy and with
-the policy switched off (every core, torch's default), first on the quiet machine, then with
-one busy-loop process beside it, and prints the slow-down of each: busy / quiet.
+The engine's CPU thread count never follows the machine's load (the numbers of a convolution depend on
+it): cnn_mnist trains on every core this process may use (engine/threads.py). What keeps it fast
+beside other work is OpenMP's passive wait policy, which torchclassics sets before torch is imported:
+a thread that waits for the others at the end of an operation sleeps instead of spinning on the core
+the other process needs. This script measures one epoch (``train_s``) three ways, each in a fresh
+process (the policy is read when OpenMP starts), first on the quiet machine, then beside one
+busy-loop process, and prints each one's slow-down, busy / quiet (medians):
+
+* ``every core, passive wait``: the engine as it runs;
+* ``every core, OpenMP's default wait``: what the passive policy buys;
+* ``one thread``: the count a load-following policy would have picked beside the neighbour.
 
     python benchmarks/busy_neighbour.py --repeats 3
 
@@ -14,9 +19,11 @@ Run it on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,11 +32,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cnn_mnist_vs_tutorial import engine, prepare_data  # noqa: E402  (the same data and run as that benchmark)
 
-import torch  # noqa: E402
-
-from torchclassics.engine import loop  # noqa: E402
-
-POLICIES = ("engine's policy", "every core")
+# name -> (OMP_WAIT_POLICY, the run's threads parameter; None: the engine's own choice)
+CONFIGURATIONS = {
+    "every core, passive wait": ("PASSIVE", None),
+    "every core, OpenMP's default wait": (None, None),
+    "one thread": ("PASSIVE", 1),
+}
 
 
 def busy_loop() -> None:
@@ -37,48 +45,64 @@ def busy_loop() -> None:
         pass
 
 
-def one_epoch(policy: str, root: Path, workdir: Path, tag: str) -> float:
-    chosen = loop.idle_cpus
-    if policy == "every core":
-        loop.idle_cpus = lambda: os.cpu_count() or 1
-    try:
-        return engine(root, torch.device("cpu"), 1, workdir / tag, [])[0]
-    finally:
-        loop.idle_cpus = chosen
+def child(args) -> int:
+    """``--child``: one epoch in this fresh process; prints its JSON line."""
+    import torch
+
+    sets = [f"threads={args.threads}"] if args.threads else []
+    with tempfile.TemporaryDirectory(prefix="tc-busy-side-") as tmp:
+        seconds, _ = engine(Path(args.data_root), torch.device("cpu"), 1, Path(tmp), sets)
+    print(json.dumps({"train_s": seconds, "threads": torch.get_num_threads()}))
+    return 0
 
 
-def rounds(repeats: int, root: Path, workdir: Path, label: str) -> dict[str, list[float]]:
-    times = {policy: [] for policy in POLICIES}
+def one_epoch(name: str, root: Path) -> float:
+    policy, threads = CONFIGURATIONS[name]
+    # An empty value is not a policy: OpenMP keeps its default, and the package does not set its own.
+    env = {**os.environ, "OMP_WAIT_POLICY": policy or ""}
+    command = [sys.executable, __file__, "--child", "--data-root", str(root),
+               *(["--threads", str(threads)] if threads else [])]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["train_s"]
+
+
+def rounds(repeats: int, root: Path, label: str) -> dict[str, list[float]]:
+    times = {name: [] for name in CONFIGURATIONS}
+    names = list(CONFIGURATIONS)
     for i in range(repeats):
-        for policy in POLICIES if i % 2 == 0 else reversed(POLICIES):
-            times[policy].append(one_epoch(policy, root, workdir, f"{label}-{i}-{POLICIES.index(policy)}"))
-            print(f"{label} round {i + 1}: {policy}: {times[policy][-1]:.2f} s (load {os.getloadavg()[0]:.2f})",
-                  flush=True)
+        for name in names if i % 2 == 0 else reversed(names):
+            times[name].append(one_epoch(name, root))
+            print(f"{label} round {i + 1}: {name}: {times[name][-1]:.2f} s (load {os.getloadavg()[0]:.2f})", flush=True)
     return times
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--data-root", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        return child(args)
     with tempfile.TemporaryDirectory(prefix="tc-busy-") as tmp:
-        workdir = Path(tmp)
-        root, label = prepare_data(argparse.Namespace(data_root=None, synthetic_full=False), workdir)
-        print(f"data: {label}; {os.cpu_count()} cores; torch {torch.__version__}", flush=True)
-        engine(root, torch.device("cpu"), 1, workdir / "warm-up", [])
-        quiet = rounds(args.repeats, root, workdir, "quiet")
+        root, label = prepare_data(argparse.Namespace(data_root=None, synthetic_full=False), Path(tmp))
+        print(f"data: {label}; {os.cpu_count()} cores", flush=True)
+        one_epoch("every core, passive wait", root)  # untimed: files into the page cache
+        quiet = rounds(args.repeats, root, "quiet")
         neighbour = multiprocessing.Process(target=busy_loop, daemon=True)
         neighbour.start()
         try:
             time.sleep(1)  # the neighbour spins
-            print(f"neighbour started: idle cores {loop.idle_cpus()} of {os.cpu_count()}", flush=True)
-            busy = rounds(args.repeats, root, workdir, "busy")
+            busy = rounds(args.repeats, root, "busy")
         finally:
             neighbour.terminate()
-    print(f"\n{'policy':<16} {'quiet s':>8} {'busy s':>8} {'busy/quiet':>11}")
-    for policy in POLICIES:
-        q, b = statistics.median(quiet[policy]), statistics.median(busy[policy])
-        print(f"{policy:<16} {q:>8.2f} {b:>8.2f} {b / q:>10.2f}x")
+    print(f"\n{'configuration':<36} {'quiet s':>8} {'busy s':>8} {'busy/quiet':>11}")
+    for name in CONFIGURATIONS:
+        q, b = statistics.median(quiet[name]), statistics.median(busy[name])
+        print(f"{name:<36} {q:>8.2f} {b:>8.2f} {b / q:>10.2f}x")
     return 0
 
 

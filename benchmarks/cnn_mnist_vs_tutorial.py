@@ -133,10 +133,11 @@ def engine(root: Path, device: torch.device, seed: int, workdir: Path, sets: lis
 def one_side(args) -> int:
     """``--side``: train one side once in this process and print its JSON line."""
     device = torch.device(args.device)
-    if args.threads:
+    if args.threads:  # the tutorial's count; the engine's is its threads parameter (it sets its own)
         torch.set_num_threads(args.threads)
+    sets = [*args.sets, *([f"threads={args.threads}"] if args.threads else [])]
     with tempfile.TemporaryDirectory(prefix="tc-bench-side-") as tmp:
-        seconds, accuracy = (engine(Path(args.data_root), device, args.seed, Path(tmp), args.sets)
+        seconds, accuracy = (engine(Path(args.data_root), device, args.seed, Path(tmp), sets)
                              if args.side == "engine" else tutorial(Path(args.data_root), device, args.seed))
     print(json.dumps({"train_s": seconds, "test_accuracy": accuracy}))
     return 0
@@ -160,8 +161,9 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds of each (default 5)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads for both (default: torch's own; the "
-                        "engine trains models under 100k parameters on one CPU thread either way)")
+    parser.add_argument("--threads", type=int, help="CPU threads of both: torch.set_num_threads for the tutorial, the "
+                        "threads parameter for the engine (default: torch's own, and the engine's choice: every core "
+                        "for cnn_mnist)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="a parameter of the engine's run, e.g. cuda_graphs=false (repeatable)")
     parser.add_argument("--json", help="also write the results to this file")

@@ -366,9 +366,6 @@ def _thread_errors(info) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Before torch is imported: OpenMP's idle threads sleep instead of spinning on a core another
-    # process needs (the thread count never follows the load: it would change the numbers).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     messages.console(quiet=getattr(args, "quiet", False))
     threading.excepthook = _thread_errors
