@@ -255,3 +255,14 @@ def test_predict_with_a_text_on_an_image_run_says_what_it_classifies(tmp_path, m
                  download=False, epochs=1)
     assert main(["predict", str(result.run_dir), "--text", "seven"]) == 1
     assert "classifies image files, not texts" in capsys.readouterr().out
+
+
+def test_a_step_too_large_for_the_memory_is_refused_before_anything_is_written(tmp_path, capsys):
+    """Each size within its bounds, their product far beyond any machine's memory."""
+    out = tmp_path / "r"
+    code = main(["run", "regression", "--out", str(out), "--set", "hidden=65536", "--set", "n_points=1000000",
+                 "--set", "batch_size=1000000", "-q"])
+    line = one_error(capsys)
+    assert code == 2 and "one training step needs about" in line and "GiB available" in line
+    assert "you changed n_points=1000000, hidden=65536, batch_size=1000000" in line
+    assert not out.exists()

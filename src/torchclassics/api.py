@@ -133,7 +133,7 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
             task = _built(experiment, name, params, target)  # data errors surface here, before anything is written
         params = {**params, "threads": threads.planned(params.get("threads"), task.model, task.cpu_threads)}
         with threads.using(params["threads"]):
-            experiment.check(params, task, target)  # so do optimizer, scheduler and precision
+            _checked(experiment, name, params, task, target)  # memory, optimizer, scheduler, precision
             if dist:
                 task.train.shard(dist.rank, dist.world)
             if run_dir is None:
@@ -171,6 +171,15 @@ def _built(experiment, name: str, params: dict, device):
     if not isinstance(task, Task):
         raise UserError(f"{name}: build() returned {type(task).__name__}, not a Task{_plugin_note(name)}.")
     return task
+
+
+def _checked(experiment, name: str, params: dict, task, device) -> None:
+    from .engine.memory import TooLarge
+
+    try:
+        experiment.check(params, task, device)
+    except TooLarge as err:
+        raise UserError(f"{name}: {str(err).rstrip('.')}{_changed_note(name, params)}.") from None
 
 
 def _train(experiment, name, params, task, run_dir, device, dist, report, resume):
@@ -225,7 +234,7 @@ def _changed(name: str, params: dict) -> list[str]:
 
 def _changed_note(name: str, params: dict) -> str:
     changed = _changed(name, params)
-    return f" you changed: {', '.join(f'{k}={params[k]!r}' for k in changed)}" if changed else ""
+    return f" (you changed {', '.join(f'{k}={params[k]!r}' for k in changed)})" if changed else ""
 
 
 def _likeliest_cause(name: str, params: dict) -> str:

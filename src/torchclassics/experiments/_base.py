@@ -29,6 +29,7 @@ import torch
 from .. import config
 from ..core.errors import UserError
 from ..engine.loop import Fit, Task, Trainer
+from ..engine.memory import check_fits
 from ..engine.optim import check_training_setup
 from ..engine.precision import Precision
 from ..rundir.metrics import Objective, row_metrics
@@ -147,9 +148,10 @@ class Experiment:
 
     # -- before anything is written --------------------------------------------------------------------
     def check(self, params: dict, task: Task, device: torch.device = torch.device("cpu")) -> None:
-        """Raise a UserError for what only torch can judge, before the run directory is made: each part's
-        optimizer and scheduler over the whole schedule, and the precision (one forward of an example
-        under its autocast: bf16 kernels are missing for some layers on some CPUs)."""
+        """Raise a UserError for what only torch can judge, before the run directory is made: whether a step
+        fits in memory, each part's optimizer and scheduler over the whole schedule, and the precision (one
+        forward of an example under its autocast: bf16 kernels are missing for some layers on some CPUs)."""
+        check_fits(task, device)
         for part in self.parts(task, params).values():
             check_training_setup(part.params)
         precision = Precision(params.get("precision", "fp32"), device)
