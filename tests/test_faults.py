@@ -7,6 +7,7 @@ Each test states the promise it checks:
 * a refused command exits 2 with one line and leaves the run directory byte-identical;
 * checkpoints that are not ours are never unpickled; ones that do not fit are refused in one line.
 """
+import contextlib
 import json
 import os
 import random
@@ -294,6 +295,19 @@ def small_disk(tmp_path):
         pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
     yield mount
     subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_a_disk_full_before_the_lock_leaves_nothing_and_names_the_path(small_disk):
+    with open(small_disk / "filler", "wb") as filler:  # every byte taken
+        with contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+    out = small_disk / "run"
+    proc = cli("run", "regression", "--out", str(out), "--set", "epochs=3")
+    line = one_line_error(proc.stderr)
+    assert proc.returncode == 2 and "No space left on device" in line and str(out) in line
+    assert not out.exists(), "the folder this run made is gone, with its lock"
 
 
 def test_a_full_disk_is_one_line_naming_the_path(small_disk):

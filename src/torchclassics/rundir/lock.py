@@ -37,8 +37,22 @@ class RunLock:
         except Timeout:
             raise UserError(f"{self.path.parent} is in use by {self.holder()}: one process writes a run directory at "
                             "a time. Wait for it to finish (or stop it), then try again.") from None
+        except OSError as err:  # a full disk, a read-only folder: say where, leave no empty lock behind
+            self._remove_if_made()
+            raise OSError(err.errno, err.strerror or str(err), str(self.path)) from None
         self.lock = lock
-        self._write_holder()
+        try:
+            self._write_holder()
+        except OSError as err:
+            self.release(remove=self.made_file)
+            raise OSError(err.errno, err.strerror or str(err), str(self.path)) from None
+
+    def _remove_if_made(self) -> None:
+        if self.made_file and os.path.lexists(self.path) and not os.path.islink(self.path):
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
 
     def _refuse_a_link(self) -> None:
         try:

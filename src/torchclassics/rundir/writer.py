@@ -74,7 +74,13 @@ class RunWriter:
         if not self.path.exists():
             self.path.mkdir(parents=True)
             self.created = True
-        self.lock.acquire()
+        try:
+            self.lock.acquire()
+        except BaseException:  # in use, or a full disk: a folder made for this run goes again
+            if self.created:
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()
+            raise
         try:
             self.check_contents(resume)
         except BaseException:
