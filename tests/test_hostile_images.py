@@ -224,7 +224,7 @@ def finished_with(experiment, model, params: dict, record: dict | None = None):
     import torch
 
     from torchclassics.engine.loop import Task
-    from torchclassics.experiments._base import MAIN, FinishedRun, Part
+    from torchclassics.experiments.finished import MAIN, FinishedRun, Part
 
     task = Task(model=model, train=None, test=None, record=dict(record or {}))
     return FinishedRun(experiment, params, Path("."), torch.device("cpu"), {MAIN: Part(task, params)})

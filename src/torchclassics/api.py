@@ -185,7 +185,7 @@ def _checked(experiment, name: str, params: dict, task, device) -> None:
 def _train(experiment, name, params, task, run_dir, device, dist, report, resume):
     """Train the experiment's parts; the finished run, from the live objects (nothing reloaded)."""
     from .engine.loop import Diverged, Trainer
-    from .experiments._base import FinishedRun
+    from .experiments.finished import FinishedRun
 
     goal = experiment.goal(task)
 
@@ -274,92 +274,12 @@ def _plugin_module(name: str) -> str | None:
     return plugin.source if plugin and plugin.origin == f"${config.PLUGINS_VARIABLE}" else None
 
 
-def _find_plugin_of(folder: RunFolder, name: str) -> None:
-    """A run of an experiment of one's own that nothing names now: its summary says where
-    the module was."""
-    if name in config.all_experiment_names() or not folder.has(layout.SUMMARY):
-        return
-    module = folder.summary().module
-    if module:
-        config.add_plugin_modules([module])
-
-
 # -- finished runs ---------------------------------------------------------------------------------
 def finished_run(run_path: str | Path, checkpoint: str = "last", device: str = "cpu", need_data: bool = True):
-    """A run directory read back as a :class:`~torchclassics.experiments._base.FinishedRun`: its
-    parameters, each part's task with the weights and record of its last.pt (``checkpoint="best"``:
-    the main part's best.pt weights), and each part's Fit. ``need_data`` False (predict, export)
-    makes the model without the data where the experiment can."""
-    from .engine import state
-    from .engine.device import pick_device, seed_everything
-    from .engine.task import Fit
-    from .experiments._base import MAIN, FinishedRun
+    """A run directory read back as a finished run (:func:`torchclassics.experiments.finished.read`)."""
+    from .experiments.finished import read
 
-    if not layout.is_checkpoint_name(checkpoint):
-        raise UserError.for_option("checkpoint", checkpoint, "choose best or last.")
-    folder = RunFolder(Path(run_path))
-    name = folder.experiment()
-    _find_plugin_of(folder, name)
-    params = config.resolve(name, saved=(folder.params(), str(folder.file(layout.PARAMS))))
-    experiment = registry.get(name)
-    target = pick_device(device)
-    seed_everything(params["seed"])
-    summary = folder.summary() if folder.has(layout.SUMMARY) else None
-    record = _last_state(folder, MAIN).record if _has_checkpoint(folder, MAIN) else {}
-    task = experiment.rebuild(params, target, record, need_data)
-    parts = experiment.parts(task, params)
-    stopped = experiment.stopped_parts(summary)
-    for tag, part in parts.items():
-        if tag in stopped:
-            part.stopped = stopped[tag]
-            continue
-        last = _last_state(folder, tag)
-        _load_models(part.task, last.model, last.models, folder.checkpoint(layout.LAST, tag), name)
-        part.task.record.update(last.record)  # what an older release's checkpoint lacks, build made
-        if need_data and last.data is not None and callable(getattr(part.task.train, "load_state_dict", None)):
-            part.task.train.load_state_dict(last.data)
-        part.fit = Fit.from_state(last)
-    main = experiment.main_part(parts)
-    if checkpoint == layout.BEST:
-        path = folder.checkpoint(layout.BEST, main)
-        if not path.exists():
-            raise UserError(f"{folder.path} has no {path.relative_to(folder.path)} (was the run killed before its "
-                            "first checkpoint?).")
-        best = state.load_best(path, map_location=target)
-        _load_models(parts[main].task, best.model, best.models, path, name)
-    for part in parts.values():
-        part.task.model.to(target)
-    return FinishedRun(experiment, params, folder.path, target, parts, main, summary)
-
-
-def _has_checkpoint(folder: RunFolder, tag: str) -> bool:
-    return layout.checkpoint_path(folder.path, layout.LAST, tag).exists()
-
-
-def _last_state(folder: RunFolder, tag: str):
-    from .engine import state
-
-    path = folder.checkpoint(layout.LAST, tag)
-    if not path.exists():
-        raise UserError(f"{folder.path} has no {path.relative_to(folder.path)} (was the run killed before its "
-                        "first checkpoint?).")
-    return state.load_training_state(path, map_location="cpu")
-
-
-def _load_models(task, weights: dict, others: dict, path: Path, name: str) -> None:
-    from .engine import state
-
-    state.load_weights(task.model, weights, path, f"a {name} model with these params")
-    for other, module in (task.models or {}).items():  # a GAN's discriminator, a DQN's target net
-        if module is not task.model and other in others:
-            state.load_weights(module, others[other], path, f"the {other} of a {name} run")
-
-
-def run_threads(run) -> int:
-    """The CPU threads a finished run trained with (params.json), or what it would choose now."""
-    from .engine import threads
-
-    return threads.planned(run.params.get("threads"), run.model, run.task.cpu_threads)
+    return read(run_path, checkpoint, device, need_data)
 
 
 def evaluate(run_path: str | Path, checkpoint_name: str = "best", device: str = "cpu") -> dict:
@@ -368,11 +288,12 @@ def evaluate(run_path: str | Path, checkpoint_name: str = "best", device: str = 
 
     from .engine import threads
     from .engine.loop import Trainer, evaluate_task
+    from .experiments.finished import threads_of
 
     messages.console()
     run = finished_run(run_path, checkpoint_name, device, need_data=True)
     task = run.task
-    with threads.using(run_threads(run)), torch.no_grad():
+    with threads.using(threads_of(run)), torch.no_grad():
         if task.evaluate is not None:  # the experiment's own held-out measure (a policy's return, a GAN's distance)
             evaluator = Trainer(task, run.parts[run.main].params, None, run.device)
             evaluator.epoch = int(run.params["epochs"]) - 1  # it measures as at the end of training
@@ -389,10 +310,11 @@ def predict(run_path: str | Path, files: list[str | Path] = (), checkpoint_name:
     """One dict per file (a ``Path``) or text (a ``str``): ``file``, and ``label`` + ``probability``,
     or ``error``."""
     from .engine import threads
+    from .experiments.finished import threads_of
 
     messages.console()
     run = finished_run(run_path, checkpoint_name, device, need_data=False)
-    with threads.using(run_threads(run)):
+    with threads.using(threads_of(run)):
         return run.experiment.predict(run, [Path(f) for f in files] + list(texts))
 
 
@@ -401,6 +323,7 @@ def figures(run_path: str | Path, device: str = "cpu") -> list[Path]:
     its training drew. Returns the files written."""
     from .engine import threads
     from .engine.device import seed_everything
+    from .experiments.finished import threads_of
     from .rundir.writer import RunWriter
 
     messages.console()
@@ -413,7 +336,7 @@ def figures(run_path: str | Path, device: str = "cpu") -> list[Path]:
     writer = RunWriter(run.path)
     writer.claim_finished()
     try:
-        with threads.using(run_threads(run)):
+        with threads.using(threads_of(run)):
             seed_everything(run.params["seed"])
             with progress.phase("drawing figures"):
                 run.experiment.figures(run, writer.real_folder(writer.figures))

@@ -20,78 +20,20 @@ numbers and the same figures.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
 from .. import config
 from ..core.errors import UserError
-from ..engine.loop import Fit, Task, Trainer
+from ..engine.loop import Task, Trainer
 from ..engine.memory import check_fits
 from ..engine.optim import check_training_setup
 from ..engine.precision import Precision
 from ..rundir.metrics import Objective, row_metrics
 from ..rundir.records import Summary
-
-MAIN = ""  # the tag of a run's one part
-
-
-@dataclass
-class Part:
-    """One model of a run, with the parameters its trainer uses and, once trained, its Fit."""
-
-    task: Task
-    params: dict
-    fit: Fit | None = None
-    stopped: str | None = None  # why it stopped early (an optimizer of the comparison that diverged)
-
-
-@dataclass
-class FinishedRun:
-    """A trained run: its experiment, parameters, folder, and each part's task (models with the
-    run's weights, the data when built) and fit. ``memo`` keeps what several steps compute (the
-    test set's predictions) for this run only."""
-
-    experiment: Any
-    params: dict
-    path: Path
-    device: torch.device
-    parts: dict[str, Part]
-    main: str = MAIN
-    summary: Summary | None = None
-    memo: dict = field(default_factory=dict)
-
-    @property
-    def task(self) -> Task:
-        return self.parts[self.main].task
-
-    @property
-    def model(self):
-        return self.task.model
-
-    @property
-    def fits(self) -> dict[str, Fit]:
-        return {tag: part.fit for tag, part in self.parts.items() if part.fit is not None}
-
-    @property
-    def fit(self) -> Fit:
-        """The run's Fit: its one part's, or, for several, every part's rows and the main part's best."""
-        fits = self.fits
-        if list(fits) == [MAIN]:
-            return fits[MAIN]
-        main = fits[self.main]
-        return Fit([row for fit in fits.values() for row in fit.history],
-                   dict(main.best, **{self.experiment.part_label: self.main}),
-                   sum(f.train_s for f in fits.values()), sum(f.steps for f in fits.values()), [], main.record,
-                   max(f.resumed_from for f in fits.values()))
-
-    def remember(self, key: str, compute: Callable[[], Any]) -> Any:
-        if key not in self.memo:
-            self.memo[key] = compute()
-        return self.memo[key]
-
+from .finished import MAIN, FinishedRun, Part
 
 class Experiment:
     """Subclass, decorate with ``@experiment("name")``, and give at least ``build``.

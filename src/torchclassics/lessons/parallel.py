@@ -120,7 +120,7 @@ def data_parallel_fit(out: Path, name: str = EXPERIMENT, **overrides) -> dict:
     from .. import config, progress, registry
     from ..engine.device import seed_everything
     from ..engine.loop import Trainer, plain_forward
-    from ..experiments._base import MAIN, FinishedRun, Part
+    from ..experiments.finished import MAIN, FinishedRun, Part
     from ..rundir.writer import RunWriter
 
     params = config.resolve(name, overrides={**SETTINGS, **overrides} if name == EXPERIMENT else overrides)
