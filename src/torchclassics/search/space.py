@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import config
+from ..params.sources import KEYWORD
 from ..core.errors import UserError
 
 SPEC_FORMS = ("loguniform:LOW:HIGH, uniform:LOW:HIGH, int:LOW:HIGH[:STEP], logint:LOW:HIGH, "
@@ -181,8 +182,9 @@ def check_space(name: str, space: list[Dimension], sets: list[str]) -> dict:
         for value in dim.corners():
             try:
                 config.resolve(name, sets=sets, overrides={dim.key: value})
-            except UserError as err:
-                raise UserError(f"search space {dim.key}: {err}", option="space") from None
+            except UserError as err:  # the corner as the parameter layer names it, without its source's label
+                corner = str(err).removeprefix(f"{KEYWORD} ")
+                raise UserError.for_option("space", f"{dim.key}={dim.spec()}", corner) from None
     return params
 
 
