@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import config, progress, registry
+from . import progress, registry
+from .params import sources
+from .plugins import discovery
 from .core import messages
 from .core.errors import UserError
 from .rundir import layout
@@ -49,7 +51,7 @@ class RunResult:
 def params(name: str, *, sets: list[str] | None = None, params_file: str | Path | None = None,
            **overrides: Any) -> dict:
     """The parameters ``run`` would use, validated, without running anything."""
-    return config.resolve(name, params_file=params_file, sets=sets or (), overrides=overrides)
+    return sources.resolve(name, params_file=params_file, sets=sets or (), overrides=overrides)
 
 
 def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None = None,
@@ -69,7 +71,7 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
 
     started = time.perf_counter()
     messages.console()
-    config.check_name(name)
+    discovery.check_name(name)
     if out is not None and _elastic_restart():
         resume = True  # torchrun restarted the job: continue from the checkpoint
     if resume and out is None:
@@ -78,7 +80,7 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
         raise UserError.for_option("params_file", str(params_file), "a resumed run continues with its own "
                                    "params.json; leave {params_file} out.")
     checkpoint_interval()  # a bad $TORCHCLASSICS_CHECKPOINT_SECONDS fails before any work
-    fresh = None if resume else config.resolve(name, params_file=params_file, sets=sets or (), overrides=overrides)
+    fresh = None if resume else sources.resolve(name, params_file=params_file, sets=sets or (), overrides=overrides)
     if fresh is not None and out is not None and RunFolder(Path(out)).is_run:
         raise UserError.for_option("out", str(out), "already holds a run; choose a new folder, or add {resume} to "
                                    "continue it.")
@@ -99,10 +101,10 @@ def _resumed_params(name: str, run_dir, sets: list[str], overrides: dict) -> dic
     A run killed before it wrote params.json starts again from the experiment's parameters."""
     saved = run_dir.saved_params()
     if saved is None:
-        return config.resolve(name, sets=sets, overrides=overrides)
+        return sources.resolve(name, sets=sets, overrides=overrides)
     source = (saved, str(run_dir.path / layout.PARAMS))
-    params = config.resolve(name, saved=source, sets=sets, overrides=overrides)
-    own = config.resolve(name, saved=source)
+    params = sources.resolve(name, saved=source, sets=sets, overrides=overrides)
+    own = sources.resolve(name, saved=source)
     changed = sorted(key for key in params if key != "epochs" and params[key] != own[key])
     if changed:
         raise UserError.for_option("resume", True, f"a resumed run continues with its own params.json; only epochs "
@@ -227,7 +229,7 @@ def _summary(run, dist, summary_extra: dict | None) -> Summary:
 
 def _changed(name: str, params: dict) -> list[str]:
     """The parameters set to something other than the experiment's defaults, ``lr`` first."""
-    defaults = config.defaults(name)
+    defaults = sources.defaults(name)
     changed = [key for key in params if key not in HARMLESS and params.get(key) != defaults.get(key)]
     return sorted(changed, key=lambda key: key != "lr")
 
@@ -242,13 +244,13 @@ def _likeliest_cause(name: str, params: dict) -> str:
     changed = _changed(name, params)
     if not changed:
         return f"try a smaller lr (now {params.get('lr')})."
-    defaults = config.defaults(name)
+    defaults = sources.defaults(name)
     shown = ", ".join(f"{k}={params[k]!r} (default {defaults.get(k)!r})" for k in changed[:3])
     return f"the likeliest cause is what differs from the defaults: {shown}."
 
 
 def _plugin_note(name: str) -> str:
-    plugin = config.plugin_experiments().get(name) if config.is_plugin(name) else None
+    plugin = discovery.plugin_experiments().get(name) if discovery.is_plugin(name) else None
     return f" (your experiment in {plugin.source})" if plugin else ""
 
 
@@ -270,8 +272,8 @@ def _claim_new(name, out, runs_dir, writer, dist):
 def _plugin_module(name: str) -> str | None:
     """For an experiment of one's own named by --module or $TORCHCLASSICS_PLUGINS, where its code
     is: evaluate, predict and export of the run find it there (entry points are found anyway)."""
-    plugin = config.plugin_experiments().get(name) if config.is_plugin(name) else None
-    return plugin.source if plugin and plugin.origin == f"${config.PLUGINS_VARIABLE}" else None
+    plugin = discovery.plugin_experiments().get(name) if discovery.is_plugin(name) else None
+    return plugin.source if plugin and plugin.origin == f"${discovery.PLUGINS_VARIABLE}" else None
 
 
 # -- finished runs ---------------------------------------------------------------------------------

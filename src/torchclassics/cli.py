@@ -187,7 +187,7 @@ def _cmd_list(args) -> int:
 
 def _cmd_params(args) -> int:
     from .api import params
-    from .config import rules_note
+    from .params.sources import rules_note
 
     print(json.dumps(params(args.name, sets=args.sets, params_file=args.params_file), indent=2))
     note = rules_note(args.name)
@@ -197,7 +197,7 @@ def _cmd_params(args) -> int:
 
 
 def _cmd_init(args) -> int:
-    from .config import init_project
+    from .plugins.scaffold import init_project
 
     written = init_project(args.name, args.dir, module=args.module)
     for path in written:
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     threading.excepthook = _thread_errors
     try:
         if getattr(args, "modules", None):
-            from .config import add_plugin_modules
+            from .plugins.discovery import add_plugin_modules
 
             add_plugin_modules(args.modules, source="--module")
         return COMMANDS[args.command](args)

@@ -8,7 +8,7 @@
     GridSearchCV(net, {"lr": [0.02, 0.1], "module__hidden": [10, 20]}, cv=3).fit(X, y)
 
 The net is the experiment's own model class (``models/``), loss, optimizer, learning rate,
-batch size and epochs, from its params.json through ``config.resolve``: the same
+batch size and epochs, from its params.json through ``sources.resolve``: the same
 defaults, the user's ./experiments/NAME/params.json, ``params_file``, ``sets`` and keyword
 arguments, checked by the same rules. Model parameters become skorch's ``module__*``
 (``hidden`` -> ``module__hidden``), so scikit-learn can search them.
@@ -30,7 +30,8 @@ from skorch.utils import is_dataset
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
-from . import config
+from .params import sources
+from .plugins import discovery
 from .core.errors import UserError
 from .models.cnn import CNN
 from .models.lstm import RowLSTM
@@ -157,7 +158,7 @@ class ExperimentRegressor(_ExperimentNet, NeuralNetRegressor):
 
 # -- from params.json to a net ------------------------------------------------------------------
 def recipe_of(name: str) -> Recipe:
-    config.check_name(name)
+    discovery.check_name(name)
     if name not in RECIPES:
         raise UserError(f"estimator: '{name}' has no scikit-learn estimator; these have: "
                         f"{', '.join(sorted(RECIPES))}.")
@@ -241,8 +242,8 @@ def estimator(name: str, *, params_file=None, sets: Iterable[str] = (), device: 
     """
     recipe = recipe_of(name)
     sets = list(sets)
-    resolved = config.resolve(name, params_file=params_file, sets=sets, overrides=params)  # typos, types, ranges
-    _check_keys_apply(name, recipe, [config.parse_set(text)[0] for text in sets] + list(params))
+    resolved = sources.resolve(name, params_file=params_file, sets=sets, overrides=params)  # typos, types, ranges
+    _check_keys_apply(name, recipe, [sources.parse_set(text)[0] for text in sets] + list(params))
     cls = ExperimentClassifier if recipe.task == "classifier" else ExperimentRegressor
     return cls(**net_kwargs(recipe, resolved, device))
 

@@ -25,7 +25,7 @@ from typing import Callable
 
 import torch
 
-from .. import config
+from ..params import sources
 from ..core.errors import UserError
 from ..engine.loop import Task, Trainer
 from ..engine.memory import check_fits
@@ -49,7 +49,7 @@ class Experiment:
 
     @property
     def description(self) -> str:
-        return config.description(self.name)
+        return sources.description(self.name)
 
     def goal(self, task: Task) -> Objective:
         """The declared objective, or the task's held-out loss."""

@@ -14,7 +14,9 @@ from typing import Any, Callable
 
 import torch
 
-from .. import config, registry
+from .. import registry
+from ..params import sources
+from ..plugins import discovery
 from ..core.errors import UserError
 from ..engine.task import Fit, Task
 from ..rundir import layout
@@ -82,11 +84,11 @@ class FinishedRun:
 def _find_plugin_of(folder: RunFolder, name: str) -> None:
     """A run of an experiment of one's own that nothing names now: its summary says where
     the module was."""
-    if name in config.all_experiment_names() or not folder.has(layout.SUMMARY):
+    if name in discovery.all_experiment_names() or not folder.has(layout.SUMMARY):
         return
     module = folder.summary().module
     if module:
-        config.add_plugin_modules([module])
+        discovery.add_plugin_modules([module])
 
 
 def read(run_path: str | Path, checkpoint: str = "last", device: str = "cpu", need_data: bool = True) -> "FinishedRun":
@@ -102,7 +104,7 @@ def read(run_path: str | Path, checkpoint: str = "last", device: str = "cpu", ne
     folder = RunFolder(Path(run_path))
     name = folder.experiment()
     _find_plugin_of(folder, name)
-    params = config.resolve(name, saved=(folder.params(), str(folder.file(layout.PARAMS))))
+    params = sources.resolve(name, saved=(folder.params(), str(folder.file(layout.PARAMS))))
     experiment = registry.get(name)
     target = pick_device(device)
     seed_everything(params["seed"])

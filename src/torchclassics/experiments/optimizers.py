@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import OPTIMIZER_ALIASES
+from ..params.torch_names import OPTIMIZER_ALIASES
 from ..data.batches import TensorBatches
 from ..data.synthetic import parabola
 from ..engine.loop import Diverged, Task

@@ -117,13 +117,14 @@ def data_parallel_fit(out: Path, name: str = EXPERIMENT, **overrides) -> dict:
     ``nn.DataParallel`` over every visible GPU: one process, each batch cut into one piece per GPU.
     Without CUDA, DataParallel calls the model itself (the same code path, on the CPU). The
     checkpoints hold the model's own state_dict (no ``module.`` prefix): they load as any run's."""
-    from .. import config, progress, registry
+    from .. import progress, registry
+    from ..params import sources
     from ..engine.device import seed_everything
     from ..engine.loop import Trainer, plain_forward
     from ..experiments.finished import MAIN, FinishedRun, Part
     from ..rundir.writer import RunWriter
 
-    params = config.resolve(name, overrides={**SETTINGS, **overrides} if name == EXPERIMENT else overrides)
+    params = sources.resolve(name, overrides={**SETTINGS, **overrides} if name == EXPERIMENT else overrides)
     experiment = registry.get(name)
     # DataParallel keeps the model, and gathers the outputs, on the first GPU
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")

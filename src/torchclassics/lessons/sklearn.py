@@ -24,7 +24,7 @@ FOLDS = 3
 
 def clusters() -> tuple[np.ndarray, ...]:
     """The experiment's own points, as its params.json makes them: training (seed) and held-out (seed + 1)."""
-    from ..config import resolve
+    from ..params.sources import resolve
     from ..data.synthetic import two_clusters
 
     params = resolve("classification")

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .. import config
+from ..params import sources
 from ..params.sources import KEYWORD
 from ..core.errors import UserError
 
@@ -155,12 +155,12 @@ def load_space(name: str, params: list[str] | None) -> list[Dimension]:
         space = [parse_param(p) for p in params]
         source = "space"
     else:
-        path = config.experiment_file(name, "search.json")
+        path = sources.experiment_file(name, "search.json")
         if path is None:
             raise UserError(f"no search space for '{name}': give KEY=SPEC entries (e.g. lr=loguniform:1e-4:1e-1), "
                             f"or write experiments/{name}/search.json in your project (an object key -> spec; "
                             f"`torchclassics init {name}` starts one). Forms: {SPEC_FORMS}.", option="space")
-        space = [parse_dimension(key, spec) for key, spec in config.read_json(path).items()]
+        space = [parse_dimension(key, spec) for key, spec in sources.read_params(path).items()]
         source = str(path)
     keys = [d.key for d in space]
     repeated = sorted({k for k in keys if keys.count(k) > 1})
@@ -174,14 +174,14 @@ def load_space(name: str, params: list[str] | None) -> list[Dimension]:
 def check_space(name: str, space: list[Dimension], sets: list[str]) -> dict:
     """Fail before any trial starts: every key must exist and every corner of its range must be a
     valid value (type, range). Returns the fixed parameters."""
-    both = sorted({config.parse_set(s)[0] for s in sets} & {d.key for d in space})
+    both = sorted({sources.parse_set(s)[0] for s in sets} & {d.key for d in space})
     if both:
         raise UserError.for_option("sets", ", ".join(both), "both fixed and searched (space or search.json); keep one.")
-    params = config.resolve(name, sets=sets)
+    params = sources.resolve(name, sets=sets)
     for dim in space:
         for value in dim.corners():
             try:
-                config.resolve(name, sets=sets, overrides={dim.key: value})
+                sources.resolve(name, sets=sets, overrides={dim.key: value})
             except UserError as err:  # the corner as the parameter layer names it, without its source's label
                 corner = str(err).removeprefix(f"{KEYWORD} ")
                 raise UserError.for_option("space", f"{dim.key}={dim.spec()}", corner) from None
