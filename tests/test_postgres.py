@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from test_resume import kill_after
+from helpers import kill_after
+
+pytestmark = [pytest.mark.external, pytest.mark.integration]  # a PostgreSQL server; searches in subprocesses
 
 SERVER_BINARIES = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
 GRACE_S = 3  # seconds without a heartbeat before a trial counts as dead (the default is 120)

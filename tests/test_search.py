@@ -11,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from test_resume import kill_after
+from helpers import kill_after
 from torchclassics import api, registry, search as search_module
 from torchclassics.cli import main
 from torchclassics.errors import UserError
@@ -95,6 +95,7 @@ def test_worker_shares_add_up_to_exactly_the_trials_asked():
 
 
 # -- whole searches ----------------------------------------------------------------------------
+@pytest.mark.integration
 def test_parallel_search_then_the_same_command_continues_the_study(tmp_path):
     first = search("regression", trials=4, workers=2, sets=FAST, runs_dir=str(tmp_path), device="cpu")
     assert first["n_trials"] == 4 and first["study"] == "regression"
@@ -219,6 +220,7 @@ def test_grid_values_of_each_spec_form():
     assert parse_param("batch_size=choice:32,64,128").grid(2) == [32, 64, 128]  # choices as listed
 
 
+@pytest.mark.integration
 def test_grid_runs_each_point_once_and_a_continued_grid_the_rest(tmp_path, capsys):
     grid = dict(sampler="grid", space=["lr=choice:0.1,0.2", "hidden=int:4:16"], grid_points=2, sets=FAST,
                 runs_dir=str(tmp_path), device="cpu", pruner="none")
@@ -242,7 +244,7 @@ def test_a_study_keeps_its_sampler(tmp_path):
     assert (again["sampler"], again["n_trials"]) == ("random", 2)
 
 
-@pytest.mark.parametrize("kind", ["gp", "botorch"])
+@pytest.mark.parametrize("kind", ["gp", pytest.param("botorch", marks=pytest.mark.integration)])
 def test_a_model_based_sampler_picks_after_the_startup_trials(tmp_path, monkeypatch, kind):
     if kind == "botorch":
         pytest.importorskip("botorch")
@@ -325,6 +327,7 @@ def test_a_running_trial_of_a_dead_process_is_failed(tmp_path):
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.RUNNING]
 
 
+@pytest.mark.integration
 def test_sigkill_mid_trial_then_the_next_search_fails_it_and_goes_on(tmp_path):
     command = [sys.executable, "-m", "torchclassics", "search", "regression", "--trials", "1",
                "--runs-dir", str(tmp_path), "--param", "lr=uniform:0.05:0.1", "--pruner", "none",
