@@ -131,6 +131,7 @@ def test_bad_parameters_are_user_errors(tmp_path, key, value, needle):
         run("dogs_vs_cats", out=tmp_path / "bad", data_root=str(tmp_path), **{key: value})
 
 
+@pytest.mark.integration
 def test_resnet18_from_random_initialisation_trains(tmp_path):
     made = shapes.make_folder(tmp_path / "data", 24, "imagefolder", size=32, broken=False)
     result = run("dogs_vs_cats", out=tmp_path / "r", data_root=str(made["root"]), model="resnet18",

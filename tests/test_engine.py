@@ -68,7 +68,8 @@ def test_ddp_shards_partition_one_permutation():
     assert sorted(seen.tolist()) == list(range(12))
 
 
-@pytest.mark.parametrize("optimizer, args", [("LBFGS", {"max_iter": 4}), ("Rprop", {}), ("Adam", {"betas": [0.9, 0.99]})])
+@pytest.mark.parametrize("optimizer, args",
+                         [("LBFGS", {"max_iter": 4}), ("Rprop", {}), ("Adam", {"betas": [0.9, 0.99]})])
 def test_any_torch_optim_by_name_trains(tmp_path, optimizer, args):
     result = run("regression", out=tmp_path / optimizer, figures=False, optimizer=optimizer,
                  optimizer_args=args, lr=0.05 if optimizer != "LBFGS" else 0.5, epochs=30)
@@ -89,6 +90,7 @@ def test_optimizers_use_their_fused_kernel_on_the_cpu_unless_told(optimizer, arg
     assert built.defaults.get("fused") == fused
 
 
+@pytest.mark.integration
 def test_freed_memory_is_kept_for_the_next_step_not_faulted_in_again():
     """Training steps of the MNIST CNN fault fresh pages in at every step with glibc's defaults
     (its activations are freed and mapped afresh); after keep_freed_memory they reuse them."""
@@ -202,7 +204,7 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
         def __reduce__(self):
             raise RuntimeError("cannot pickle")
 
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017  whatever the pickler raises: the point is the old file kept
         checkpoint.save_atomic({"x": Unsaveable()}, path)
     assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(1))
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
@@ -298,6 +300,7 @@ def spin(seconds: float) -> None:
         pass
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="reads /proc")
 def test_a_busy_neighbour_is_counted_and_this_process_never_is():
     import multiprocessing

@@ -80,6 +80,7 @@ def test_regression_learns_the_parabola_from_a_flat_target():
     assert net.predict(x.numpy()).shape == (100, 1)
 
 
+@pytest.mark.integration
 def test_cnn_mnist_takes_images_or_a_scalers_flat_rows():
     from torchclassics.data import mnist
 

@@ -52,6 +52,7 @@ def run_program(path, inputs: torch.Tensor) -> list[torch.Tensor]:
     return [method.execute([row])[0] for row in inputs.split(1)]
 
 
+@pytest.mark.external
 @needs_executorch
 def test_the_program_runs_in_executorchs_runtime_as_the_model_does(regression, capsys):
     assert main(["export", str(regression.run_dir), "--format", "executorch", "--checkpoint", "last"]) == 0
@@ -69,6 +70,7 @@ def test_the_program_runs_in_executorchs_runtime_as_the_model_does(regression, c
             assert torch.allclose(got, model(row), atol=1e-5)
 
 
+@pytest.mark.external
 @needs_executorch
 def test_a_program_that_differs_from_the_model_is_refused_and_not_written(regression, monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(export_module, "TOLERANCE", -1.0)  # no program can be that close
@@ -78,6 +80,8 @@ def test_a_program_that_differs_from_the_model_is_refused_and_not_written(regres
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.integration
+@pytest.mark.external
 @needs_executorch
 def test_int8_cnn_is_smaller_and_nearly_as_accurate(tmp_path, capsys):
     trained = run("cnn_mnist", out=tmp_path / "cnn", figures=False, quiet=True, tsne_points=50)

@@ -61,6 +61,7 @@ def held_out_files(subset, folder):
     return files, truth
 
 
+@pytest.mark.integration
 def test_held_out_digits_as_png_and_jpeg_files_are_named_right(cnn_run, subset, tmp_path):
     files, truth = held_out_files(subset, tmp_path)
     rows = predict(cnn_run, files)
@@ -90,7 +91,8 @@ def test_bad_files_get_one_clear_line_each_and_the_rest_are_predicted(cnn_run, s
     other = save_variant(subset.test_images[1].numpy(), tmp_path / "other.png", "big")
     missing = tmp_path / "missing.png"
 
-    code = main(["predict", str(cnn_run), str(good), str(not_image), str(blank), str(truncated), str(missing), str(other)])
+    code = main(["predict", str(cnn_run), str(good), str(not_image), str(blank), str(truncated), str(missing),
+                 str(other)])
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 1 and len(lines) == 6
     assert lines[0].startswith(f"{good}: {int(subset.test_labels[0])} (")
@@ -118,7 +120,8 @@ def test_a_blank_or_flat_image_is_not_a_digit(tmp_path):
 
 def test_predict_with_an_autoencoder_run_is_a_one_line_error(tmp_path, capsys):
     out = tmp_path / "ae"
-    tiny = mnist.write_folder(tmp_path / "tiny", np.zeros((64, 28, 28)), np.zeros(64), np.zeros((8, 28, 28)), np.zeros(8))
+    tiny = mnist.write_folder(tmp_path / "tiny", np.zeros((64, 28, 28)), np.zeros(64), np.zeros((8, 28, 28)),
+                              np.zeros(8))
     run("autoencoder", out=out, figures=False, data_root=str(tiny), download=False, epochs=1)
     image = tmp_path / "d.png"
     Image.new("L", (28, 28), 0).save(image)
