@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cnn_mnist_vs_tutorial import engine, prepare_data  # noqa: E402  (the same data and run as that benchmark)
-
 import torch  # noqa: E402
+from cnn_mnist_vs_tutorial import engine, prepare_data  # noqa: E402  (the same data and run as that benchmark)
 
 from torchclassics.engine import loop  # noqa: E402
 

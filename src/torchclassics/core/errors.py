@@ -19,7 +19,7 @@ class UserError(Exception):
         self.option, self.value, self.reason = option, value, message
 
     @classmethod
-    def for_option(cls, option: str, value, reason: str) -> "UserError":
+    def for_option(cls, option: str, value, reason: str) -> UserError:
         """``option=value: reason`` (the API's words); the CLI rewrites the part before the colon."""
         error = cls(f"{option}={value!r}: {reason}", option=option, value=value)
         error.reason = reason
