@@ -43,6 +43,7 @@ def test_with_and_without_batch_norm_the_linear_layers_start_alike():
         assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
 
 
+@pytest.mark.integration
 def test_batch_norm_trains_where_the_plain_deep_net_stalls(tmp_path):
     """The lesson's claim, at the defaults but 4 epochs of 12 (the page gives full runs, 5 seeds)."""
     m = run("batchnorm", out=tmp_path / "b", epochs=4, figures=False).metrics

@@ -35,6 +35,7 @@ def trained(kaggle, tmp_path_factory):
     return result, stderr.getvalue()
 
 
+@pytest.mark.integration
 def test_learns_and_names_the_broken_files(trained, kaggle):
     result, stderr = trained
     # Chance is 0.5; seeds 0-4 all end at 0.95 or more here. best.pt is what predict uses.
@@ -51,6 +52,7 @@ def test_learns_and_names_the_broken_files(trained, kaggle):
     assert not any(key.startswith("test_") for key in summary["metrics"])
 
 
+@pytest.mark.integration
 def test_draws_the_validation_grid_confusion_matrix_and_curves(trained):
     figures = trained[0].run_dir / "figures"
     for name in ("predictions.png", "confusion.png", "loss.png"):
@@ -58,6 +60,7 @@ def test_draws_the_validation_grid_confusion_matrix_and_curves(trained):
             assert image.width > 300 and image.height > 300, name
 
 
+@pytest.mark.integration
 def test_predict_names_the_class_of_images_of_the_folder(trained, kaggle, tmp_path):
     run_dir = trained[0].run_dir
     files = [kaggle["root"] / f"{label}.{n}.jpg" for label in ("cat", "dog") for n in range(10)]
@@ -68,12 +71,14 @@ def test_predict_names_the_class_of_images_of_the_folder(trained, kaggle, tmp_pa
     assert rows[20]["error"] and rows[21]["error"] == "no such file"  # each file answered, with its reason
 
 
+@pytest.mark.integration
 def test_predict_on_the_command_line(trained, kaggle, capsys):
     assert main(["predict", str(trained[0].run_dir), str(kaggle["root"] / "dog.3.jpg")]) == 0
     out = capsys.readouterr().out
     assert "dog.3.jpg: " in out and ("dog (" in out or "cat (" in out)
 
 
+@pytest.mark.integration
 def test_a_finished_run_predicts_without_its_data_folder(trained, kaggle, tmp_path):
     """Class names come from the run (summary.json, else the checkpoint), not from data_root."""
     run_dir = tmp_path / "run"

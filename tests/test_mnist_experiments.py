@@ -27,6 +27,7 @@ def colourful_pixels(path) -> int:
     return int(((rgb.max(axis=2) - rgb.min(axis=2)) > 60).sum())
 
 
+@pytest.mark.integration
 def test_cnn_mnist_reads_the_folder_and_draws_everything(tmp_path, mnist_folder):
     result = run("cnn_mnist", out=tmp_path / "cnn", data_root=str(mnist_folder), epochs=2, tsne_points=80, **FAST)
     summary = json.loads((result.run_dir / "summary.json").read_text())

@@ -80,6 +80,7 @@ def test_a_prepared_file_looks_like_the_mnist_digit_it_came_from(subset, tmp_pat
         assert np.corrcoef(prepared.ravel(), digit.astype(float).ravel())[0, 1] > 0.6, style
 
 
+@pytest.mark.integration
 def test_bad_files_get_one_clear_line_each_and_the_rest_are_predicted(cnn_run, subset, tmp_path, capsys):
     good = save_variant(subset.test_images[0].numpy(), tmp_path / "seven.png", "paper")
     not_image = tmp_path / "notes.png"
@@ -130,6 +131,7 @@ def test_predict_with_an_autoencoder_run_is_a_one_line_error(tmp_path, capsys):
     assert len(errors) == 1 and "autoencoder runs do not classify image files" in errors[0]
 
 
+@pytest.mark.integration
 def test_predict_reads_no_data_set_only_evaluate_does(cnn_run, subset, tmp_path, monkeypatch):
     """predict builds the model alone (Experiment.model_alone); evaluate rebuilds the whole Task."""
     from torchclassics import evaluate

@@ -244,7 +244,8 @@ def test_a_study_keeps_its_sampler(tmp_path):
     assert (again["sampler"], again["n_trials"]) == ("random", 2)
 
 
-@pytest.mark.parametrize("kind", ["gp", pytest.param("botorch", marks=pytest.mark.integration)])
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["gp", "botorch"])
 def test_a_model_based_sampler_picks_after_the_startup_trials(tmp_path, monkeypatch, kind):
     if kind == "botorch":
         pytest.importorskip("botorch")
