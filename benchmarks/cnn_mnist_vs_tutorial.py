@@ -87,7 +87,8 @@ class TutorialCNN(torch.nn.Module):
         return self.out(x)
 
 
-def tutorial(root: Path, device: torch.device, seed: int, batch_size: int = 50, lr: float = 1e-3) -> tuple[float, float]:
+def tutorial(root: Path, device: torch.device, seed: int, batch_size: int = 50,
+             lr: float = 1e-3) -> tuple[float, float]:
     """The lesson's script: (training seconds, test accuracy)."""
     import torch.utils.data as Data
     import torchvision
@@ -117,7 +118,8 @@ def tutorial(root: Path, device: torch.device, seed: int, batch_size: int = 50, 
     cnn.eval()
     with torch.no_grad():
         test_x = torch.unsqueeze(test_data.data, dim=1).float() / 255.0
-        predicted = torch.cat([cnn(test_x[i: i + 1000].to(device)).argmax(1).cpu() for i in range(0, len(test_x), 1000)])
+        predicted = torch.cat([cnn(test_x[i: i + 1000].to(device)).argmax(1).cpu()
+                               for i in range(0, len(test_x), 1000)])
     return seconds, float((predicted == test_data.targets).double().mean())
 
 
@@ -157,7 +159,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", help="a folder holding MNIST/raw/*-ubyte (default: the offline subset)")
     parser.add_argument("--synthetic-full", action="store_true",
-                        help="60,000 train digits: the train digits of --data-root (or of the subset), tiled and shifted")
+                        help="60,000 train digits: the train digits of --data-root (or of the subset), "
+                             "tiled and shifted")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds of each (default 5)")
     parser.add_argument("--seed", type=int, default=1)
@@ -177,8 +180,8 @@ def main(argv=None) -> int:
         workdir = Path(tmp)
         root, data_label = prepare_data(args, workdir)
         threads = args.threads or torch.get_num_threads()
-        print(f"data: {data_label}\ndevice: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{threads} CPU threads'}), "
-              f"torch {torch.__version__}", flush=True)
+        hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{threads} CPU threads"
+        print(f"data: {data_label}\ndevice: {device} ({hardware}), torch {torch.__version__}", flush=True)
         for side in ("engine", "tutorial"):  # untimed: files into the page cache
             in_fresh_process(side, root, args)
         rows = []
@@ -187,8 +190,8 @@ def main(argv=None) -> int:
             row = {side: in_fresh_process(side, root, args) for side in order}
             row["ratio"] = row["engine"]["train_s"] / row["tutorial"]["train_s"]
             rows.append(row)
-            print(f"round {i + 1}: engine {row['engine']['train_s']:.3f} s, tutorial {row['tutorial']['train_s']:.3f} s, "
-                  f"ratio {row['ratio']:.3f}", flush=True)
+            print(f"round {i + 1}: engine {row['engine']['train_s']:.3f} s, "
+                  f"tutorial {row['tutorial']['train_s']:.3f} s, ratio {row['ratio']:.3f}", flush=True)
 
     summary = {
         "data": data_label,
@@ -201,9 +204,11 @@ def main(argv=None) -> int:
         "engine_test_accuracy": statistics.median(r["engine"]["test_accuracy"] for r in rows),
         "tutorial_test_accuracy": statistics.median(r["tutorial"]["test_accuracy"] for r in rows),
     }
-    print(f"median training time: engine {summary['median_engine_s']:.3f} s, tutorial {summary['median_tutorial_s']:.3f} s")
+    print(f"median training time: engine {summary['median_engine_s']:.3f} s, "
+          f"tutorial {summary['median_tutorial_s']:.3f} s")
     print(f"median ratio engine/tutorial: {summary['median_ratio']:.3f} (speed-up {1 / summary['median_ratio']:.1f}x)")
-    print(f"test accuracy (median): engine {summary['engine_test_accuracy']:.4f}, tutorial {summary['tutorial_test_accuracy']:.4f}")
+    print(f"test accuracy (median): engine {summary['engine_test_accuracy']:.4f}, "
+          f"tutorial {summary['tutorial_test_accuracy']:.4f}")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
     return 0

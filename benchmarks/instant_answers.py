@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     runs[BASELINE] = [sys.executable, "-c", "import torch"]
     times: dict[str, list[float]] = {name: [] for name in runs}
     with tempfile.TemporaryDirectory() as empty:  # an empty folder: no ./experiments of a project
-        for name, command in runs.items():  # warm the file cache
+        for command in runs.values():  # warm the file cache
             seconds(command, empty)
         for round_no in range(args.repeats):
             order = list(runs) if round_no % 2 == 0 else list(reversed(runs))

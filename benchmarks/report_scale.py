@@ -98,7 +98,8 @@ def write_runs(root: Path, n_runs: int, n_experiments: int, epochs: int, figures
     for i in range(n_runs):
         experiment = EXPERIMENTS[i % n_experiments]
         held_out = ("test_accuracy", "test_mse")[EXPERIMENTS.index(experiment) % 2]
-        params = {"seed": 0, "epochs": epochs, "batch_size": rng.choice([32, 64, 128]), "hidden": rng.choice([8, 16, 32, 64]),
+        params = {"seed": 0, "epochs": epochs, "batch_size": rng.choice([32, 64, 128]),
+                  "hidden": rng.choice([8, 16, 32, 64]),
                   "lr": 10 ** rng.uniform(-3, 0), "optimizer": rng.choice(["SGD", "Adam"]), "optimizer_args": {},
                   "scheduler": None, "clip_grad_norm": None, "n_points": 100, "noise": 0.2}
         status = rng.choices(["finished", "pruned", "unfinished"], weights=[85, 10, 5])[0]
@@ -152,8 +153,9 @@ def measure(pages: dict[str, Path], repeats: int) -> dict[str, list[dict]]:
                 for name, path in pages.items():  # alternated, so a busy moment hits every page alike
                     page = browser.new_page(viewport={"width": 1280, "height": 900})
                     errors = []
-                    page.on("pageerror", lambda err: errors.append(str(err)))
-                    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+                    page.on("pageerror", lambda err, errors=errors: errors.append(str(err)))
+                    page.on("console",
+                            lambda msg, errors=errors: errors.append(msg.text) if msg.type == "error" else None)
                     started = time.perf_counter()
                     page.goto(path.resolve().as_uri())
                     goto_s = time.perf_counter() - started

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from test_resume import killed_and_resumed
+from helpers import killed_and_resumed
 from torchclassics import evaluate, run
 from torchclassics.config import resolve
 from torchclassics.errors import UserError
@@ -16,6 +16,7 @@ FIGURES = ["loss.png", "histograms.png", "running_stats.png", "fit.png", "animat
 NETS = ("tanh_plain", "tanh_bn", "relu_plain", "relu_bn")
 
 
+@pytest.mark.integration
 def test_tiny_run_writes_its_figures_and_the_running_statistics(tmp_path):
     result = run("batchnorm", out=tmp_path / "b", epochs=2, n_points=128, n_test=20, gif_frames=2)
     for figure in FIGURES:
@@ -41,6 +42,7 @@ def test_with_and_without_batch_norm_the_linear_layers_start_alike():
         assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
 
 
+@pytest.mark.integration
 def test_batch_norm_trains_where_the_plain_deep_net_stalls(tmp_path):
     """The lesson's claim, at the defaults but 4 epochs of 12 (the page gives full runs, 5 seeds)."""
     m = run("batchnorm", out=tmp_path / "b", epochs=4, figures=False).metrics
@@ -70,6 +72,7 @@ def test_a_reversed_x_range_is_refused_in_one_line():
         get("batchnorm").build(resolve("batchnorm", overrides={"x_range": [3, -3]}), torch.device("cpu"))
 
 
+@pytest.mark.integration
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
     """Four sub-runs, one checkpoint folder each; the kill lands in the second (tanh_bn)."""
     whole, resumed = killed_and_resumed(tmp_path, monkeypatch, "batchnorm", {"epochs": 6, "n_points": 512}, 8)

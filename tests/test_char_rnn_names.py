@@ -4,12 +4,11 @@ names, and an exact SIGKILL resume."""
 import json
 from pathlib import Path
 
-
+import pytest
 import torch
 from PIL import Image
 
-from test_resume import killed_and_resumed
-
+from helpers import killed_and_resumed
 from torchclassics.data.names import BUNDLED, encode, load_names, stratified_split, to_ascii
 
 LANGUAGES = ("Italian", "Japanese", "Polish")
@@ -84,6 +83,7 @@ def test_smoke_run_figures_and_predict_without_the_data(tmp_path):
     assert len(as_text) == 1 and as_text[0]["file"] == str(names_file) and as_text[0]["label"] in LANGUAGES
 
 
+@pytest.mark.integration
 def test_a_short_run_on_the_shipped_names_beats_the_majority_class(tmp_path):
     from torchclassics import run
 
@@ -92,6 +92,7 @@ def test_a_short_run_on_the_shipped_names_beats_the_majority_class(tmp_path):
     assert result.metrics["test_accuracy"] > result.metrics["test_majority_accuracy"] + 0.15
 
 
+@pytest.mark.integration
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
     settings = {"epochs": 8, "data_root": str(tutorial_folder(tmp_path / "data", 100)), "hidden": 16, "batch_size": 16}
     killed_and_resumed(tmp_path, monkeypatch, "char_rnn_names", settings, kill_at=3)

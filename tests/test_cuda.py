@@ -7,7 +7,7 @@ import torch
 
 from torchclassics import evaluate, run
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = pytest.mark.gpu  # skipped without CUDA (conftest.py)
 
 
 def test_cuda_run_matches_cpu(tmp_path):

@@ -6,11 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import killed_and_resumed, one_line_error
 from torchclassics import run
 from torchclassics.cli import main
 from torchclassics.experiments.dcgan_mnist import frechet_distance, grid
-from test_faults import one_line_error
-from test_resume import killed_and_resumed
 
 TINY = {"download": False, "epochs": 2, "batch_size": 32, "width": 4, "noise_dim": 16, "judge_steps": 5,
         "eval_digits": 100, "gif_frames": 2}
@@ -34,6 +33,7 @@ def test_the_grid_puts_digits_in_rows():
     assert image.shape == (60, 60) and image[1 + 14, 30 + 1 + 14] == 1 and image[30 + 15, 15] == 2
 
 
+@pytest.mark.integration
 def test_tiny_run_draws_judges_and_exports_the_generator(tmp_path, mnist_folder):
     result = run("dcgan_mnist", out=tmp_path / "d", data_root=str(mnist_folder), **TINY)
     figures = result.run_dir / "figures"
@@ -60,6 +60,7 @@ def test_a_batch_larger_than_the_data_is_one_line(tmp_path, mnist_folder, capsys
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.integration
 def test_training_brings_the_digits_closer_to_real_ones(tmp_path, mnist_folder):
     """The default nets, 270 steps on 600 digits: the Fréchet distance falls several-fold."""
     result = run("dcgan_mnist", out=tmp_path / "d", data_root=str(mnist_folder), download=False, epochs=15,
@@ -67,10 +68,12 @@ def test_training_brings_the_digits_closer_to_real_ones(tmp_path, mnist_folder):
     assert result.metrics["test_fd"] < result.summary["at_init"]["test_fd"] / 3
 
 
+@pytest.mark.integration
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, mnist_folder, monkeypatch):
     settings = {**TINY, "epochs": 4, "data_root": str(mnist_folder)}
     killed_and_resumed(tmp_path, monkeypatch, "dcgan_mnist", settings, kill_at=2)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    last = {path.name: torch.load(path / "checkpoints" / "last.pt", weights_only=True)["record"] for path in (whole, killed)}
+    last = {path.name: torch.load(path / "checkpoints" / "last.pt", weights_only=True)["record"]
+            for path in (whole, killed)}
     assert all(torch.equal(a["digits"], b["digits"]) for a, b in zip(last["killed"]["frames"], last["whole"]["frames"]))
     assert torch.equal(last["killed"]["step_losses"], last["whole"]["step_losses"])

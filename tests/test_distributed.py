@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.external, pytest.mark.integration]  # torchrun: several processes
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}  # CPU processes (gloo)
 TIMEOUT_S = 300
 ARGS = ["run", "regression", "--no-figures", "--quiet", "--set", "epochs=30", "--set", "batch_size=20",
@@ -83,6 +85,7 @@ def worker_pids(parent: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers through /proc")
 def test_a_killed_worker_is_restarted_and_resumes_by_itself(tmp_path):
     args = [*ARGS[:-8], "--set", "epochs=600",  # ~15 s of training: time to kill a worker after last.pt

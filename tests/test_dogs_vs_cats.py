@@ -34,6 +34,7 @@ def trained(kaggle, tmp_path_factory):
     return result, stderr.getvalue()
 
 
+@pytest.mark.integration
 def test_learns_and_names_the_broken_files(trained, kaggle):
     result, stderr = trained
     # Chance is 0.5; seeds 0-4 all end at 0.95 or more here. best.pt is what predict uses.
@@ -50,6 +51,7 @@ def test_learns_and_names_the_broken_files(trained, kaggle):
     assert not any(key.startswith("test_") for key in summary["metrics"])
 
 
+@pytest.mark.integration
 def test_draws_the_validation_grid_confusion_matrix_and_curves(trained):
     figures = trained[0].run_dir / "figures"
     for name in ("predictions.png", "confusion.png", "loss.png"):
@@ -57,6 +59,7 @@ def test_draws_the_validation_grid_confusion_matrix_and_curves(trained):
             assert image.width > 300 and image.height > 300, name
 
 
+@pytest.mark.integration
 def test_predict_names_the_class_of_images_of_the_folder(trained, kaggle, tmp_path):
     run_dir = trained[0].run_dir
     files = [kaggle["root"] / f"{label}.{n}.jpg" for label in ("cat", "dog") for n in range(10)]
@@ -67,12 +70,14 @@ def test_predict_names_the_class_of_images_of_the_folder(trained, kaggle, tmp_pa
     assert rows[20]["error"] and rows[21]["error"] == "no such file"  # each file answered, with its reason
 
 
+@pytest.mark.integration
 def test_predict_on_the_command_line(trained, kaggle, capsys):
     assert main(["predict", str(trained[0].run_dir), str(kaggle["root"] / "dog.3.jpg")]) == 0
     out = capsys.readouterr().out
     assert "dog.3.jpg: " in out and ("dog (" in out or "cat (" in out)
 
 
+@pytest.mark.integration
 def test_a_finished_run_predicts_without_its_data_folder(trained, kaggle, tmp_path):
     """Class names come from the run's checkpoint, not from data_root: a run whose data folder moved
     away (and whose summary.json is gone) still names the classes."""
@@ -126,6 +131,7 @@ def test_bad_parameters_are_user_errors(tmp_path, key, value, needle):
         run("dogs_vs_cats", out=tmp_path / "bad", data_root=str(tmp_path), **{key: value})
 
 
+@pytest.mark.integration
 def test_resnet18_from_random_initialisation_trains(tmp_path):
     made = shapes.make_folder(tmp_path / "data", 24, "imagefolder", size=32, broken=False)
     result = run("dogs_vs_cats", out=tmp_path / "r", data_root=str(made["root"]), model="resnet18",

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from test_resume import killed_and_resumed, rows
+from helpers import killed_and_resumed, rows
 
 pytest.importorskip("gymnasium")
 
@@ -113,6 +113,7 @@ def test_a_terminal_move_is_worth_its_reward_alone():
     assert seen["wanted"][1:] == pytest.approx(bootstrapped)
 
 
+@pytest.mark.integration
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
     settings = {"epochs": 30, **{k: int(v) for k, v in (item.split("=") for item in TINY[1::2])}}
     killed_and_resumed(tmp_path, monkeypatch, "dqn_cartpole", settings, kill_at=5)

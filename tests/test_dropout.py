@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from test_resume import killed_and_resumed
+from helpers import killed_and_resumed
 from torchclassics import evaluate, run
 from torchclassics.config import resolve
 from torchclassics.registry import get
@@ -36,6 +36,7 @@ def test_both_nets_start_from_the_same_weights_and_differ_by_dropout_alone():
     assert not torch.equal(dropped(x), dropped(x))  # train mode: a fresh mask per forward
 
 
+@pytest.mark.integration
 def test_dropout_ends_with_the_lower_held_out_mse(tmp_path):
     """The lesson's claim, at the defaults but fewer epochs (the page gives the full runs)."""
     m = run("dropout", out=tmp_path / "d", epochs=300, figures=False).metrics
@@ -43,6 +44,7 @@ def test_dropout_ends_with_the_lower_held_out_mse(tmp_path):
     assert m["mse_plain"] < m["mse_dropout"]  # the plain net fits the training noise closer
 
 
+@pytest.mark.integration
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
     """Dropout masks come from the global generator: the checkpoint's RNG state must bring them back."""
     killed_and_resumed(tmp_path, monkeypatch, "dropout", {"epochs": 60, "hidden": 100}, 5)

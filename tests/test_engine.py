@@ -69,7 +69,8 @@ def test_ddp_shards_partition_one_permutation():
     assert sorted(seen.tolist()) == list(range(12))
 
 
-@pytest.mark.parametrize("optimizer, args", [("LBFGS", {"max_iter": 4}), ("Rprop", {}), ("Adam", {"betas": [0.9, 0.99]})])
+@pytest.mark.parametrize("optimizer, args",
+                         [("LBFGS", {"max_iter": 4}), ("Rprop", {}), ("Adam", {"betas": [0.9, 0.99]})])
 def test_any_torch_optim_by_name_trains(tmp_path, optimizer, args):
     result = run("regression", out=tmp_path / optimizer, figures=False, optimizer=optimizer,
                  optimizer_args=args, lr=0.05 if optimizer != "LBFGS" else 0.5, epochs=30)
@@ -90,6 +91,7 @@ def test_optimizers_use_their_fused_kernel_on_the_cpu_unless_told(optimizer, arg
     assert built.defaults.get("fused") == fused
 
 
+@pytest.mark.integration
 def test_freed_memory_is_kept_for_the_next_step_not_faulted_in_again():
     """Training steps of the MNIST CNN fault fresh pages in at every step with glibc's defaults
     (its activations are freed and mapped afresh); after keep_freed_memory they reuse them."""

@@ -71,6 +71,7 @@ def test_batches_hold_pairs_together_and_every_sample_once_an_epoch():
     assert all(torch.equal(points[:, 0].long(), labels) for points, labels in batches)
 
 
+@pytest.mark.integration
 def test_regression_learns_the_parabola_from_a_flat_target():
     x, y = parabola(100, 1, 0.2)
     scores = cross_val_score(torchclassics.estimator("regression"), x.numpy(), y.numpy().ravel(),
@@ -80,6 +81,7 @@ def test_regression_learns_the_parabola_from_a_flat_target():
     assert net.predict(x.numpy()).shape == (100, 1)
 
 
+@pytest.mark.integration
 def test_cnn_mnist_takes_images_or_a_scalers_flat_rows():
     from torchclassics.data import mnist
 

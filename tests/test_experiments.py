@@ -14,7 +14,8 @@ TINY = {
     "classification": ({"epochs": 6, "gif_frames": 3}, ["decision_regions.png", "loss.png", "animation.gif"]),
     "linear": ({"epochs": 6}, ["fit.png", "loss.png"]),
     "optimizers": ({"epochs": 1, "n_points": 100}, ["loss.png"]),
-    "rnn_sincos": ({"epochs": 2, "train_windows": 10, "test_windows": 5, "gif_frames": 2}, ["prediction.png", "loss.png", "animation.gif"]),
+    "rnn_sincos": ({"epochs": 2, "train_windows": 10, "test_windows": 5, "gif_frames": 2},
+                   ["prediction.png", "loss.png", "animation.gif"]),
 }
 
 
@@ -58,6 +59,7 @@ def test_classification_default_separates_the_clusters(tmp_path):
     assert result.metrics["test_accuracy"] > 0.98
 
 
+@pytest.mark.integration
 def test_rnn_sincos_default_beats_predicting_zero_by_far(tmp_path):
     result = run("rnn_sincos", out=tmp_path / "r", figures=False)
     assert result.metrics["test_mse"] < 0.05  # predicting 0 everywhere scores 0.5

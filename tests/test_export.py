@@ -21,6 +21,7 @@ def reference(result, batch):
         return model(batch)[0]
 
 
+@pytest.mark.integration
 def test_onnx_export_runs_in_onnxruntime_with_another_batch_size(trained, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     path = tmp_path / "rnn.onnx"

@@ -12,52 +12,24 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import TIMEOUT_S, cli, comparable, kill_after, one_line_error, rows, start
 from torchclassics.cli import main
 
-TIMEOUT_S = 180
-# Random kill points per experiment; TORCHCLASSICS_FAULT_TRIALS=20 for the thorough run.
+# Kill points (rows of metrics.jsonl) per experiment; TORCHCLASSICS_FAULT_TRIALS=20 for the thorough run.
 TRIALS = int(os.environ.get("TORCHCLASSICS_FAULT_TRIALS", "2"))
-
-
-def cli(*args, env=None, **kwargs):
-    return subprocess.run([sys.executable, "-m", "torchclassics", *args], capture_output=True, text=True,
-                          timeout=TIMEOUT_S, env=env, **kwargs)
-
-
-def start(*args, env=None):
-    return subprocess.Popen([sys.executable, "-m", "torchclassics", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def rows(run: Path) -> list[dict]:
-    path = run / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def comparable(run: Path) -> list[dict]:
-    return [{k: v for k, v in row.items() if k != "train_s"} for row in rows(run)]
 
 
 def snapshot(run: Path) -> dict:
     """Every file of a run directory but its lock, as bytes."""
     return {p.relative_to(run).as_posix(): p.read_bytes() for p in sorted(run.rglob("*"))
             if p.is_file() and p.name != ".lock"}
-
-
-def one_line_error(stderr: str) -> str:
-    """The one error line of a refused command (progress lines of a run before it may precede it)."""
-    errors = [line for line in stderr.splitlines() if line.startswith("torchclassics: error: ")]
-    assert len(errors) == 1 and "Traceback" not in stderr, stderr
-    return errors[0]
 
 
 # -- kills ------------------------------------------------------------------------------------------
@@ -75,33 +47,34 @@ KILLED = {
 def uninterrupted(tmp_path_factory):
     """Each experiment run once without a kill: what every resumed run must end with."""
     root = tmp_path_factory.mktemp("whole")
-    done = {}
     for name, args in KILLED.items():
-        started = time.monotonic()
         cli("run", name, "--out", str(root / name), "--no-figures", *args, check=True)
-        done[name] = (root / name, time.monotonic() - started)
-    return done
+    return {name: root / name for name in KILLED}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", sorted(KILLED))
 @pytest.mark.parametrize("trial", range(TRIALS))
-def test_sigkill_at_a_random_point_then_resume_is_exact(tmp_path, uninterrupted, name, trial):
-    whole, duration = uninterrupted[name]
-    delay = random.Random(f"{name}-{trial}").uniform(0.3, duration * 0.9)
+def test_sigkill_after_a_seeded_row_then_resume_is_exact(tmp_path, uninterrupted, name, trial):
+    """The kill lands once a seeded number of rows is written (never after the run's end: the test
+    fails rather than skip a kill): before the first checkpoint, between checkpoints, during one."""
+    whole = uninterrupted[name]
+    kill_at = random.Random(f"{name}-{trial}").randint(1, int(len(rows(whole)) * 0.8))
     killed = tmp_path / "killed"
-    proc = start("run", name, "--out", str(killed), "--no-figures", *KILLED[name])
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after(start("run", name, "--out", str(killed), "--no-figures", *KILLED[name]), killed, kill_at)
     resumed = cli("run", name, "--out", str(killed), "--resume", "--no-figures")
-    if not killed.exists():  # killed before the run directory existed: nothing to resume
-        assert resumed.returncode == 2 and "does not exist" in resumed.stderr
-        return
     assert resumed.returncode == 0, resumed.stderr
-    assert comparable(killed) == comparable(whole), f"killed after {delay:.2f} s"
+    assert comparable(killed) == comparable(whole), f"killed after row {kill_at}"
     expected = json.loads((whole / "summary.json").read_text())["metrics"]
     assert json.loads((killed / "summary.json").read_text())["metrics"] == pytest.approx(expected, abs=1e-6)
     assert not [p for p in killed.rglob(".*") if p.name != ".lock"], "leftovers of killed writes remain"
+
+
+def test_resume_of_a_run_directory_that_was_never_made_is_one_line(tmp_path, capsys):
+    """A kill before the run directory existed leaves nothing to resume: said in one line."""
+    assert main(["run", "regression", "--out", str(tmp_path / "never"), "--resume", "--no-figures"]) == 2
+    assert "does not exist" in one_line_error(capsys.readouterr().err)
+    assert not (tmp_path / "never").exists()
 
 
 def test_killed_before_the_first_checkpoint_restarts_cleanly(tmp_path):
@@ -138,6 +111,7 @@ def test_resume_with_fewer_epochs_than_done_is_refused(tmp_path, capsys):
 
 
 # -- writers --------------------------------------------------------------------------------------
+@pytest.mark.integration
 def test_a_second_writer_is_refused_while_the_first_lives(tmp_path):
     out = tmp_path / "r"
     env = {**os.environ, "TORCHCLASSICS_CHECKPOINT_SECONDS": "0.2"}
@@ -162,6 +136,7 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     assert len(rows(out)) == 4
 
 
+@pytest.mark.integration
 def test_simultaneous_runs_into_one_root_get_distinct_folders(tmp_path):
     env = {**os.environ, "TORCHCLASSICS_RUNS": str(tmp_path / "runs")}
     procs = [start("run", "regression", "--no-figures", "--quiet", "--set", "epochs=5", env=env) for _ in range(5)]
@@ -315,7 +290,7 @@ def test_a_full_disk_is_one_line_naming_the_path(small_disk):
     out = small_disk / "run"
     proc = cli("run", "regression", "--out", str(out), "--set", "epochs=400", "--set", "hidden=2000")
     assert proc.returncode == 2, proc.stderr
-    line = [l for l in proc.stderr.splitlines() if l.startswith("torchclassics: error")]
+    line = [text for text in proc.stderr.splitlines() if text.startswith("torchclassics: error")]
     assert len(line) == 1 and "No space left on device" in line[0] and str(out) in line[0]
     assert "Traceback" not in proc.stderr
     assert not [p for p in out.rglob(".*") if p.name != ".lock"], "no temporary file left behind"

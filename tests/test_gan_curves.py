@@ -5,10 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import killed_and_resumed, rows
 from torchclassics import run, search
 from torchclassics.cli import main
 from torchclassics.data.paintings import canvas, nearest_in_family, paint
-from test_resume import killed_and_resumed, rows
 
 TINY = {"epochs": 3, "steps_per_epoch": 20, "eval_paintings": 100, "gif_frames": 2}
 
@@ -51,6 +51,7 @@ def test_tiny_run_writes_its_figures_and_exports_the_generator(tmp_path):
         assert torch.allclose(program(ideas), result.model.cpu().eval()(ideas), atol=1e-5)
 
 
+@pytest.mark.integration
 def test_the_painter_learns_the_family(tmp_path):
     """1,500 steps (of the tutorial's 10,000): the paintings come several times closer to the
     family of curves, and the discriminator is left unsure (D score near 2 log 1/2)."""
@@ -60,11 +61,13 @@ def test_the_painter_learns_the_family(tmp_path):
     assert result.metrics["test_d_score"] == pytest.approx(-1.386, abs=0.15)
 
 
+@pytest.mark.integration
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
     settings = {"epochs": 6, "steps_per_epoch": 50, "eval_paintings": 200}
     expected, got = killed_and_resumed(tmp_path, monkeypatch, "gan_curves", settings, kill_at=3)
     assert got.summary["at_init"] == expected.summary["at_init"]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    last = {path.name: torch.load(path / "checkpoints" / "last.pt", weights_only=True)["record"] for path in (whole, killed)}
+    last = {path.name: torch.load(path / "checkpoints" / "last.pt", weights_only=True)["record"]
+            for path in (whole, killed)}
     assert torch.equal(last["killed"]["step_losses"], last["whole"]["step_losses"])  # the loss figure's data too
     assert len(last["whole"]["step_losses"]) == 300

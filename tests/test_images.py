@@ -184,6 +184,7 @@ def test_augmentation_leaves_the_global_generator_alone():
     assert torch.equal(torch.rand(3), expected)
 
 
+@pytest.mark.integration
 def test_worker_processes_give_the_same_batches(kaggle):
     """Spawned workers (and so any worker count) draw the augmentation the main process would."""
     folder = ImageFolderData(kaggle["root"], 32, 0.2, seed=0, cache=False)

@@ -29,6 +29,8 @@ def test_ci_tests_the_installed_wheel_not_the_checkout():
     assert "site-packages" in Path(torchclassics.__file__).parts
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_first_minutes_from_an_empty_folder(tmp_path):
     here = tmp_path / "empty"
     here.mkdir()
@@ -50,6 +52,7 @@ def test_first_minutes_from_an_empty_folder(tmp_path):
     assert not (here / "data").exists()  # nothing downloaded next to the user's files
 
 
+@pytest.mark.integration
 def test_init_starts_a_project_whose_params_the_run_uses(tmp_path):
     cli("init", "regression", cwd=tmp_path)
     params = tmp_path / "experiments" / "regression" / "params.json"

@@ -134,6 +134,7 @@ def test_dataloader_prints_the_tutorials_batches(tmp_path, capsys):
     assert dropped == partial[:2]
 
 
+@pytest.mark.integration
 def test_dataloader_is_spawn_safe_and_independent_of_workers():
     from torchclassics.lessons.dataloader import epoch_batches, make_loader
 
@@ -144,6 +145,7 @@ def test_dataloader_is_spawn_safe_and_independent_of_workers():
         assert np.allclose(np.add(xs, ys), 11)  # pairs stay together
 
 
+@pytest.mark.integration
 def test_generator_shuffle_ignores_workers_but_not_persistent_workers(tmp_path, capsys):
     from torchclassics.lessons.dataloader import generator_shuffle_order
 
@@ -216,6 +218,7 @@ def test_rnn_gradients_gates_states_and_detach(tmp_path, capsys):
     assert (tmp_path / "rnn_gradients.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.integration
 def test_pca_against_a_real_autoencoder_run(tmp_path, capsys, monkeypatch):
     import json
 
@@ -244,6 +247,7 @@ def test_pca_by_hand_equals_scikit_learn():
     assert pca_reconstruction(train, test, components=2)["mse"] == pytest.approx(np.mean((rebuilt - test) ** 2))
 
 
+@pytest.mark.integration
 def test_sklearn_engine_and_grid_search_side_by_side(tmp_path, capsys, monkeypatch):
     from torchclassics.lessons import sklearn as lesson
 
@@ -258,6 +262,8 @@ def test_sklearn_engine_and_grid_search_side_by_side(tmp_path, capsys, monkeypat
     assert (tmp_path / "engine_vs_gridsearch.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.integration
+@pytest.mark.external
 def test_parallel_ddp_on_cpu_trains_as_one_process(tmp_path, capsys):
     out = run_cli("parallel", tmp_path, capsys)
     difference = float(re.search(r"gradient: largest difference ([0-9.e+-]+)", out).group(1))
@@ -281,7 +287,7 @@ def test_data_parallel_wraps_the_experiments_model_and_keeps_its_checkpoints(tmp
     assert evaluate(tmp_path / "dp")["test_mse"] == pytest.approx(wrapped["metrics"]["test_mse"], rel=1e-4)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="nn.DataParallel needs CUDA GPUs")
+@pytest.mark.gpu  # nn.DataParallel needs CUDA GPUs
 def test_data_parallel_splits_each_batch_over_every_gpu(tmp_path, capsys):
     from torchclassics.lessons.parallel import data_parallel_fit
 

@@ -27,6 +27,7 @@ def colourful_pixels(path) -> int:
     return int(((rgb.max(axis=2) - rgb.min(axis=2)) > 60).sum())
 
 
+@pytest.mark.integration
 def test_cnn_mnist_reads_the_folder_and_draws_everything(tmp_path, mnist_folder):
     result = run("cnn_mnist", out=tmp_path / "cnn", data_root=str(mnist_folder), epochs=2, tsne_points=80, **FAST)
     summary = json.loads((result.run_dir / "summary.json").read_text())
@@ -93,7 +94,8 @@ def test_offline_fallback_from_the_command_line(tmp_path, capsys):
 
 
 def test_a_corrupt_folder_is_a_one_line_error_from_the_command_line(tmp_path, mnist_folder, capsys):
-    broken = mnist.write_folder(tmp_path / "broken", np.zeros((5, 28, 28)), np.zeros(5), np.zeros((5, 28, 28)), np.zeros(5))
+    broken = mnist.write_folder(tmp_path / "broken", np.zeros((5, 28, 28)), np.zeros(5), np.zeros((5, 28, 28)),
+                                np.zeros(5))
     path = mnist.raw_folder(broken) / mnist.FILES[("test", "images")]
     path.write_bytes(path.read_bytes()[:100])
     code = main(["run", "cnn_mnist", "--out", str(tmp_path / "x"), "--set", f"data_root={broken}"])
@@ -102,7 +104,7 @@ def test_a_corrupt_folder_is_a_one_line_error_from_the_command_line(tmp_path, mn
     assert not (tmp_path / "x").exists()  # nothing written for a run that could not start
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu
 def test_on_the_gpu_the_data_stays_there_and_cuda_graphs_train_like_eager(tmp_path, mnist_folder, capsys):
     from torchclassics import config, registry
 

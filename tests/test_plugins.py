@@ -208,6 +208,7 @@ def command(installed, *args, cwd=None) -> subprocess.CompletedProcess:
     return proc
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_an_installed_project_is_listed_run_searched_and_reported(installed, tmp_path):
     python, project, env = installed

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from test_resume import kill_after
+from helpers import kill_after
+
+pytestmark = [pytest.mark.external, pytest.mark.integration]  # a PostgreSQL server; searches in subprocesses
 
 pytestmark = [pytest.mark.external, pytest.mark.integration]  # a PostgreSQL server; searches in subprocesses
 

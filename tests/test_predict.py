@@ -61,6 +61,7 @@ def held_out_files(subset, folder):
     return files, truth
 
 
+@pytest.mark.integration
 def test_held_out_digits_as_png_and_jpeg_files_are_named_right(cnn_run, subset, tmp_path):
     files, truth = held_out_files(subset, tmp_path)
     rows = predict(cnn_run, files)
@@ -79,6 +80,7 @@ def test_a_prepared_file_looks_like_the_mnist_digit_it_came_from(subset, tmp_pat
         assert np.corrcoef(prepared.ravel(), digit.astype(float).ravel())[0, 1] > 0.6, style
 
 
+@pytest.mark.integration
 def test_bad_files_get_one_clear_line_each_and_the_rest_are_predicted(cnn_run, subset, tmp_path, capsys):
     good = save_variant(subset.test_images[0].numpy(), tmp_path / "seven.png", "paper")
     not_image = tmp_path / "notes.png"
@@ -90,7 +92,8 @@ def test_bad_files_get_one_clear_line_each_and_the_rest_are_predicted(cnn_run, s
     other = save_variant(subset.test_images[1].numpy(), tmp_path / "other.png", "big")
     missing = tmp_path / "missing.png"
 
-    code = main(["predict", str(cnn_run), str(good), str(not_image), str(blank), str(truncated), str(missing), str(other)])
+    code = main(["predict", str(cnn_run), str(good), str(not_image), str(blank), str(truncated), str(missing),
+                 str(other)])
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 1 and len(lines) == 6
     assert lines[0].startswith(f"{good}: {int(subset.test_labels[0])} (")
@@ -118,7 +121,8 @@ def test_a_blank_or_flat_image_is_not_a_digit(tmp_path):
 
 def test_predict_with_an_autoencoder_run_is_a_one_line_error(tmp_path, capsys):
     out = tmp_path / "ae"
-    tiny = mnist.write_folder(tmp_path / "tiny", np.zeros((64, 28, 28)), np.zeros(64), np.zeros((8, 28, 28)), np.zeros(8))
+    tiny = mnist.write_folder(tmp_path / "tiny", np.zeros((64, 28, 28)), np.zeros(64), np.zeros((8, 28, 28)),
+                              np.zeros(8))
     run("autoencoder", out=out, figures=False, data_root=str(tiny), download=False, epochs=1)
     image = tmp_path / "d.png"
     Image.new("L", (28, 28), 0).save(image)
@@ -127,6 +131,7 @@ def test_predict_with_an_autoencoder_run_is_a_one_line_error(tmp_path, capsys):
     assert len(errors) == 1 and "autoencoder runs do not classify files or texts" in errors[0]
 
 
+@pytest.mark.integration
 def test_predict_reads_no_data_set_only_evaluate_does(cnn_run, subset, tmp_path, monkeypatch):
     """predict builds the model alone (Experiment.model_alone); evaluate rebuilds the whole Task."""
     from torchclassics import evaluate

@@ -307,6 +307,7 @@ def open_page(browser, page_path: Path, problems: list, requests: list):
     return page
 
 
+@pytest.mark.external
 def test_headless_chromium_compares_runs_and_explains_the_study(runs_dir, report, tmp_path):
     from playwright.sync_api import sync_playwright
 

@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from test_resume import kill_after
+from helpers import kill_after
 from torchclassics import api, registry, search as search_module
 from torchclassics.cli import main
 from torchclassics.errors import UserError
@@ -231,6 +231,7 @@ def test_grid_values_of_each_spec_form():
     assert parse_param("batch_size=choice:32,64,128").grid(2) == [32, 64, 128]  # choices as listed
 
 
+@pytest.mark.integration
 def test_grid_runs_each_point_once_and_a_continued_grid_the_rest(tmp_path, capsys):
     grid = dict(sampler="grid", space=["lr=choice:0.1,0.2", "hidden=int:4:16"], grid_points=2, sets=FAST,
                 runs_dir=str(tmp_path), device="cpu", pruner="none")
@@ -254,6 +255,7 @@ def test_a_study_keeps_its_sampler(tmp_path):
     assert (again["sampler"], again["n_trials"]) == ("random", 2)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", ["gp", "botorch"])
 def test_a_model_based_sampler_picks_after_the_startup_trials(tmp_path, monkeypatch, kind):
     if kind == "botorch":

@@ -9,8 +9,15 @@ from PIL import Image
 
 from torchclassics.viz.animate import FrameWriter, animate, write_gif
 from torchclassics.viz.embed import TsneAnimation, tsne_figure
-from torchclassics.viz.plots import (confusion_figure, draw_image_grid, loss_curves, loss_figure, mosaic,
-                                     new_figure, save)
+from torchclassics.viz.plots import (
+    confusion_figure,
+    draw_image_grid,
+    loss_curves,
+    loss_figure,
+    mosaic,
+    new_figure,
+    save,
+)
 
 
 def frame(value: int, size=(40, 60)) -> np.ndarray:

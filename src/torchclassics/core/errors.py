@@ -36,7 +36,7 @@ class UserError(Exception):
         super().__init__(self.render(api_words))
 
     @classmethod
-    def for_option(cls, option: str, value, reason: str) -> "UserError":
+    def for_option(cls, option: str, value, reason: str) -> UserError:
         """``option=value: reason`` in the API's words; the CLI renders its own."""
         return cls(reason, option=option, value=value)
 

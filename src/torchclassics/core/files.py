@@ -21,8 +21,9 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 TEMP_PREFIX = ".torchclassics."
 TEMP_SUFFIX = ".tmp"
@@ -100,7 +101,7 @@ def remove_leftovers(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return removed
-    for parent, folders, files in os.walk(folder):  # os.walk does not follow links to folders
+    for parent, _folders, files in os.walk(folder):  # os.walk does not follow links to folders
         for name in files:
             path = Path(parent) / name
             if is_leftover(path) and path.is_file() and not path.is_symlink():

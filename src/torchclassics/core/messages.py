@@ -19,7 +19,7 @@ import contextlib
 import logging
 import sys
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 LOGGER = logging.getLogger("torchclassics")
 PROGRESS, STATUS, NOTE = "progress", "status", "note"

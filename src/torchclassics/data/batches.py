@@ -7,7 +7,7 @@ row indices, and a batch is one indexing operation plus an optional per-batch
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -42,7 +42,7 @@ class TensorBatches:
     def n_samples(self) -> int:
         return len(self.tensors[0])
 
-    def shard(self, rank: int, world: int) -> "TensorBatches":
+    def shard(self, rank: int, world: int) -> TensorBatches:
         """Under DDP each process takes every ``world``-th sample of the same permutation, in batches
         of ``batch_size / world``: the k-th batches of all processes together are the k-th batch of
         one process, so N processes train as one does (``batch_size`` is the global batch)."""

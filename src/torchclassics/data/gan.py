@@ -7,7 +7,7 @@ the noise the uninterrupted run drew, and the noise is the same on a CPU and a G
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -39,7 +39,7 @@ class WithNoise:
     def n_samples(self) -> int:
         return self.real.n_samples
 
-    def shard(self, rank: int, world: int) -> "WithNoise":
+    def shard(self, rank: int, world: int) -> WithNoise:
         """Under DDP each process takes its share of the real data and draws noise of its own."""
         self.real.shard(rank, world)
         self.rank = rank

@@ -141,7 +141,8 @@ def read_folder(root: Path) -> Mnist:
         tensors[split] = (data.data.contiguous(), data.targets.long())
         if len(data.targets) and int(data.targets.max()) > 9:
             path = raw / FILES[(split, "labels")]
-            raise UserError(f"MNIST file {path} holds label {int(data.targets.max())} (digits are 0-9): {_fix_hint(path)}.")
+            raise UserError(f"MNIST file {path} holds label {int(data.targets.max())} (digits are 0-9): "
+                            f"{_fix_hint(path)}.")
     source = f"MNIST from {raw} ({counts[('train', 'images')]:,} train / {counts[('test', 'images')]:,} test)"
     return Mnist(*tensors["train"], *tensors["test"], source=source)
 
@@ -158,7 +159,8 @@ def write_folder(root, train_images, train_labels, test_images, test_labels) -> 
         labels = np.ascontiguousarray(np.asarray(labels), dtype=np.uint8)
         header = struct.pack(">IIII", IDX_MAGIC["images"], len(images), SIDE, SIDE)
         (raw / FILES[(split, "images")]).write_bytes(header + images.tobytes())
-        (raw / FILES[(split, "labels")]).write_bytes(struct.pack(">II", IDX_MAGIC["labels"], len(labels)) + labels.tobytes())
+        (raw / FILES[(split, "labels")]).write_bytes(struct.pack(">II", IDX_MAGIC["labels"], len(labels))
+                                                     + labels.tobytes())
     return Path(root)
 
 

@@ -6,7 +6,7 @@ upper bound (a = 2: ``2 * x**2 + 1``).
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -60,7 +60,7 @@ class ArtistWorks:
     def n_samples(self) -> int:
         return self.steps * self.batch_size
 
-    def shard(self, rank: int, world: int) -> "ArtistWorks":
+    def shard(self, rank: int, world: int) -> ArtistWorks:
         """Under DDP every process paints batches of its own."""
         self.rank = rank
         return self

@@ -31,7 +31,8 @@ DESCRIPTIONS = {
     "dataloader": "TensorDataset + DataLoader: batches, shuffle, 2 workers, seeded, drop_last",
     "rnn": "gradients through time (RNN vs LSTM), the LSTM's gates by hand, h_n vs c_n, detaching the state",
     "pca": "PCA with 3 components vs a real autoencoder run on the same MNIST digits (MSE, codes side by side)",
-    "sklearn": "the two clusters by the engine and by scikit-learn's GridSearchCV over a skorch estimator, side by side",
+    "sklearn": "the two clusters by the engine and by scikit-learn's GridSearchCV over a skorch estimator, "
+               "side by side",
     "parallel": "nn.DataParallel vs DistributedDataParallel: the same run in 1 process and with torchrun "
                 "(2 CPU processes), DataParallel where CUDA GPUs exist",
 }

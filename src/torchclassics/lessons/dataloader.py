@@ -97,7 +97,8 @@ def run(out: Path) -> None:
     for name, order in orders.items():
         print(f"  {name:<21} {order}")
     print(f"  the number of workers changes nothing: {orders['0 workers'] == orders['2 workers']}; "
-          f"persistent_workers changes the later epochs: {orders['2 workers'][2:] != orders['2 persistent workers'][2:]}")
+          "persistent_workers changes the later epochs: "
+          f"{orders['2 workers'][2:] != orders['2 persistent workers'][2:]}")
     print("  (the loader draws a seed for its workers from the generator each time an epoch starts, with 0 workers "
           "too; persistent workers draw it once.) Epoch 0, [5, 7, 10, 3, 4] [2, 1, 8, 9, 6], is the course-project "
           "notes' printout.")

@@ -91,6 +91,7 @@ def run(out: Path) -> Path:
     count = min(SHOWN, len(test))
     ae_codes = autoencoder_codes(result.model, test[:count])
     titles = (f"PCA, 3 components: test MSE {pca['mse']:.4f}", f"autoencoder: test MSE {ae_mse:.4f}")
-    path = draw(pca["codes"][:count], ae_codes, data.test_labels[:count].numpy(), titles, out / "pca_vs_autoencoder.png")
+    path = draw(pca["codes"][:count], ae_codes, data.test_labels[:count].numpy(), titles,
+                out / "pca_vs_autoencoder.png")
     print(f"figure: {path.name} (test digits coloured by label; neither method saw the labels)")
     return out

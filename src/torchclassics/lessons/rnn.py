@@ -149,7 +149,7 @@ def run(out: Path) -> Path:
           f"mean forget gate at initialisation {step['forget_mean']:.2f}")
 
     s = states_demo()
-    print(f"\nr_out, (h_n, c_n) = nn.LSTM(28, 64, batch_first=True)(x of shape (2, 28, 28)):")
+    print("\nr_out, (h_n, c_n) = nn.LSTM(28, 64, batch_first=True)(x of shape (2, 28, 28)):")
     print(f"  r_out {s['r_out']} (every step's h), h_n {s['h_n']} (last h), c_n {s['c_n']} (last cell state)")
     print(f"  r_out[:, -1, :] equals h_n[-1]: {s['last_is_h_n']}; equals c_n[-1]: {s['last_is_c_n']}"
           " (the notes' h_c is c_n)")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+
 def shared_memory_demo() -> dict:
     """``torch.from_numpy`` and ``.numpy()`` share memory with the array; ``torch.tensor`` copies."""
     array = np.arange(6).reshape(2, 3)

@@ -1,8 +1,8 @@
 """The small fully connected nets of the first lessons."""
 from __future__ import annotations
 
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class Net(nn.Module):

@@ -72,11 +72,11 @@ class Objective:
             raise ValueError(f"Objective mode {self.mode!r}: choose 'min' or 'max'")
 
     @classmethod
-    def guessed(cls, metric: str) -> "Objective":
+    def guessed(cls, metric: str) -> Objective:
         return cls(metric, guessed_mode(metric))
 
     @classmethod
-    def from_direction(cls, metric: str, direction: str) -> "Objective":
+    def from_direction(cls, metric: str, direction: str) -> Objective:
         """Optuna's words: "minimize" or "maximize"."""
         return cls(metric, "max" if direction == "maximize" else "min")
 

@@ -114,11 +114,12 @@ class Summary:
         return {**written, **{k: v for k, v in self.results.items() if k not in known}}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Summary":
+    def from_json(cls, data: dict) -> Summary:
         problems: list[str] = []
         objective = data.get("objective")
         goal = None
-        if isinstance(objective, dict) and isinstance(objective.get("metric"), str) and objective.get("mode") in ("min", "max"):
+        if (isinstance(objective, dict) and isinstance(objective.get("metric"), str)
+                and objective.get("mode") in ("min", "max")):
             goal = Objective(objective["metric"], objective["mode"])
         metrics = _typed(data, "metrics", dict, {}, problems)
         names = {f.name for f in fields(cls)}
@@ -128,10 +129,12 @@ class Summary:
             metrics={str(k): _finite_or_none(v) if _is_number(v) else v for k, v in metrics.items()},
             best=_typed(data, "best", dict, {}, problems), objective=goal,
             seed=_typed(data, "seed", int, None, problems), device=_typed(data, "device", str, None, problems),
-            world_size=_typed(data, "world_size", int, 1, problems), threads=_typed(data, "threads", int, None, problems),
+            world_size=_typed(data, "world_size", int, 1, problems),
+            threads=_typed(data, "threads", int, None, problems),
             epochs=_typed(data, "epochs", int, None, problems), steps=_typed(data, "steps", int, None, problems),
             resumed_from_epoch=_typed(data, "resumed_from_epoch", int, 0, problems),
-            train_s=_typed(data, "train_s", float, None, problems), wall_s=_typed(data, "wall_s", float, None, problems),
+            train_s=_typed(data, "train_s", float, None, problems),
+            wall_s=_typed(data, "wall_s", float, None, problems),
             versions=_typed(data, "versions", dict, {}, problems), run=_typed(data, "run", str, None, problems),
             study=_typed(data, "study", str, None, problems), trial=_typed(data, "trial", int, None, problems),
             module=_typed(data, "module", str, None, problems),
@@ -160,11 +163,12 @@ class TrialMarker:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
     @classmethod
-    def from_json(cls, data: dict) -> "TrialMarker":
+    def from_json(cls, data: dict) -> TrialMarker:
         problems: list[str] = []
         state = data.get("state")
         return cls(study=str(data.get("study") or ""), trial=_typed(data, "trial", int, -1, problems),
-                   state=state if state in TRIAL_STATES else "unknown", metric=_typed(data, "metric", str, None, problems),
+                   state=state if state in TRIAL_STATES else "unknown",
+                   metric=_typed(data, "metric", str, None, problems),
                    params=_typed(data, "params", dict, {}, problems), value=_finite_or_none(data.get("value")),
                    epoch=_typed(data, "epoch", int, None, problems), reason=_typed(data, "reason", str, None, problems),
                    threads=_typed(data, "threads", int, None, problems), format=_format_of(data))
@@ -184,7 +188,7 @@ class ExportRecord:
                 "export_format": self.export_format, **self.details}
 
     @classmethod
-    def from_json(cls, data: dict) -> "ExportRecord":
+    def from_json(cls, data: dict) -> ExportRecord:
         version = _format_of(data) if not isinstance(data.get("format"), str) else 0
         exported = data.get("export_format") if version else data.get("format")  # format 0: "format": "onnx"
         details = {k: v for k, v in data.items() if k not in ("format", "run", "checkpoint", "export_format")}
@@ -209,7 +213,7 @@ class Row:
         return {k: v for k, v in row.items() if v is not None or k in self.metrics}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Row | None":
+    def from_json(cls, data: dict) -> Row | None:
         """None for a line that is not a row (no whole-number epoch)."""
         epoch = data.get("epoch")
         if not isinstance(epoch, int) or isinstance(epoch, bool):

@@ -7,8 +7,8 @@ written by Pillow with one palette for the whole GIF, which is several times fas
 quantising each frame on its own and keeps colours from flickering between frames."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image
