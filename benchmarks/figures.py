@@ -40,10 +40,10 @@ import imageio.v2 as imageio
 import matplotlib
 import numpy as np
 import torch
+from torchclassics.atomic import write_json
 
 import torchclassics
 from torchclassics import registry
-from torchclassics.atomic import write_json
 from torchclassics.data import mnist, shapes
 from torchclassics.viz.plots import new_figure
 

@@ -11,10 +11,10 @@ from PIL import Image
 from torchclassics import api, run
 from torchclassics.cli import main
 from torchclassics.data import shapes
-from torchclassics.rundir.reader import RunFolder
 from torchclassics.errors import UserError
 from torchclassics.models import resnet
 from torchclassics.models.resnet import ResNet18Classifier
+from torchclassics.rundir.reader import RunFolder
 
 # Small and fast, yet enough to learn: 400 images (~320 to train), 32 pixels, no augmentation.
 FAST = {"image_size": 32, "epochs": 8, "augment": False, "cnn_width": 8, "lr": 0.002, "batch_size": 16}

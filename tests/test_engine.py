@@ -206,7 +206,7 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
         def __reduce__(self):
             raise RuntimeError("cannot pickle")
 
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError, match="cannot pickle"):
         state.save(state.BestWeights(model={"x": Unsaveable()}, epoch=1, best={}), path)
     assert torch.equal(state.load_best(path).model["x"], torch.ones(1))
     assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]

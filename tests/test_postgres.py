@@ -118,7 +118,7 @@ def test_two_machines_add_their_trials_to_one_study(postgres_url, tmp_path):
     workers = [subprocess.Popen(search_command(postgres_url, "shared", root, "--trials", "2", "--set", "epochs=10"),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for root in roots]
     outputs = [worker.communicate(timeout=300) for worker in workers]
-    for worker, (out, err) in zip(workers, outputs):
+    for worker, (_out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err
 
     from optuna.trial import TrialState

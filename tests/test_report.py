@@ -154,7 +154,8 @@ def test_each_view_has_metrics_first_then_only_the_parameters_that_vary(report):
                                                     "status", "hidden"]
     rows = re.findall(r'<tr class="run-row" id="run-r\d+" data-key="r\d+" data-status="(\w+)">.*?</button>([^<]+)</td>',
                       view_of(html, "classification"))
-    assert [name for _, name in rows] == ["fast", "killed", "lr-trial-2", "lr-trial-3", "lr-trial-10", "lr_study-trial-0",
+    assert [name for _, name in rows] == ["fast", "killed", "lr-trial-2", "lr-trial-3", "lr-trial-10",
+                                          "lr_study-trial-0",
                                           "lr_study-trial-1", "lr_study-trial-2", "lr_study-trial-3", "slow"]
     assert dict((name, status) for status, name in rows)["lr_study-trial-2"] == "pruned"
 
@@ -212,7 +213,8 @@ def test_figures_are_embedded_only_when_verified_images_inside_their_run(runs_di
     outside_image = Path(os.readlink(runs_dir / "classification" / "slow" / "figures" / "private.png"))
     private = base64.b64encode(outside_image.read_bytes()[:600]).decode()[:200]
     assert private not in html
-    assert re.search(r"slow/figures/hostname.png is a symbolic link out of .*slow \(to /etc/hostname\); skipped it", err)
+    assert re.search(r"slow/figures/hostname.png is a symbolic link out of .*slow \(to /etc/hostname\); skipped it",
+                     err)
     assert re.search(r"slow/figures/private.png is a symbolic link out of", err)
     assert re.search(r"slow/figures/fake.png: not an image", err)
 
@@ -333,7 +335,8 @@ def test_headless_chromium_compares_runs_and_explains_the_study(runs_dir, report
             page.get_by_role("tab", name=re.compile(r"^classification")).click()
             view = page.locator("section.view:visible")
             view_id = view.get_attribute("id")
-            names = page.evaluate(f"Array.from(document.querySelectorAll('#{view_id} table.runs th')).map(th => th.textContent)")
+            names = page.evaluate(f"Array.from(document.querySelectorAll('#{view_id} table.runs th'))"
+                                  ".map(th => th.textContent)")
             assert "lr" in names and not {"seed", "hidden", "epochs", "latent", "image_size", "note"} & set(names)
             assert visible_column(page, view_id, "run")[2:5] == ["lr-trial-2", "lr-trial-3", "lr-trial-10"]
             view.locator("th", has_text=re.compile(r"^test_accuracy$")).click()
@@ -344,9 +347,12 @@ def test_headless_chromium_compares_runs_and_explains_the_study(runs_dir, report
             for name in ("fast", "slow"):
                 view.get_by_label(f"tick {name}").check()
             traces = page.evaluate(f"document.querySelector('#{view_id} .chart.curves').data.map(t => t.name)")
-            assert set(traces) == {f"{run} · {metric}" for run in ("fast", "slow") for metric in ("test_accuracy", "accuracy")}
-            dashes = page.evaluate(f"document.querySelector('#{view_id} .chart.curves').data.map(t => [t.name, t.line.dash])")
-            assert {name.split(" · ")[1]: dash for name, dash in dashes} == {"test_accuracy": "solid", "accuracy": "dot"}
+            assert set(traces) == {f"{run} · {metric}" for run in ("fast", "slow")
+                                   for metric in ("test_accuracy", "accuracy")}
+            dashes = page.evaluate(f"document.querySelector('#{view_id} .chart.curves').data"
+                                   ".map(t => [t.name, t.line.dash])")
+            assert {name.split(" · ")[1]: dash for name, dash in dashes} == {"test_accuracy": "solid",
+                                                                             "accuracy": "dot"}
             view.locator(".curve-metric[value=test_loss]").check()
             view.locator(".log-y").check()
             assert page.evaluate(f"document.querySelector('#{view_id} .chart.curves').layout.yaxis.type") == "log"
@@ -375,7 +381,8 @@ def test_headless_chromium_compares_runs_and_explains_the_study(runs_dir, report
             page.get_by_role("tab", name="study lr_study").click()
             # plotly.js loads after the first paint: on a busy machine the plots come a moment after the click
             wait_until(page, "Array.from(document.querySelectorAll('.study-plot')).every(d => (d.data || []).length)")
-            drawn = page.evaluate("Array.from(document.querySelectorAll('.study-plot')).map(d => (d.data || []).length)")
+            drawn = page.evaluate("Array.from(document.querySelectorAll('.study-plot'))"
+                                  ".map(d => (d.data || []).length)")
             assert len(drawn) == 5 and all(n > 0 for n in drawn), drawn
             assert any(name.startswith("Pruned") for name in page.evaluate(
                 "document.querySelector('.study-plot').data.map(t => t.name || '')"))

@@ -16,13 +16,24 @@ import pytest
 from optuna.trial import TrialState
 
 from helpers import kill_after
-from torchclassics import api, registry, search as search_module
+from torchclassics import api, registry
+from torchclassics import search as search_module
 from torchclassics.cli import main
 from torchclassics.errors import UserError
 from torchclassics.results import studies
-from torchclassics.search import (Dimension, fail_dead_trials, load_space, objective_of, open_storage,
-                                  param_importances, parse_dimension, parse_param, search, study_figures,
-                                  with_installed_driver)
+from torchclassics.search import (
+    Dimension,
+    fail_dead_trials,
+    load_space,
+    objective_of,
+    open_storage,
+    param_importances,
+    parse_dimension,
+    parse_param,
+    search,
+    study_figures,
+    with_installed_driver,
+)
 from torchclassics.search import samplers as samplers_module
 from torchclassics.search.workers import Dispatcher, owner, process_alive, process_start
 

@@ -31,7 +31,8 @@ def history_rows(epochs: int, start_loss: float, accuracy: bool = True, tag: str
                  held_out: str = "test_") -> list[dict]:
     rows = []
     for epoch in range(1, epochs + 1):
-        row = {"epoch": epoch, "step": epoch * 10, loss: start_loss / epoch, f"{held_out}{loss}": 1.2 * start_loss / epoch,
+        row = {"epoch": epoch, "step": epoch * 10, loss: start_loss / epoch,
+               f"{held_out}{loss}": 1.2 * start_loss / epoch,
                "lr": 0.1, "train_s": 0.01 * epoch}
         if accuracy:
             row.update({"accuracy": 1 - 0.25 * start_loss / epoch, f"{held_out}accuracy": 1 - 0.3 * start_loss / epoch})
@@ -137,7 +138,8 @@ def test_one_table_per_experiment_with_metrics_first_then_only_varying_parameter
     tables = sections(text)
     assert list(tables) == ["autoencoder", "classification", "dogs_vs_cats", "regression"]
     header = list(markdown_rows(tables["classification"])[0])
-    assert header == ["run", "test_accuracy", "test_loss", "best_test_accuracy", "best_epoch", "train_s", "status", "lr"]
+    assert header == ["run", "test_accuracy", "test_loss", "best_test_accuracy", "best_epoch", "train_s", "status",
+                      "lr"]
     assert list(markdown_rows(tables["regression"])[0]) == ["run", "test_mse", "best_test_mse", "best_epoch",
                                                             "train_s", "status", "hidden"]
     assert list(markdown_rows(tables["dogs_vs_cats"])[0])[1:3] == ["val_accuracy", "val_loss"]  # val_ is held out
@@ -203,8 +205,9 @@ def test_experiment_option_gives_its_table_alone(runs_dir):
 def test_sort_puts_the_best_first_in_each_table_and_runs_without_the_metric_last(runs_dir):
     assert [guessed_mode(m) for m in ("test_accuracy", "test_loss", "test_mse")] == ["max", "min", "min"]
     tables = json.loads(synthesize(runs_dir, fmt="json", sort="test_accuracy"))
+    # 0.9, 0.88, 0.85, 0.8, 0.55 (last logged), -1.7
     assert [r["run"] for r in tables["classification"]] == ["fast", "lr-trial-10", "lr-trial-2", "slow", "killed",
-                                                            "lr-trial-3"]  # 0.9, 0.88, 0.85, 0.8, 0.55 (last logged), -1.7
+                                                            "lr-trial-3"]
     assert [r["run"] for r in tables["regression"]] == ["new", "old"]  # no test_accuracy: natural order kept
     by_loss = json.loads(synthesize(runs_dir, fmt="json", sort="test_loss"))["classification"]
     assert [r["run"] for r in by_loss][:2] == ["fast", "lr-trial-10"]  # ascending

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from . import progress, registry
-from .params import sources
-from .plugins import discovery
 from .core import messages
 from .core.errors import UserError
+from .params import parameters, sources
+from .plugins import discovery
 from .rundir import layout
 from .rundir.reader import RunFolder
 from .rundir.records import Summary
@@ -48,10 +48,7 @@ class RunResult:
         return f"RunResult({self.experiment}, {self.run_dir}, {shown})"
 
 
-def params(name: str, *, sets: list[str] | None = None, params_file: str | Path | None = None,
-           **overrides: Any) -> dict:
-    """The parameters ``run`` would use, validated, without running anything."""
-    return sources.resolve(name, params_file=params_file, sets=sets or (), overrides=overrides)
+params = parameters  # the parameters ``run`` would use, validated, without running anything
 
 
 def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None = None,

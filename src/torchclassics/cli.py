@@ -18,8 +18,9 @@ from .core.errors import UserError
 from .rundir import layout
 
 # The Python API's argument names and this command line's spelling of them (errors name the flag).
-FLAGS = {"out": "--out", "runs_dir": "--runs-dir", "device": "--device", "resume": "--resume", "params_file": "--params",
-         "sets": "--set", "checkpoint": "--checkpoint", "checkpoint_name": "--checkpoint", "output": "-o",
+FLAGS = {"out": "--out", "runs_dir": "--runs-dir", "device": "--device", "resume": "--resume",
+         "params_file": "--params", "sets": "--set", "checkpoint": "--checkpoint", "checkpoint_name": "--checkpoint",
+         "output": "-o",
          "fmt": "--format", "quantize": "--quantize", "force": "--force", "sort": "--sort",
          "experiment": "--experiment", "root": "ROOT", "link_figures": "--link-figures", "trials": "--trials",
          "workers": "--workers", "sampler": "--sampler", "metric": "--metric", "direction": "--direction",
@@ -144,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="HTML file to write (default ROOT/report.html)")
     p.add_argument("--link-figures", action="store_true",
                    help="link the figures next to the page instead of embedding them (hundreds of runs)")
-    p.add_argument("--force", action="store_true", help="replace an -o file (or ROOT/report.html) that is not an earlier report")
+    p.add_argument("--force", action="store_true",
+                   help="replace an -o file (or ROOT/report.html) that is not an earlier report")
     p = sub.add_parser("export", help="save a trained model for deployment (no pickle; phones: executorch)")
     p.add_argument("run_dir")
     p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "torchscript", "exported", "executorch"],

@@ -13,14 +13,42 @@ from pathlib import Path
 from .core import jsonfile
 from .params.packaged import DEFAULTS, experiment_names, packaged_file
 from .params.rules import COMMON, INFERRED, OWN, inferred_rule
-from .params.sources import (INLINE, PACKAGED, Layers, defaults, defaults_source, description, experiment_file,
-                             from_text, packaged_defaults, params_file_values, parse_set, plugin_defaults,
-                             plugin_description, plugin_params_file, resolve, rules_note, schema, user_file,
-                             user_folders)
+from .params.sources import (
+    INLINE,
+    PACKAGED,
+    Layers,
+    defaults,
+    defaults_source,
+    description,
+    experiment_file,
+    from_text,
+    packaged_defaults,
+    params_file_values,
+    parse_set,
+    plugin_defaults,
+    plugin_description,
+    plugin_params_file,
+    resolve,
+    rules_note,
+    schema,
+    user_file,
+    user_folders,
+)
 from .params.torch_names import OPTIMIZER_ALIASES, optimizer_names, scheduler_names
-from .plugins.discovery import (ENTRY_POINT_GROUP, PLUGINS_VARIABLE, Plugin, add_plugin_modules,
-                                all_experiment_names, check_name, is_plugin, module_path, plugin_entries,
-                                plugin_experiments, plugin_folder_file, registered_names)
+from .plugins.discovery import (
+    ENTRY_POINT_GROUP,
+    PLUGINS_VARIABLE,
+    Plugin,
+    add_plugin_modules,
+    all_experiment_names,
+    check_name,
+    is_plugin,
+    module_path,
+    plugin_entries,
+    plugin_experiments,
+    plugin_folder_file,
+    registered_names,
+)
 from .plugins.scaffold import PLUGIN_NAME, init_plugin, init_project
 
 __all__ = ["COMMON", "DEFAULTS", "ENTRY_POINT_GROUP", "INFERRED", "INLINE", "OPTIMIZER_ALIASES", "OWN", "PACKAGED",

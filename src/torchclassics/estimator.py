@@ -20,8 +20,9 @@ from __future__ import annotations
 import contextlib
 import sys
 import types
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,12 +31,12 @@ from skorch.utils import is_dataset
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
-from .params import sources
-from .plugins import discovery
 from .core.errors import UserError
 from .models.cnn import CNN
 from .models.lstm import RowLSTM
 from .models.mlp import Net
+from .params import sources
+from .plugins import discovery
 
 
 # -- the experiments' models, with their params.json names as constructor arguments --------------

@@ -15,7 +15,7 @@ import contextlib
 import sys
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from .core import messages
 from .rundir.metrics import BOOKKEEPING, split_of

@@ -12,7 +12,7 @@ Python, and the CLI renders the same error in its own words, ``--resume: needs -
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 _NAMED = re.compile(r"\{([a-z_]+)\}")
 

@@ -43,10 +43,10 @@ import re
 import stat
 import threading
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -604,7 +604,7 @@ class ImageFolderData:
         readable = self.scan.readable
         return [i for i in self.parts[part] if readable[i]]
 
-    def dataset(self, part: str, augment=None) -> "ImageDataset":
+    def dataset(self, part: str, augment=None) -> ImageDataset:
         listing = self.listing
         return ImageDataset(listing.root, listing.files, listing.labels, self.indices(part), self.image_size,
                             self.scan.pixels, augment)
@@ -759,7 +759,7 @@ class ImageBatches:
     def __len__(self) -> int:
         return -(-self.n_samples // self.batch_size)
 
-    def shard(self, rank: int, world: int) -> "ImageBatches":
+    def shard(self, rank: int, world: int) -> ImageBatches:
         """Under DDP each process takes every ``world``-th sample of the same permutation, in batches
         of ``batch_size / world`` (``batch_size`` is the global batch, as for TensorBatches)."""
         self.batch_size = per_process_batch(self.batch_size, world)

@@ -15,9 +15,10 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -125,7 +126,7 @@ class ProgramAsModel:
     def __init__(self, method):
         self.method = method
 
-    def eval(self) -> "ProgramAsModel":
+    def eval(self) -> ProgramAsModel:
         return self
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:

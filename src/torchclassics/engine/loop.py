@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -171,11 +171,12 @@ class Trainer:
                     sums[name] = sums.get(name, 0) + metric(outputs.detach(), targets)
             first = next(iter(named.values())).detach()
             losses.append(first)
-            self.progress.step(epoch, in_epoch, lambda: float(first))
+            self.progress.step(epoch, in_epoch, lambda first=first: float(first))
         if losses:  # one device-to-host copy per epoch, not one per step
             self.step_losses.extend(torch.stack(losses).float().tolist())
         if self.distributed:
-            sums = {name: self.distributed.sum(torch.as_tensor(total, device=self.device)) for name, total in sums.items()}
+            sums = {name: self.distributed.sum(torch.as_tensor(total, device=self.device))
+                    for name, total in sums.items()}
             seen = int(self.distributed.sum(torch.tensor(seen, device=self.device)))
         metrics = {name: float(total) / max(seen, 1) for name, total in sums.items()}
         bad = [name for name in loss_names if not math.isfinite(metrics[name])]
@@ -285,8 +286,9 @@ class Trainer:
         self.run.begin()
         if resume:  # the rows become the checkpoint's: later ones go, lost ones come back
             self.run.resume_rows(self.tag, self.history)
-            self.run.info(f"resumed {self.tag or 'training'} at epoch {self.epoch}" if self.epoch else
-                          f"no checkpoint of {self.tag or 'the run'} yet: training starts from the beginning", echo=True)
+            said = (f"resumed {self.tag or 'training'} at epoch {self.epoch}" if self.epoch else
+                    f"no checkpoint of {self.tag or 'the run'} yet: training starts from the beginning")
+            self.run.info(said, echo=True)
         steps = len(self.task.train) if hasattr(self.task.train, "__len__") else 0  # 0: unknown (episodes)
         self.progress = progress.Progress(epochs, self.epoch, steps, self.run.info,
                                           label=self.tag or self.run.path.name, enabled=self.run.writer)
@@ -313,7 +315,8 @@ class Trainer:
         test_metrics = self.evaluate()
         for scheduler in self.schedulers.values():
             if scheduler is not None and is_plateau(scheduler):
-                scheduler.step(test_metrics.get(held_out(task.held_out, task.loss_name), train_metrics.get(task.loss_name)))
+                loss = test_metrics.get(held_out(task.held_out, task.loss_name), train_metrics.get(task.loss_name))
+                scheduler.step(loss)
         if task.on_epoch_end is not None:
             task.on_epoch_end(epoch, self.model, task.record)
         row = {"epoch": epoch, "step": self.step, **train_metrics, **test_metrics,

@@ -135,7 +135,8 @@ def _check_weights(path: Path, name: str, weights) -> None:
 
 def _check_best(path: Path, best, epoch: int) -> None:
     _check(path, isinstance(best, dict), f"best={best!r} is not a dict")
-    _check(path, best.get("value") is None or _is_number(best["value"]), f"best value {best.get('value')!r} is not a number")
+    _check(path, best.get("value") is None or _is_number(best["value"]),
+           f"best value {best.get('value')!r} is not a number")
     where = best.get("epoch")
     _check(path, where is None or (_is_int(where) and 0 <= where <= epoch),
            f"best epoch {where!r} is not an epoch the run reached (0 to {epoch})")
@@ -152,7 +153,8 @@ def load_training_state(path: Path, map_location="cpu") -> TrainingState:
     epochs = [row.get("epoch") for row in history]
     _check(path, epochs == list(range(1, epoch + 1)),
            f"epoch={epoch} but its rows are of epochs {_span(epochs)}, not 1 to {epoch}")
-    _check(path, _is_int(state.get("step")) and state["step"] >= 0, f"step={state.get('step')!r} is not a whole number >= 0")
+    _check(path, _is_int(state.get("step")) and state["step"] >= 0,
+           f"step={state.get('step')!r} is not a whole number >= 0")
     for name in ("models", "optimizers", "schedulers", "record"):
         _check(path, isinstance(state.get(name, {}), dict), f"{name}={state.get(name)!r} is not a dict")
     _check_weights(path, "model", state["model"])
@@ -160,7 +162,8 @@ def load_training_state(path: Path, map_location="cpu") -> TrainingState:
         _check_weights(path, f"models[{name!r}]", weights)
     _check_best(path, state.get("best", {}), epoch)
     losses = state.get("step_losses", [])
-    _check(path, isinstance(losses, list) and all(_is_number(v) for v in losses), "step_losses is not a list of numbers")
+    _check(path, isinstance(losses, list) and all(_is_number(v) for v in losses),
+           "step_losses is not a list of numbers")
     _check(path, _is_number(state.get("train_s", 0.0)) and state.get("train_s", 0.0) >= 0, "train_s is not a duration")
     threads = state.get("threads")
     _check(path, threads is None or (_is_int(threads) and threads >= 1), f"threads={threads!r} is not a count >= 1")

@@ -1,8 +1,9 @@
 """What a lesson hands the engine (a :class:`Task`) and what training gives back (a :class:`Fit`)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -74,6 +75,6 @@ class Fit:
     resumed_from: int = 0
 
     @classmethod
-    def from_state(cls, state: TrainingState) -> "Fit":
+    def from_state(cls, state: TrainingState) -> Fit:
         return cls(list(state.history), dict(state.best), float(state.train_s), int(state.step),
                    list(state.step_losses), state.record)

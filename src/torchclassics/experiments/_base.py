@@ -20,20 +20,21 @@ numbers and the same figures.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-from ..params import sources
 from ..core.errors import UserError
 from ..engine.loop import Task, Trainer
 from ..engine.memory import check_fits
 from ..engine.optim import check_training_setup
 from ..engine.precision import Precision
+from ..params import sources
 from ..rundir.metrics import Objective, row_metrics
 from ..rundir.records import Summary
 from .finished import MAIN, FinishedRun, Part
+
 
 class Experiment:
     """Subclass, decorate with ``@experiment("name")``, and give at least ``build``.
@@ -89,10 +90,11 @@ class Experiment:
         return inputs[:2].detach().cpu()
 
     # -- before anything is written --------------------------------------------------------------------
-    def check(self, params: dict, task: Task, device: torch.device = torch.device("cpu")) -> None:
+    def check(self, params: dict, task: Task, device: torch.device | None = None) -> None:
         """Raise a UserError for what only torch can judge, before the run directory is made: whether a step
         fits in memory, each part's optimizer and scheduler over the whole schedule, and the precision (one
         forward of an example under its autocast: bf16 kernels are missing for some layers on some CPUs)."""
+        device = device or torch.device("cpu")
         check_fits(task, device)
         for part in self.parts(task, params).values():
             check_training_setup(part.params)

@@ -8,15 +8,15 @@ import torch
 from torch import nn
 
 from ..data import mnist
-from ..models.autoencoder import AutoEncoder
 from ..engine.loop import Task
+from ..models.autoencoder import AutoEncoder
 from ..registry import experiment
 from ..rundir.metrics import Objective
 from ..viz.animate import FrameWriter
 from ..viz.embed import codes_3d_figure
 from ..viz.plots import draw_image_grid, mosaic, new_figure, save
-from .frames import every_n_steps, steps_between_frames
 from ._base import Experiment, draw_loss
+from .frames import every_n_steps, steps_between_frames
 
 DIGIT_GAP = 2  # pixels between two digits of the reconstructions' mosaic
 

@@ -20,8 +20,8 @@ from ..registry import experiment
 from ..rundir.metrics import Objective
 from ..viz.embed import TsneAnimation, tsne, tsne_figure
 from ..viz.plots import confusion_matrix, draw_image_grid, new_figure, save
-from .frames import every_n_steps, steps_between_frames
 from ._base import Experiment, FinishedRun, draw_loss
+from .frames import every_n_steps, steps_between_frames
 
 TUTORIAL_TEST = 2000  # the tutorial evaluated on the first 2,000 test digits only
 SAMPLES = 32          # digits in the samples figure
@@ -179,5 +179,6 @@ def tsne_figures(run: FinishedRun, figures_dir: Path) -> None:
             features = snapshot_net.eval().features(images).numpy()
         points = tsne(features, seed=int(params["seed"]), start=points, max_iter=int(params.get("tsne_iter", 500)))
         animation.frame(points, f"t-SNE of the CNN's features, step {frame['step']}")
-    tsne_figure(points, labels, figures_dir / "tsne.png", f"t-SNE of the trained CNN's 1568-d features ({count} test digits)")
+    tsne_figure(points, labels, figures_dir / "tsne.png",
+                f"t-SNE of the trained CNN's 1568-d features ({count} test digits)")
     animation.write(figures_dir / "animation.gif", fps=3)

@@ -21,12 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.errors import UserError
 from ..data import mnist
 from ..data.batches import TensorBatches
 from ..data.gan import WithNoise, generator_for
-from ..engine.loop import Task
 from ..engine import threads
-from ..core.errors import UserError
+from ..engine.loop import Task
 from ..models.cnn import CNN
 from ..models.gan import DCDiscriminator, DCGenerator, dcgan_init
 from ..registry import experiment
@@ -164,7 +164,8 @@ class DcganMnist(Experiment):
         eval_noise = torch.randn(params["eval_digits"], params["noise_dim"],
                                  generator=generator_for("held-out", params["seed"])).to(device)
         # The grid's noise lives in the record: checkpointed, so a resumed run draws the same digits.
-        record = {"grid_noise": torch.randn(GRID_SIDE**2, params["noise_dim"], generator=generator_for("grid", params["seed"]))}
+        grid_noise = torch.randn(GRID_SIDE**2, params["noise_dim"], generator=generator_for("grid", params["seed"]))
+        record = {"grid_noise": grid_noise}
 
         def frame(epoch: int, generator) -> dict:
             return {"epoch": epoch, "digits": generate(generator, record["grid_noise"], device)}
@@ -243,8 +244,9 @@ def draw_quality(record: dict, history: list[dict], real_digits: dict, path) -> 
     fig = new_figure(11, 4)
     epochs = [0] + [row["epoch"] for row in history]
     rows = [record["at_init"]] + history
-    for column, (key, label, log) in enumerate((("test_fd", "Fréchet distance in the judge's features", True),
-                                                ("test_confident", f"share of confident labels (p > {CONFIDENT})", False))):
+    shown = (("test_fd", "Fréchet distance in the judge's features", True),
+             ("test_confident", f"share of confident labels (p > {CONFIDENT})", False))
+    for column, (key, label, log) in enumerate(shown):
         ax = fig.add_subplot(1, 2, column + 1)
         values = [row[key] for row in rows]
         ax.plot(epochs, values, marker="o", ms=3, label="generated digits")

@@ -22,9 +22,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.images import (IMAGENET_MEAN, IMAGENET_STD, ImageBatches, ImageFolderData, RandomCropFlip,
-                           UnusableImage, load_image, normalise)
 from ..core.errors import UserError
+from ..data.images import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageBatches,
+    ImageFolderData,
+    RandomCropFlip,
+    UnusableImage,
+    load_image,
+    normalise,
+)
 from ..engine.loop import Task, accuracy_sum
 from ..models.resnet import ResNet18Classifier
 from ..models.small_cnn import SmallCNN

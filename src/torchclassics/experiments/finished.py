@@ -8,17 +8,18 @@ loads that part's best.pt weights.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from .. import registry
-from ..params import sources
-from ..plugins import discovery
 from ..core.errors import UserError
 from ..engine.task import Fit, Task
+from ..params import sources
+from ..plugins import discovery
 from ..rundir import layout
 from ..rundir.reader import RunFolder
 from ..rundir.records import Summary
@@ -91,7 +92,7 @@ def _find_plugin_of(folder: RunFolder, name: str) -> None:
         discovery.add_plugin_modules([module])
 
 
-def read(run_path: str | Path, checkpoint: str = "last", device: str = "cpu", need_data: bool = True) -> "FinishedRun":
+def read(run_path: str | Path, checkpoint: str = "last", device: str = "cpu", need_data: bool = True) -> FinishedRun:
     """A run directory read back as a :class:`FinishedRun`: its
     parameters, each part's task with the weights and record of its last.pt (``checkpoint="best"``:
     the main part's best.pt weights), and each part's Fit. ``need_data`` False (predict, export)
@@ -159,7 +160,7 @@ def _load_models(task, weights: dict, others: dict, path: Path, name: str) -> No
             state.load_weights(module, others[other], path, f"the {other} of a {name} run")
 
 
-def threads_of(run: "FinishedRun") -> int:
+def threads_of(run: FinishedRun) -> int:
     """The CPU threads a finished run trained with (params.json), or what it would choose now."""
     from ..engine import threads
 

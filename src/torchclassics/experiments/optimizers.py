@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..params.torch_names import OPTIMIZER_ALIASES
 from ..data.batches import TensorBatches
 from ..data.synthetic import parabola
 from ..engine.loop import Diverged, Task
 from ..models.mlp import Net
+from ..params.torch_names import OPTIMIZER_ALIASES
 from ..registry import experiment
 from ..rundir.metrics import Objective
 from ..viz.plots import log_scale_if_wide, marker_for, new_figure, save, whole_number_ticks

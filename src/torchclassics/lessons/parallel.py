@@ -118,10 +118,10 @@ def data_parallel_fit(out: Path, name: str = EXPERIMENT, **overrides) -> dict:
     Without CUDA, DataParallel calls the model itself (the same code path, on the CPU). The
     checkpoints hold the model's own state_dict (no ``module.`` prefix): they load as any run's."""
     from .. import progress, registry
-    from ..params import sources
     from ..engine.device import seed_everything
     from ..engine.loop import Trainer, plain_forward
     from ..experiments.finished import MAIN, FinishedRun, Part
+    from ..params import sources
     from ..rundir.writer import RunWriter
 
     params = sources.resolve(name, overrides={**SETTINGS, **overrides} if name == EXPERIMENT else overrides)

@@ -24,8 +24,8 @@ FOLDS = 3
 
 def clusters() -> tuple[np.ndarray, ...]:
     """The experiment's own points, as its params.json makes them: training (seed) and held-out (seed + 1)."""
-    from ..params.sources import resolve
     from ..data.synthetic import two_clusters
+    from ..params.sources import resolve
 
     params = resolve("classification")
     x, y = two_clusters(params["n_per_class"], params["seed"], params["centre"])

@@ -4,7 +4,7 @@ names of torch's optimizers and schedulers (:mod:`.torch_names`), and the packag
 experiments' files (:mod:`.packaged`). Imports no torch.
 
 ``torchclassics.params`` is also the API's function: ``torchclassics.params("regression", lr=0.1)``
-gives the parameters a run would use (:func:`torchclassics.api.params`). Importing this package
+gives the parameters a run would use (:func:`parameters`, which the API also names ``params``). Importing this package
 binds its name on ``torchclassics``, so the package itself answers that call.
 """
 from __future__ import annotations
@@ -12,15 +12,21 @@ from __future__ import annotations
 import sys
 import types
 
-__all__ = ["resolve"]
+__all__ = ["parameters", "resolve"]
+
+
+def parameters(name: str, *, sets=None, params_file=None, **overrides) -> dict:
+    """The parameters ``run`` would use, validated, without running anything: the defaults of ``name``,
+    then ``params_file``, then ``sets`` (``"key=value"`` texts), then ``overrides``."""
+    from .sources import resolve
+
+    return resolve(name, params_file=params_file, sets=sets or (), overrides=overrides)
 
 
 class _Callable(types.ModuleType):
-    def __call__(self, name: str, **kwargs):
-        """The parameters ``run`` would use, validated, without running anything (:func:`torchclassics.api.params`)."""
-        from ..api import params
-
-        return params(name, **kwargs)
+    def __call__(self, name: str, **kwargs) -> dict:
+        """``torchclassics.params("regression", lr=0.1)``: :func:`parameters`."""
+        return parameters(name, **kwargs)
 
 
 sys.modules[__name__].__class__ = _Callable

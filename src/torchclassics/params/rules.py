@@ -39,7 +39,7 @@ OWN, COMMON, INFERRED = "its schema.json", "the common rules", "its default's ty
 
 
 # -- building a schema --------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def common_rules() -> dict:
     return jsonfile.read_object(COMMON_SCHEMA, SCHEMA_MAX_BYTES)["properties"]
 
@@ -141,7 +141,7 @@ class _NotApplicable(Exception):
     pass
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parse_rule(text: str) -> ast.expr:
     """A rule: a comparison (``<``, ``<=``, ``>``, ``>=``, ``==``, ``!=``, chains too) of terms, or a
     lone term for ``when``. A term: a parameter (``memory``), an item of one (``x_range[0]``), a key

@@ -28,8 +28,9 @@ import difflib
 import functools
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..core import jsonfile, messages
 from ..core.errors import UserError
@@ -83,7 +84,7 @@ def experiment_file(name: str, filename: str) -> Path | None:
     return path if path.is_file() else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def packaged_defaults(name: str) -> dict:
     check_name(name)
     if is_plugin(name):
@@ -155,7 +156,7 @@ def schema(name: str) -> dict:
     return _packaged_schema(name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _packaged_schema(name: str) -> dict:
     return rules.packaged_schema(name, list(packaged_defaults(name)), read_params(packaged_file(name, "schema.json")))
 

@@ -8,9 +8,20 @@ The decorator they use stays in :mod:`torchclassics.registry`::
 
 Imports no torch.
 """
-from .discovery import (ENTRY_POINT_GROUP, PLUGINS_VARIABLE, Plugin, add_plugin_modules, all_experiment_names,
-                        check_name, is_plugin, module_path, plugin_entries, plugin_experiments, plugin_folder_file,
-                        registered_names)
+from .discovery import (
+                        ENTRY_POINT_GROUP,
+                        PLUGINS_VARIABLE,
+                        Plugin,
+                        add_plugin_modules,
+                        all_experiment_names,
+                        check_name,
+                        is_plugin,
+                        module_path,
+                        plugin_entries,
+                        plugin_experiments,
+                        plugin_folder_file,
+                        registered_names,
+)
 from .loading import PluginFailed, import_file, import_plugin_module
 from .scaffold import init_plugin, init_project
 

@@ -65,7 +65,7 @@ def module_path(entry: str) -> Path | None:
     return Path(spec.origin) if spec is not None and spec.origin else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _decorated_names(path: str, modified_ns: int) -> tuple[str, ...]:
     tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=path)
     names = []

@@ -51,10 +51,29 @@ from ..rundir import layout
 from ..rundir.metrics import BOOKKEEPING, is_held_out, split_of
 from . import output as outputs
 from . import studies
-from .runs import (STATUSES, Found, by_experiment, check_found, collect_studies, existing_root, printable, read_runs,
-                   status_counts)
-from .table import (experiment_table, finite, flat_params, format_cell, metric_columns, number, numeric,
-                    numeric_columns, objective, sort_runs)
+from .runs import (
+    STATUSES,
+    Found,
+    by_experiment,
+    check_found,
+    collect_studies,
+    existing_root,
+    printable,
+    read_runs,
+    status_counts,
+)
+from .table import (
+    experiment_table,
+    finite,
+    flat_params,
+    format_cell,
+    metric_columns,
+    number,
+    numeric,
+    numeric_columns,
+    objective,
+    sort_runs,
+)
 
 TEMPLATES = Path(__file__).with_name("templates")
 BASIC_TRACES = {"scatter", "bar", "pie"}  # what templates/plotly-basic.min.js can draw
@@ -158,7 +177,8 @@ def experiment_view(index: int, name: str, runs: list[dict], keys: dict[int, str
         "view": f"experiment-{index}", "name": name, "runs": runs, "counts": status_counts(runs), "objective": goal,
         "columns": [{"name": c, "kind": "metric" if i <= status_at else "param"} for i, c in enumerate(columns)],
         "rows": view_rows,
-        "chart": {"view": f"experiment-{index}", "name": name, "runs": chart_runs, "curve_metrics": curve_metrics, "held_out": held_out,
+        "chart": {"view": f"experiment-{index}", "name": name, "runs": chart_runs, "curve_metrics": curve_metrics,
+                  "held_out": held_out,
                   "default_metrics": default_curve_metrics(curve_metrics, goal),
                   "scatter_y": [c for c in columns[1:status_at] if c in numeric],
                   "scatter_x": columns[status_at + 1:]},

@@ -68,7 +68,8 @@ class RunWriter:
         if not self.writer:
             return  # under DDP rank 0 checks and writes
         if resume and not self.path.is_dir():
-            raise UserError.for_option("resume", True, f"{self.path} does not exist; run without {{resume}} to start it.")
+            raise UserError.for_option("resume", True,
+                                       f"{self.path} does not exist; run without {{resume}} to start it.")
         if self.path.exists() and not self.path.is_dir():
             raise UserError.for_option("out", str(self.path), "is a file; give a folder for the run.")
         if not self.path.exists():

@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.errors import UserError
 from ..params import sources
 from ..params.sources import KEYWORD
-from ..core.errors import UserError
 
 SPEC_FORMS = ("loguniform:LOW:HIGH, uniform:LOW:HIGH, int:LOW:HIGH[:STEP], logint:LOW:HIGH, "
               "choice:V1,V2,... (e.g. lr=loguniform:1e-4:1e-1, hidden=int:4:64, batch_size=choice:32,64,128)")
