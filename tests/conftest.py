@@ -29,6 +29,16 @@ def isolated_runs_root(tmp_path, monkeypatch):
     return tmp_path / "runs"
 
 
+@pytest.fixture(autouse=True)
+def messages_on_stderr():
+    """Messages shown on stderr as the CLI shows them (the library only logs them), whatever the test
+    before set (a command's -q)."""
+    from torchclassics.core import messages
+
+    with messages.shown(quiet=False):
+        yield
+
+
 @pytest.fixture(scope="session")
 def mnist_folder(tmp_path_factory):
     """A torchvision MNIST folder of 600 train / 200 test real digits (the offline subset's first)."""

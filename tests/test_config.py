@@ -7,19 +7,8 @@ import sys
 import pytest
 
 from torchclassics.cli import main
-from torchclassics.core import messages
 from torchclassics.errors import UserError
 from torchclassics.params import packaged, sources
-
-
-@pytest.fixture(autouse=True)
-def notes_on_stderr():
-    """Notes shown on stderr as the CLI shows them (the library only logs them), for this test only."""
-    before = list(messages.LOGGER.handlers), messages.LOGGER.propagate, messages.LOGGER.level
-    messages.console(quiet=False)
-    yield
-    messages.LOGGER.handlers[:], messages.LOGGER.propagate = before[0], before[1]
-    messages.LOGGER.setLevel(before[2])
 
 
 @pytest.mark.parametrize("name", packaged.experiment_names())

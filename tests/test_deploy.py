@@ -45,6 +45,7 @@ def test_a_users_own_sidecar_is_refused_unchanged_and_replaced_only_with_force(r
     assert record.details["bytes"] == target.stat().st_size
 
 
+@pytest.mark.integration
 def test_a_format_0_sidecar_is_recognised_as_this_runs_export(run):
     old = run / "export" / "model.onnx"
     assert describe(old) == ["  4,155 bytes; largest difference from the model: 0"]

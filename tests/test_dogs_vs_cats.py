@@ -115,7 +115,7 @@ def test_without_data_root_it_says_how_to_get_kaggles_data(tmp_path):
     with pytest.raises(UserError) as err:
         run("dogs_vs_cats", out=tmp_path / "none")
     message = str(err.value)
-    assert "https://www.kaggle.com/c/dogs-vs-cats/data" in message and "--set data_root=" in message
+    assert "https://www.kaggle.com/c/dogs-vs-cats/data" in message and "set data_root=" in message
     assert not (tmp_path / "none").exists()  # nothing written for a run that cannot start
 
 

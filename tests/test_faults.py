@@ -272,6 +272,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount)], capture_output=True)
 
 
+@pytest.mark.integration
 def test_a_disk_full_before_the_lock_leaves_nothing_and_names_the_path(small_disk):
     with open(small_disk / "filler", "wb") as filler:  # every byte taken
         with contextlib.suppress(OSError):
@@ -285,6 +286,7 @@ def test_a_disk_full_before_the_lock_leaves_nothing_and_names_the_path(small_dis
     assert not out.exists(), "the folder this run made is gone, with its lock"
 
 
+@pytest.mark.integration
 def test_a_full_disk_is_one_line_naming_the_path(small_disk):
     (small_disk / "filler").write_bytes(b"\0" * (2 * 1024 * 1024 - 200_000))  # leave ~200 kB
     out = small_disk / "run"

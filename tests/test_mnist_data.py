@@ -149,9 +149,11 @@ def test_batches_keep_uint8_and_normalise_each_batch(digits):
 
 
 def test_every_n_steps_calls_the_hook_after_each_nth_step():
+    from torchclassics.experiments.frames import every_n_steps, steps_between_frames
+
     steps = []
-    on_step_end = mnist.every_n_steps(3, steps.append)
+    on_step_end = every_n_steps(3, steps.append)
     for step in range(1, 11):
         on_step_end(step, None, {})
     assert steps == [3, 6, 9]
-    assert mnist.frame_interval({"epochs": 2, "gif_frames": 4}, 5) == 2
+    assert steps_between_frames({"epochs": 2, "gif_frames": 4}, 5) == 2

@@ -49,6 +49,7 @@ def test_cnn_mnist_reads_the_folder_and_draws_everything(tmp_path, mnist_folder)
     assert len(last.record["frames"]) >= 3  # GIF frames survive in the checkpoint
 
 
+@pytest.mark.integration
 def test_cnn_mnist_resumed_keeps_its_frames(tmp_path, mnist_folder):
     out = tmp_path / "resume"
     run("cnn_mnist", out=out, data_root=str(mnist_folder), epochs=1, figures=False, **FAST)

@@ -5,19 +5,9 @@ import json
 
 import pytest
 
-from torchclassics.core import messages
 from torchclassics.errors import UserError
 from torchclassics.params import packaged, rules, sources
 from torchclassics.params.sources import resolve
-
-
-@pytest.fixture(autouse=True)
-def notes_on_stderr():
-    before = list(messages.LOGGER.handlers), messages.LOGGER.propagate, messages.LOGGER.level
-    messages.console(quiet=False)
-    yield
-    messages.LOGGER.handlers[:], messages.LOGGER.propagate = before[0], before[1]
-    messages.LOGGER.setLevel(before[2])
 
 
 @pytest.mark.parametrize("name", packaged.experiment_names())

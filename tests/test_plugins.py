@@ -18,21 +18,10 @@ import pytest
 import torchclassics
 from torchclassics import config, plugins, registry
 from torchclassics.cli import main
-from torchclassics.core import messages
 from torchclassics.errors import UserError
 from torchclassics.params import rules, sources
 
 NAME = "my_mlp"
-
-
-@pytest.fixture(autouse=True)
-def notes_on_stderr():
-    """Notes shown on stderr as the CLI shows them (the library only logs them), for this test only."""
-    before = list(messages.LOGGER.handlers), messages.LOGGER.propagate, messages.LOGGER.level
-    messages.console(quiet=False)
-    yield
-    messages.LOGGER.handlers[:], messages.LOGGER.propagate = before[0], before[1]
-    messages.LOGGER.setLevel(before[2])
 
 
 @pytest.fixture
@@ -63,6 +52,7 @@ def test_init_writes_a_module_and_its_parameters_and_refuses_to_overwrite(projec
     assert "one of the package's experiments" in one_error_line(capsys)
 
 
+@pytest.mark.integration
 def test_module_on_the_command_line_lists_and_trains(project, monkeypatch, capsys):
     assert main(["list", "--module", "my_mlp.py"]) == 0
     listed = dict(line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines())

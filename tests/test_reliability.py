@@ -34,14 +34,22 @@ def snapshot(folder: Path) -> dict:
             if p.is_file() and not p.is_symlink() and p.name != ".lock"}
 
 
-@pytest.fixture
-def finished(tmp_path):
-    """A finished regression run (every epoch checkpointed)."""
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished regression run (every epoch checkpointed), trained once for the module."""
+    out = tmp_path_factory.mktemp("trained") / "run"
     os.environ["TORCHCLASSICS_CHECKPOINT_SECONDS"] = "0"
     try:
-        run("regression", out=tmp_path / "run", quiet=True, **REGRESSION)
+        run("regression", out=out, quiet=True, **REGRESSION)
     finally:
         del os.environ["TORCHCLASSICS_CHECKPOINT_SECONDS"]
+    return out
+
+
+@pytest.fixture
+def finished(tmp_path, trained):
+    """A copy of the finished run, this test's to damage."""
+    shutil.copytree(trained, tmp_path / "run", symlinks=True)
     return tmp_path / "run"
 
 

@@ -256,6 +256,7 @@ def test_grid_runs_each_point_once_and_a_continued_grid_the_rest(tmp_path, capsy
     assert len(load(tmp_path).trials) == 4 and "nothing to run" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_a_study_keeps_its_sampler(tmp_path):
     fast = dict(sets=["epochs=2"], study_name="s", runs_dir=str(tmp_path), device="cpu")
     search("regression", trials=1, sampler="random", **fast)
@@ -379,6 +380,7 @@ def test_a_metric_the_runs_do_not_have_is_refused_and_the_study_is_left_untouche
     assert load(tmp_path).user_attrs["metric"] == "test_mse"
 
 
+@pytest.mark.integration
 def test_a_metric_of_the_runs_is_checked_on_a_first_trial_then_kept_in_the_study(tmp_path, capsys):
     result = search("regression", trials=2, sets=["epochs=2"], metric="mse", runs_dir=str(tmp_path), device="cpu")
     assert "trial 0 runs first, alone" in capsys.readouterr().err
@@ -404,6 +406,7 @@ def test_a_storage_file_that_is_not_a_journal_is_refused_and_left_as_it_was(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # no lock, no study folder, no trial
 
 
+@pytest.mark.integration
 def test_two_studies_of_one_name_in_two_storages_keep_their_files_apart(tmp_path):
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     fast = dict(sets=["epochs=2"], runs_dir=str(tmp_path), device="cpu")
@@ -420,6 +423,7 @@ def test_two_studies_of_one_name_in_two_storages_keep_their_files_apart(tmp_path
     assert Path(search("regression", trials=1, storage=url, **fast)["best_params_path"]).parent == database_files
 
 
+@pytest.mark.integration
 def test_concurrent_searches_leave_best_params_naming_the_studys_best(tmp_path, monkeypatch):
     """The interleaving of two searches ending together, made certain: search A has read the study and
     is still computing when search B completes a better trial and ends. A must not write its older view
@@ -464,6 +468,7 @@ def test_process_liveness_tells_a_process_from_a_later_one_with_its_id():
     assert not process_alive(dead.pid, None)
 
 
+@pytest.mark.integration
 def test_a_database_being_created_by_another_machine_is_opened_again(tmp_path, monkeypatch):
     from sqlalchemy.exc import IntegrityError
 

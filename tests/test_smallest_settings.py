@@ -90,6 +90,7 @@ def frames_of(path) -> list[bytes]:
         return [frame.convert("RGBA").tobytes() for frame in ImageSequence.Iterator(image)]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", experiment_names())
 def test_figures_of_a_finished_run_are_drawn_again_pixel_for_pixel(tmp_path, folders, name, monkeypatch):
     """The figures drawn at the end of training, and those `figures RUN` draws from the run directory

@@ -96,6 +96,7 @@ def test_loading_a_study_only_reads_its_journal(tmp_path):
     assert damaged is None and note.startswith("bad.log holds no study")
 
 
+@pytest.mark.integration
 def test_png_tick_labels_do_not_overlap_even_with_five_parameters(tmp_path):
     study = journal_study(tmp_path / "journal.log", trials=12, space=WIDE, pruned=())
     for plot in studies.STUDY_PLOTS:

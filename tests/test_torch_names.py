@@ -8,19 +8,9 @@ import sys
 import pytest
 import torch
 
-from torchclassics.core import messages
 from torchclassics.errors import UserError
 from torchclassics.params import torch_names
 from torchclassics.params.sources import resolve
-
-
-@pytest.fixture(autouse=True)
-def notes_on_stderr():
-    before = list(messages.LOGGER.handlers), messages.LOGGER.propagate, messages.LOGGER.level
-    messages.console(quiet=False)
-    yield
-    messages.LOGGER.handlers[:], messages.LOGGER.propagate = before[0], before[1]
-    messages.LOGGER.setLevel(before[2])
 
 
 def test_names_are_the_classes_of_torchs_namespaces_less_those_params_json_cannot_hold():

@@ -369,8 +369,13 @@ def _thread_errors(info) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    messages.console(quiet=getattr(args, "quiet", False))
     threading.excepthook = _thread_errors
+    with messages.shown(quiet=getattr(args, "quiet", False)):
+        return _command(args)
+
+
+def _command(args) -> int:
+    """The command, with errors a user can act on as one line (exit status 2)."""
     try:
         if getattr(args, "modules", None):
             from .plugins.discovery import add_plugin_modules

@@ -9,9 +9,9 @@ Kinds, chosen by the function that logs them:
 
 Errors are not logged: they are raised, and the CLI prints them as one line. Nothing is shown
 until :func:`console` attaches the stderr handler (the CLI and the Python API's entry points do):
-an application that configured ``logging`` itself gets the records instead. ``quiet`` (the CLI's
-``-q``) keeps only warnings' betters: errors; :func:`silenced_progress` (``run(quiet=True)``,
-search trials) drops progress and status lines in its block only.
+an application that configured ``logging`` itself gets the records instead. :func:`shown` with
+``quiet`` (the CLI's ``-q``) keeps errors only for one command; :func:`silenced_progress`
+(``run(quiet=True)``, search trials) drops progress and status lines in its block only.
 """
 from __future__ import annotations
 
@@ -95,17 +95,31 @@ class ConsoleFormat(logging.Formatter):
         return f"torchclassics: {record.levelname.lower()}: {message}"
 
 
-def console(quiet: bool | None = None) -> None:
-    """Show messages on stderr (once per process); ``quiet`` True shows errors only, False all."""
+def console() -> Console | None:
+    """Show messages on stderr (the handler is attached once per process); None when the application
+    routes our records itself."""
     handler = next((h for h in LOGGER.handlers if isinstance(h, Console)), None)
-    if handler is None:
-        if LOGGER.handlers:  # the application routes our records itself
-            return
+    if handler is None and not LOGGER.handlers:
         handler = Console()
         handler.setFormatter(ConsoleFormat())
+        handler.setLevel(logging.INFO)
         LOGGER.addHandler(handler)
         LOGGER.setLevel(logging.INFO)
         LOGGER.propagate = False
-        handler.setLevel(logging.INFO)
-    if quiet is not None:
-        handler.setLevel(logging.ERROR if quiet else logging.INFO)
+    return handler
+
+
+@contextlib.contextmanager
+def shown(quiet: bool) -> Iterator[None]:
+    """Inside the block, stderr shows everything (``quiet`` False) or errors only (True); the level
+    before comes back after it (one command's ``-q`` never silences the next call in the process)."""
+    handler = console()
+    if handler is None:
+        yield
+        return
+    before = handler.level
+    handler.setLevel(logging.ERROR if quiet else logging.INFO)
+    try:
+        yield
+    finally:
+        handler.setLevel(before)
