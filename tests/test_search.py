@@ -170,6 +170,7 @@ class PruneAtEpoch3(optuna.pruners.BasePruner):
         return trial.last_step is not None and trial.last_step >= 3
 
 
+@pytest.mark.integration
 def test_a_pruned_trial_leaves_a_sensible_run_directory(tmp_path, monkeypatch):
     monkeypatch.setattr(samplers_module, "make_pruner", lambda kind, warmup: PruneAtEpoch3())
     # The engine checkpoints every few seconds; make every epoch due, so last.pt holds epoch 3.
@@ -197,6 +198,7 @@ def test_a_diverging_trial_fails_alone_and_the_search_goes_on(tmp_path):
     assert marker["state"] == "failed" and "diverged" in marker["reason"]
 
 
+@pytest.mark.integration
 def test_rdb_storage_url_works_and_hides_its_password(tmp_path):
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     result = search("regression", trials=1, sets=FAST, storage=url, study_name="shared", runs_dir=str(tmp_path),

@@ -35,6 +35,7 @@ def journal_study(path, name="s", trials=6, space=None, pruned=(2,)):
     return study
 
 
+@pytest.mark.integration
 def test_one_list_gives_the_report_its_plots_and_search_its_pngs(tmp_path):
     study = journal_study(tmp_path / "journal.log")
     plots = studies.plotly_figures(study)
@@ -80,6 +81,7 @@ def test_a_study_too_small_gets_notes_saying_what_it_lacks(tmp_path):
     assert "contour" not in studies.write_pngs(one_parameter, tmp_path / "one")  # no pair to draw
 
 
+@pytest.mark.integration
 def test_loading_a_study_only_reads_its_journal(tmp_path):
     journal = tmp_path / "journal.log"
     journal_study(journal, name="lr_study")
