@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import as_sets, kill_after, start
 from torchclassics import run
 from torchclassics.cli import main
 from torchclassics.engine import state
@@ -86,14 +87,14 @@ def test_the_same_seed_gives_the_same_rows_beside_a_busy_process(tmp_path, mnist
 @pytest.mark.integration
 def test_a_run_killed_under_load_and_resumed_on_a_quiet_machine_ends_as_an_uninterrupted_one(
         tmp_path, mnist_folder, monkeypatch):
-    from test_resume import as_sets, kill_after, start
 
     monkeypatch.setenv("TORCHCLASSICS_CHECKPOINT_SECONDS", "0")
     settings = {**cnn_settings(mnist_folder), "epochs": 3}
     whole = run("cnn_mnist", out=tmp_path / "whole", figures=False, quiet=True, **settings)
     killed = tmp_path / "killed"
     with busy_neighbour():
-        kill_after(start("cnn_mnist", killed, *as_sets(settings), env=dict(os.environ)), killed, 2)
+        kill_after(start("run", "cnn_mnist", "--out", str(killed), "--no-figures", *as_sets(settings),
+                         env=dict(os.environ)), killed, 2)
     resumed = run("cnn_mnist", out=killed, resume=True, figures=False, quiet=True)
     assert resumed.summary["resumed_from_epoch"] >= 1
     assert comparable_rows(killed) == comparable_rows(tmp_path / "whole")
