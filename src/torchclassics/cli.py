@@ -15,6 +15,7 @@ from pathlib import Path
 from . import __version__
 from .core import messages
 from .core.errors import UserError
+from .core.text import printable
 from .rundir import layout
 
 # The Python API's argument names and this command line's spelling of them (errors name the flag).
@@ -349,10 +350,10 @@ def cli_words(option: str, value=None, prefix: bool = False) -> str:
 def error_line(err: BaseException) -> str | None:
     """One line for the errors a user can act on; None for a bug (its traceback is wanted)."""
     if isinstance(err, UserError):
-        return f"torchclassics: error: {err.render(cli_words)}"
+        return f"torchclassics: error: {printable(err.render(cli_words))}"
     if isinstance(err, OSError):  # disk full, permission, read-only, symlink loops: the path and the cause
         where = f"{err.filename}: " if err.filename else ""
-        return f"torchclassics: error: {where}{err.strerror or err}"
+        return f"torchclassics: error: {printable(where)}{err.strerror or err}"
     return None
 
 

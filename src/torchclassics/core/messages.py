@@ -21,6 +21,8 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from .text import printable
+
 LOGGER = logging.getLogger("torchclassics")
 PROGRESS, STATUS, NOTE = "progress", "status", "note"
 _local = threading.local()
@@ -84,7 +86,7 @@ class Console(logging.Handler):
 
 class ConsoleFormat(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
+        message = printable(record.getMessage())  # one record, one line, no terminal escapes
         kind = getattr(record, "kind", None)
         if kind == PROGRESS:
             return message

@@ -45,6 +45,23 @@ def import_plugin_module(plugin: Plugin):
                            details=_own_traceback(err, where)) from err
 
 
+def guarded(plugin: Plugin, what: str, call):
+    """``call()``, a method of an experiment of one's own (its ``build``): a SystemExit or an exception of
+    its code ends in one line naming the plugin's file (the traceback above it), never in exit status 0."""
+    where = _file_of(plugin)
+    try:
+        return call()
+    except UserError:
+        raise
+    except SystemExit as stop:
+        raise PluginFailed(f"{plugin.name}: {what} in {where} called SystemExit({stop.code!r}); an experiment "
+                           "must raise an error, not exit.") from None
+    except Exception as err:
+        raise PluginFailed(f"{plugin.name}: {what} in {where} raised {type(err).__name__}: "
+                           f"{' '.join(str(err).split())[:200]} (its traceback is above).",
+                           details=_own_traceback(err, where)) from err
+
+
 def _file_of(plugin: Plugin) -> str:
     try:
         path = module_path(plugin.module)

@@ -29,6 +29,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.text import printable
 from ..core import messages
 from ..core.errors import UserError
 from ..core.files import is_inside
@@ -66,15 +67,6 @@ class Unshowable(Exception):
     """A run that was read but holds a value no table or page can show."""
 
 
-def printable(text: str) -> str:
-    """``text`` as it can be written in UTF-8: a file name's undecodable bytes show escaped (``bad\\xff``), and
-    so does text that is not Unicode (a lone surrogate from a JSON escape)."""
-    try:
-        return os.fsencode(text).decode("utf-8", "backslashreplace")
-    except UnicodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def natural_key(text: str) -> list:
     """``trial-2`` before ``trial-10``: digit runs compare as numbers."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
@@ -92,8 +84,15 @@ def existing_root(root: str | Path | None) -> Path:
 
 
 def relative(path: Path, root: Path) -> str:
+    """A run's name: its folder relative to the root, control characters escaped (a name that is not
+    UTF-8 stays as it is: such a run is skipped, see :func:`unshowable`)."""
     rel = path.relative_to(root).as_posix()
-    return rel if rel != "." else path.name
+    name = rel if rel != "." else path.name
+    try:
+        os.fsencode(name).decode("utf-8")
+    except UnicodeError:
+        return name
+    return printable(name)
 
 
 # -- values a reader can show -------------------------------------------------------------------------
