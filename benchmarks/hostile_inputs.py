@@ -20,7 +20,9 @@ than one error line, a user's file changed or deleted, a hang (timeout), a half-
     python benchmarks/hostile_inputs.py --fast --jobs 2  # the quick subset tests/test_hostile_sweep.py runs
     python benchmarks/hostile_inputs.py --json out.json --keep /tmp/hostile   # keep each case's folder
 
-Running as root, permission cases (a read-only folder) cannot be provoked and are listed as skipped.
+The commands run the torchclassics that this Python imports (``export PYTHONPATH=$PWD/src`` to sweep a
+checkout rather than an installed copy). Running as root, permission cases (a read-only folder) cannot be
+provoked and are listed as skipped.
 """
 from __future__ import annotations
 
@@ -47,7 +49,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 90          # one command; a hang is a case's outcome, never the sweep's
 FIFO_TIMEOUT_S = 15     # commands that might block on a FIFO
 ERROR_PREFIX = "torchclassics: error: "
@@ -138,9 +139,7 @@ def base_env(folder: Path) -> dict:
     env.update({"TORCHCLASSICS_RUNS": str(folder / "runs"), "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1",
                 "http_proxy": dead, "https_proxy": dead, "HTTP_PROXY": dead, "HTTPS_PROXY": dead, "no_proxy": "",
                 "HF_HUB_OFFLINE": "1", "TORCHCLASSICS_CHECKPOINT_SECONDS": "0", "PYTHONDONTWRITEBYTECODE": "1"})
-    if (ROOT / "src" / "torchclassics").is_dir() and "PYTHONPATH" not in os.environ:
-        env["PYTHONPATH"] = str(ROOT / "src")  # a checkout: its own tree (an installed wheel needs nothing)
-    return env
+    return env  # PYTHONPATH as given: the commands run the torchclassics this Python imports
 
 
 def describe(path: Path):
@@ -1314,9 +1313,9 @@ for _name, _sets, _experiment, _says in (
         ("dqn-epsilon-above-one", ["epsilon_start=2"], "dqn_cartpole", "epsilon_start"),
         ("dqn-gamma-above-one", ["gamma=1.5"], "dqn_cartpole", "gamma"),
         ("test-fraction-above-one", ["test_fraction=1.5"], "char_rnn_names", "test_fraction"),
-        ("val-fraction-one", ["val_fraction=1.0", "data_root=\"nowhere\""], "dogs_vs_cats", "val_fraction"),
+        ("val-fraction-one", ["val_fraction=1.0", "data_root=nowhere"], "dogs_vs_cats", "val_fraction"),
         ("cnn-test-batch-zero", ["test_batch_size=0", "download=false"], "cnn_mnist", "test_batch_size"),
-        ("dogs-data-root-missing", ["data_root=\"/nonexistent/pets\""], "dogs_vs_cats", "data_root")):
+        ("dogs-data-root-missing", ["data_root=/nonexistent/pets"], "dogs_vs_cats", "data_root")):
     refused_run("sizes", _name, ["epochs=2", *_sets] if not any(s.startswith("epochs") for s in _sets) else _sets,
                 experiment=_experiment, says=_says)
 
@@ -1327,7 +1326,7 @@ def _dogs_unreadable(sb: Sandbox) -> Result:
         for i in range(4):
             sb.write(f"pets/{name}/{name}{i}.jpg", b"not an image at all", watch=False)
     return sb.cli("run", "dogs_vs_cats", "--out", sb.path("out"), "-q", "--no-figures", "--set", "epochs=1",
-                  "--set", f"data_root=\"{sb.path('pets')}\"", "--set", "pretrained=false")
+                  "--set", f"data_root={sb.path('pets')}", "--set", "pretrained=false")
 
 
 @case("sizes", "dogs-gif-photo-read-or-named", expect="ok")
@@ -1994,6 +1993,18 @@ def tables(verdicts: list[Verdict]) -> str:
     return "\n".join(lines)
 
 
+def overview(verdicts: list[Verdict]) -> str:
+    """One line per category: tried, handled."""
+    counts = collections.defaultdict(lambda: [0, 0])
+    for verdict in verdicts:
+        if verdict.handled is not None:
+            counts[verdict.category][0] += 1
+            counts[verdict.category][1] += bool(verdict.handled)
+    lines = ["| category | tried | handled |", "| --- | ---: | ---: |"]
+    lines += [f"| {category} | {tried} | {handled} |" for category, (tried, handled) in counts.items()]
+    return "\n".join(lines)
+
+
 def totals(verdicts: list[Verdict]) -> str:
     tried = [v for v in verdicts if v.handled is not None]
     skipped = len(verdicts) - len(tried)
@@ -2021,7 +2032,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = selected(args.only, args.fast)
     if args.list:
         for c in cases:
-            print(f"{c.id:<62} {c.expect:<8} {'fast' if c.fast else ''}")
+            print(f"{c.id:<62} {c.expect:<8} {'quick' if c.fast else '':<6}{c.note}".rstrip())
         print(f"{len(cases)} cases", file=sys.stderr)
         return 0
     started = time.monotonic()
@@ -2033,8 +2044,9 @@ def main(argv: list[str] | None = None) -> int:
     verdicts = sweep(cases, args.jobs, args.keep, progress)
     print(f"# hostile inputs, {datetime.date.today().isoformat()}, {time.monotonic() - started:.0f} s, "
           f"jobs {args.jobs}\n")
-    print(tables(verdicts))
+    print(overview(verdicts) + "\n")
     print(f"**{totals(verdicts)}**\n")
+    print(tables(verdicts))
     print("Not handled:\n")
     print(not_handled(verdicts))
     if args.json:
