@@ -331,8 +331,8 @@ class Bases:
             if not (out / "summary.json").is_file():
                 experiment, args, seconds = BASES[name]
                 env = {**base_env(self.folder), "TORCHCLASSICS_CHECKPOINT_SECONDS": seconds}
-                done = subprocess.run([sys.executable, "-m", "torchclassics", "run", experiment, "--out", str(out), "-q",
-                                       *args], env=env, cwd=self.folder, capture_output=True, text=True, timeout=600,
+                argv = [sys.executable, "-m", "torchclassics", "run", experiment, "--out", str(out), "-q", *args]
+                done = subprocess.run(argv, env=env, cwd=self.folder, capture_output=True, text=True, timeout=600,
                                       check=False)
                 if done.returncode != 0:
                     self._failed[name] = f"base run {name} failed: {done.stderr[-500:]}"
@@ -1432,7 +1432,8 @@ plugin_case("syntax-error", "def broken(:\n", says="mine.py")
 plugin_case("registers-nothing", "x = 1\n", says="mine")
 plugin_case("build-returns-dict", PLUGIN_HEAD + DECORATED + "        return {'model': None}\n", says="mine.py")
 plugin_case("build-exits-0", PLUGIN_HEAD + DECORATED + "        raise SystemExit(0)\n", says="mine.py")
-plugin_case("build-raises", PLUGIN_HEAD + DECORATED + "        raise ValueError('my bug')\n", says="mine.py", users_traceback=True)
+plugin_case("build-raises", PLUGIN_HEAD + DECORATED + "        raise ValueError('my bug')\n", says="mine.py",
+            users_traceback=True)
 plugin_case("takes-a-builtin-name", PLUGIN_HEAD + "@experiment('regression')\nclass Mine(Experiment):\n"
             "    pass\n", experiment="regression", says="regression")
 
@@ -1827,7 +1828,8 @@ def interrupted_then_resumed(sb: Sandbox, sig: int, rows: int | None = None, del
     check(not first.has_traceback(), f"the stopped run: {first.first_lines()}")
     result = sb.cli("run", "regression", "--out", out, "--resume", "-q", "--no-figures", env=env)
     if not out.exists():
-        check(result.returncode == 2 and "does not exist" in result.stderr, "no run folder, and --resume did not say so")
+        check(result.returncode == 2 and "does not exist" in result.stderr,
+              "no run folder, and --resume did not say so")
         result.returncode = 0
         return result
     if result.returncode == 0:
@@ -1988,7 +1990,8 @@ def tables(verdicts: list[Verdict]) -> str:
                   "| case | verdict | outcome | s |", "| --- | --- | --- | ---: |"]
         for verdict in group:
             name = verdict.name.split("/", 1)[1]
-            lines.append(f"| `{name}` | {mark(verdict)} | {verdict.outcome.replace('|', '/')} | {verdict.seconds:.1f} |")
+            outcome = verdict.outcome.replace("|", "/")
+            lines.append(f"| `{name}` | {mark(verdict)} | {outcome} | {verdict.seconds:.1f} |")
         lines.append("")
     return "\n".join(lines)
 
