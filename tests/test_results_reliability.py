@@ -86,7 +86,8 @@ def test_an_integer_too_long_for_pythons_json_skips_that_run_naming_the_file(tmp
     run = copy_run(tmp_path, "long")
     text = (run / layout.PARAMS).read_text()  # Python's own JSON writes no such integer: made as text
     files.write_text(run / layout.PARAMS, text.replace('"hidden": 10', '"hidden": ' + "7" * 5000, 1))
-    assert "- regression/long: params.json: Exceeds the limit (4300 digits)" in synthesize(tmp_path)
+    assert "- regression/long: params.json holds a number too long to read (Exceeds the limit (4300 digits)" \
+        in synthesize(tmp_path)
     assert page_names(write_report(tmp_path).read_text()) == ["good"]
 
 

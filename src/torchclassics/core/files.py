@@ -81,10 +81,10 @@ def open_append(path: str | Path) -> IO[str]:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
-        return os.fdopen(fd, "a", encoding="utf-8")
     except BaseException:
         os.close(fd)
         raise
+    return os.fdopen(fd, "a", encoding="utf-8")  # the file object owns the descriptor from here: closed once
 
 
 def is_leftover(path: Path) -> bool:

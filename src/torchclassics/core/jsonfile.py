@@ -77,6 +77,8 @@ def loads_object(text: str, where: str) -> dict:
         raise UserError(f"{where} is not valid JSON: {err.msg} at line {err.lineno}.") from None
     except RecursionError:
         raise UserError(f"{where} nests deeper than {MAX_DEPTH} levels.") from None
+    except ValueError as err:  # an integer of thousands of digits (Python's limit on converting them)
+        raise UserError(f"{where} holds a number too long to read ({err}).") from None
     if not isinstance(data, dict):
         raise UserError(f"{where} holds a JSON {type(data).__name__}, not an object.")
     if _depth(data, MAX_DEPTH) > MAX_DEPTH:

@@ -200,7 +200,7 @@ class Trainer:
             schedulers={n: s.state_dict() if s else None for n, s in self.schedulers.items()},
             scaler=self.precision.state_dict(), rng=state.rng_state(), epoch=self.epoch, step=self.step,
             best=self.best, history=self.history, step_losses=self.step_losses, record=self.task.record,
-            train_s=self.train_s, threads=torch.get_num_threads(),
+            train_s=self.train_s, threads=torch.get_num_threads(), params=self.params,
             # data with a state of its own (a replay memory, an environment)
             data=data_state() if callable(data_state) else None)
 
@@ -244,12 +244,25 @@ class Trainer:
         # copied to the model's device by load_state_dict.
         saved = state.load_training_state(self.run.folder.own(last), map_location="cpu")
         epochs = int(self.params["epochs"])
+        self.check_same_params(saved, last)
         if saved.epoch > epochs:
             raise UserError(f"epochs={epochs}: {last} has already trained {saved.epoch} epochs; give "
                             f"epochs >= {saved.epoch} to continue the run.")
         self.load_state(saved, last)
         self.resumed_from = self.epoch
         return self.epoch
+
+    def check_same_params(self, saved: state.TrainingState, path) -> None:
+        """A resumed run trains on with what its checkpoint trained with (only the epochs may grow): a
+        params.json edited since is refused, naming what changed."""
+        if saved.params is None:  # a checkpoint of the release before this record
+            return
+        changed = sorted(key for key in {*saved.params, *self.params} - {"epochs"}
+                         if saved.params.get(key) != self.params.get(key))
+        if changed:
+            shown = "; ".join(f"{key} {saved.params.get(key)!r} -> {self.params.get(key)!r}" for key in changed)
+            raise UserError(f"{path} was trained with other parameters than the run's params.json now says ({shown});"
+                            " put them back, or start a new run.")
 
     def keep_best(self) -> None:
         """Hold the best weights in memory; they reach best.pt with the next checkpoint."""
@@ -292,14 +305,18 @@ class Trainer:
         steps = len(self.task.train) if hasattr(self.task.train, "__len__") else 0  # 0: unknown (episodes)
         self.progress = progress.Progress(epochs, self.epoch, steps, self.run.info,
                                           label=self.tag or self.run.path.name, enabled=self.run.writer)
-        self.curves = Curves(self.run.path, self.tag, self.epoch, resumed=resume, enabled=self.run.writer)
+        self.curves = Curves(lambda: self.run.real_folder(self.run.path / layout.TENSORBOARD), self.tag, self.epoch,
+                             resumed=resume, enabled=self.run.writer)
         keep_freed_memory()
         try:
             while self.epoch < epochs:
                 self.run_epoch(self.epoch + 1, final=self.epoch + 1 == epochs)
-        finally:
+        except BaseException:  # Ctrl-C, a divergence, a full disk: end the curves without waiting on them
             self.progress.close()
-            self.curves.close()
+            self.curves.close(interrupted=True)
+            raise
+        self.progress.close()
+        self.curves.close()
         return Fit(self.history, self.best, self.train_s, self.step, self.step_losses, self.task.record,
                    self.resumed_from)
 

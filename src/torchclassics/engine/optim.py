@@ -33,6 +33,26 @@ def optimizer_kwargs(params: dict, cls, device: torch.device | None) -> dict:
     return kwargs
 
 
+def text_where_numbers_go(cls, kwargs: dict) -> str | None:
+    """Why an argument given as text cannot be meant (``milestones="soon"``: torch would take its letters
+    as milestones and never decay), or None. Text goes only where the class takes text: a parameter whose
+    default is text, or whose annotation names ``str`` or ``Literal``."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return None
+    for key, value in kwargs.items():
+        parameter = signature.parameters.get(key)
+        if parameter is None or not isinstance(value, str):
+            continue
+        kind = parameter.annotation
+        annotation = "" if kind is inspect.Parameter.empty else kind.__name__ if isinstance(kind, type) else str(kind)
+        if isinstance(parameter.default, str) or "str" in annotation or "Literal" in annotation:
+            continue
+        return f"{key}={value!r} is text, and {cls.__name__} takes {annotation or 'a number or a list'} there"
+    return None
+
+
 def _described(params: dict) -> str:
     return f"optimizer={params.get('optimizer', 'SGD')!r} with optimizer_args={params.get('optimizer_args') or {}}"
 
@@ -49,6 +69,9 @@ def build_optimizer(params: dict, parameters, device: torch.device | None = None
         parameters = parameters.parameters()
     parameters = list(parameters)
     kwargs = optimizer_kwargs(params, cls, device)
+    wrong = text_where_numbers_go(cls, kwargs)
+    if wrong:
+        raise UserError(f"{_described(params)}: {wrong}.")
     if capturable:
         kwargs["capturable"] = True
     try:
@@ -72,6 +95,9 @@ def build_scheduler(params: dict, optimizer) -> Any:
     cls = getattr(torch.optim.lr_scheduler, str(name), None)
     if not isinstance(cls, type):
         raise UserError(f"scheduler name {name!r}: not in torch.optim.lr_scheduler (e.g. StepLR, CosineAnnealingLR).")
+    wrong = text_where_numbers_go(cls, spec)
+    if wrong:
+        raise UserError(f"scheduler={params['scheduler']}: {wrong}.")
     try:
         return cls(optimizer, **spec)
     except Exception as err:

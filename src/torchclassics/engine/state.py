@@ -48,6 +48,7 @@ class TrainingState:
     train_s: float = 0.0
     threads: int | None = None
     data: dict | None = None                         # data with a state of its own (a replay memory)
+    params: dict | None = None                       # what the trainer trained with (format 1 on)
     format: int = FORMAT
 
 
@@ -169,6 +170,7 @@ def load_training_state(path: Path, map_location="cpu") -> TrainingState:
     _check(path, threads is None or (_is_int(threads) and threads >= 1), f"threads={threads!r} is not a count >= 1")
     _check(path, state.get("scaler") is None or isinstance(state["scaler"], dict), "scaler is not a dict")
     _check(path, state.get("data") is None or isinstance(state["data"], dict), "data is not a dict")
+    _check(path, state.get("params") is None or isinstance(state["params"], dict), "params is not a dict")
     check_rng_state(path, state.get("rng"))
     return _record(TrainingState, state)
 

@@ -160,9 +160,14 @@ def add_plugin_modules(entries: list[str], source: str | None = None) -> None:
         path = module_path(entry)
         if path is None or not path.is_file():
             raise _bad_module(entry, f"no such {'file' if entry.endswith('.py') else 'module'}", source)
-        if not registered_names(path):
+        names = registered_names(path)
+        if not names:
             raise _bad_module(entry, 'registers no experiment; decorate an Experiment subclass with '
                                      '@experiment("NAME") (see docs/own_experiment.md)', source)
+        taken = sorted(set(names) & set(experiment_names()))
+        if taken:  # named on purpose: never run the package's experiment in its place
+            raise _bad_module(entry, f"registers {', '.join(repr(n) for n in taken)}, the name of one of the "
+                                     "package's experiments; give yours another name", source)
         added.append(str(path.resolve()) if entry.endswith(".py") else entry)
     if added:
         os.environ[PLUGINS_VARIABLE] = os.pathsep.join(dict.fromkeys([*added, *plugin_entries()]))

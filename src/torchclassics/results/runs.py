@@ -29,10 +29,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.text import printable
 from ..core import messages
 from ..core.errors import UserError
 from ..core.files import is_inside
+from ..core.text import printable
 from ..rundir import layout
 from ..rundir.metrics import row_metrics
 from ..rundir.reader import RunFolder, image_files, links_out

@@ -122,6 +122,10 @@ class Summary:
                 and objective.get("mode") in ("min", "max")):
             goal = Objective(objective["metric"], objective["mode"])
         metrics = _typed(data, "metrics", dict, {}, problems)
+        for key, value in metrics.items():  # a metric is a number (NaN included) or nothing
+            if value is not None and not _is_number(value):
+                problems.append(f"metrics.{key} is {type(value).__name__}, not a number")
+        metrics = {key: value for key, value in metrics.items() if value is None or _is_number(value)}
         names = {f.name for f in fields(cls)}
         return cls(
             experiment=str(data.get("experiment") or ""),

@@ -84,6 +84,7 @@ class RunWriter:
             raise
         try:
             self.check_contents(resume)
+            self.check_links()
         except BaseException:
             self.lock.release(remove=self.lock.made_file)
             raise
@@ -93,6 +94,18 @@ class RunWriter:
         if not self.folder.is_run:
             raise UserError(f"{self.path} is not a run directory (no {layout.PARAMS}).")
         self.lock.acquire()
+
+    def check_links(self) -> None:
+        """The files a run appends to and the folders it writes into must be its own, not links planted
+        in it: refused before anything is written (an atomically replaced file replaces a link itself)."""
+        for name in (layout.METRICS, layout.LOG):
+            if (self.path / name).is_symlink():
+                raise UserError(f"{self.path / name} is a symbolic link; a run writes only its own files. Remove "
+                                "it, then try again.")
+        for name in layout.RUN_FOLDERS:
+            if not files.real_folder(self.path / name):
+                raise UserError(f"{self.path / name} is a symbolic link or a file; a run writes only inside its own "
+                                "folder. Remove it, then try again.")
 
     def check_contents(self, resume: bool) -> None:
         if self.folder.is_run and not resume:

@@ -23,6 +23,7 @@ dead workers' trials); the study figures are drawn by :mod:`torchclassics.result
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -184,7 +185,7 @@ def checked_plan(name: str, *, space, sets, study_name, storage, pruner, metric,
     dims = load_space(name, space)
     params = check_space(name, dims, list(sets or []))
     metric, direction = objective_of(experiment, metric, direction)
-    study_name = check_study_name(study_name or name)
+    study_name = check_study_name(name if study_name is None else study_name)
     root = layout.runs_root(runs_dir)
     storage = storage or str(default_journal(root, study_name))
     if not is_url(storage):
@@ -299,6 +300,7 @@ def first_trial(plan: Plan, existing):
 
     number = len(existing.trials) if existing is not None else 0
     out = plan.trial_folder(number)
+    made = [folder for folder in out.parents if not folder.exists()]  # deepest first: removed if refused
     say(plan, f"trial {number} runs first, alone: {plan.metric} is not {plan.name}'s own metric, and the study "
               "is written only once a run shows it")
     reporters: list[EpochReporter] = []
@@ -321,8 +323,11 @@ def first_trial(plan: Plan, existing):
         added = True
         return trial
     finally:
-        if not added and out.is_dir():
+        if not added:
             shutil.rmtree(out, ignore_errors=True)
+            for folder in made:
+                with contextlib.suppress(OSError):  # not empty after all (another command's): left
+                    folder.rmdir()
 
 
 def run_trials_of_command(plan: Plan, trials: int, workers: int, study) -> WorkerProblems:

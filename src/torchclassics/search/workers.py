@@ -164,11 +164,23 @@ def _stop_for_parent(signum, frame) -> None:
     raise ParentGone("the search command that started this worker ended or stopped it")
 
 
+def _quiet_about_parent(hook):
+    """A ParentGone raised where Python cannot propagate it (inside an import lock's callback) is not a
+    bug to print: the watchdog ends the worker anyway."""
+
+    def unraisable(info) -> None:
+        if not isinstance(info.exc_value, ParentGone):
+            hook(info)
+
+    return unraisable
+
+
 def die_with_parent(parent_pid: int, parent_start) -> None:
     """End this worker when its parent ends, even by SIGKILL: the kernel sends SIGTERM (Linux's
     parent-death signal), and a watchdog thread does the same on any system. SIGTERM ends the running
     trial as Ctrl-C would (marked failed); the watchdog ends the process outright if that hangs."""
     signal.signal(signal.SIGTERM, _stop_for_parent)
+    sys.unraisablehook = _quiet_about_parent(sys.unraisablehook)
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             pr_set_pdeathsig = 1

@@ -29,6 +29,9 @@ def new_figure(width: float = 6.4, height: float = 4.8) -> Figure:
     return fig
 
 
+DRAWN_BY = "torchclassics"  # the Software field of every PNG the package draws
+
+
 def save(fig: Figure, path: Path) -> Path:
     """Lay ``fig`` out and write it (format from the suffix) atomically."""
     path = Path(path)
@@ -36,9 +39,21 @@ def save(fig: Figure, path: Path) -> Path:
     # tight_layout leaves a placeholder layout engine behind, for which savefig walks the whole
     # figure once more before drawing it (a dry run for the layout): without it, 20% faster.
     fig.set_layout_engine(None)
-    with replaced_atomically(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
+    kind = path.suffix.lstrip(".").lower() or "png"
+    with replaced_atomically(path) as tmp:  # a PNG says who drew it: a lesson's folder replaces only its own
+        fig.savefig(tmp, format=kind, metadata={"Software": DRAWN_BY} if kind == "png" else None)
     return path
+
+
+def drawn_by_us(path: Path) -> bool:
+    """Whether ``path`` is a PNG that :func:`save` wrote."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return str(image.info.get("Software", "")).startswith(DRAWN_BY)
+    except Exception:  # not an image, unreadable, a folder: not ours
+        return False
 
 
 # -- losses ---------------------------------------------------------------------------------
