@@ -161,6 +161,9 @@ class ParentGone(KeyboardInterrupt):
 
 
 def _stop_for_parent(signum, frame) -> None:
+    # Once: a second SIGTERM (the kernel's and the watchdog's) must not interrupt the first one's cleanup;
+    # if this one is lost (raised where Python cannot propagate it), the watchdog ends the worker outright.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise ParentGone("the search command that started this worker ended or stopped it")
 
 
