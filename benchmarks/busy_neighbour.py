@@ -1,16 +1,17 @@
 """One epoch of cnn_mnist on a quiet CPU and beside another CPU-bound process, each in a fresh process.
 
 The engine's CPU thread count never follows the machine's load (the numbers of a convolution depend on
-it): cnn_mnist trains on every core this process may use (engine/threads.py). What keeps it fast
-beside other work is OpenMP's passive wait policy, which torchclassics sets before torch is imported:
-a thread that waits for the others at the end of an operation sleeps instead of spinning on the core
-the other process needs. This script measures one epoch (``train_s``) three ways, each in a fresh
-process (the policy is read when OpenMP starts), first on the quiet machine, then beside one
-busy-loop process, and prints each one's slow-down, busy / quiet (medians):
+it): cnn_mnist trains on every core this process may use (engine/threads.py). What it may follow is
+how OpenMP's idle threads wait, which changes no number: before torch is imported, torchclassics
+measures the other processes' load and lets the threads sleep (``OMP_WAIT_POLICY=PASSIVE``) when the
+machine is busy, and spin (OpenMP's default) when it is quiet (core/waiting.py). This script measures
+one epoch (``train_s``) four ways, each in a fresh process (the policy is read when OpenMP starts),
+first on the quiet machine, then beside one busy-loop process, and prints each one's slow-down,
+busy / quiet (medians):
 
-* ``every core, passive wait``: the engine as it runs;
-* ``every core, OpenMP's default wait``: what the passive policy buys;
-* ``one thread``: the count a load-following policy would have picked beside the neighbour.
+* ``the engine``: as it runs, the wait chosen from the load;
+* ``every core, OpenMP's default wait`` and ``every core, passive wait``: each policy always;
+* ``one thread``: the count a load-following thread policy would have picked beside the neighbour.
 
     python benchmarks/busy_neighbour.py --repeats 3
 
@@ -30,13 +31,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cnn_mnist_vs_tutorial import engine, prepare_data  # noqa: E402  (the same data and run as that benchmark)
+from cnn_mnist_vs_tutorial import prepare_data  # noqa: E402  (the same data as that benchmark)
 
-# name -> (OMP_WAIT_POLICY, the run's threads parameter; None: the engine's own choice)
+# name -> (OMP_WAIT_POLICY: None leaves it to the engine, "" is OpenMP's default; the run's threads parameter)
 CONFIGURATIONS = {
+    "the engine": (None, None),
+    "every core, OpenMP's default wait": ("", None),
     "every core, passive wait": ("PASSIVE", None),
-    "every core, OpenMP's default wait": (None, None),
-    "one thread": ("PASSIVE", 1),
+    "one thread": (None, 1),
 }
 
 
@@ -46,20 +48,24 @@ def busy_loop() -> None:
 
 
 def child(args) -> int:
-    """``--child``: one epoch in this fresh process; prints its JSON line."""
-    import torch
+    """``--child``: one epoch in this fresh process (torch imported by the run, after the engine chose the
+    wait); prints its JSON line."""
+    from torchclassics import run
 
     sets = [f"threads={args.threads}"] if args.threads else []
     with tempfile.TemporaryDirectory(prefix="tc-busy-side-") as tmp:
-        seconds, _ = engine(Path(args.data_root), torch.device("cpu"), 1, Path(tmp), sets)
-    print(json.dumps({"train_s": seconds, "threads": torch.get_num_threads()}))
+        result = run("cnn_mnist", out=Path(tmp) / "engine", device="cpu", figures=False, quiet=True, sets=sets,
+                     data_root=args.data_root, download=False, epochs=1, seed=1)
+    print(json.dumps({"train_s": result.summary["train_s"], "threads": result.summary["threads"],
+                      "wait": os.environ.get("OMP_WAIT_POLICY")}))
     return 0
 
 
 def one_epoch(name: str, root: Path) -> float:
     policy, threads = CONFIGURATIONS[name]
-    # An empty value is not a policy: OpenMP keeps its default, and the package does not set its own.
-    env = {**os.environ, "OMP_WAIT_POLICY": policy or ""}
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    if policy is not None:  # an empty value is not a policy: OpenMP keeps its default, and the engine its hands off
+        env["OMP_WAIT_POLICY"] = policy
     command = [sys.executable, __file__, "--child", "--data-root", str(root),
                *(["--threads", str(threads)] if threads else [])]
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -90,7 +96,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="tc-busy-") as tmp:
         root, label = prepare_data(argparse.Namespace(data_root=None, synthetic_full=False), Path(tmp))
         print(f"data: {label}; {os.cpu_count()} cores", flush=True)
-        one_epoch("every core, passive wait", root)  # untimed: files into the page cache
+        one_epoch("the engine", root)  # untimed: files into the page cache
         quiet = rounds(args.repeats, root, "quiet")
         neighbour = multiprocessing.Process(target=busy_loop, daemon=True)
         neighbour.start()

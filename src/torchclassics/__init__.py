@@ -4,16 +4,7 @@
     result = torchclassics.run("regression", lr=0.2)
     net = torchclassics.estimator("classification")   # a scikit-learn estimator (skorch)
 """
-import os as _os
-import sys as _sys
-
 __version__ = "0.1.0"
-
-if "torch" not in _sys.modules:
-    # Before torch's OpenMP starts: a thread waiting for the others sleeps instead of spinning on a core
-    # another process needs. The thread count never follows the machine's load (it would change the
-    # numbers, engine/threads.py); this keeps training fast beside other work without changing them.
-    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _API = ("run", "evaluate", "predict", "figures", "params", "list_experiments")
 

@@ -23,6 +23,7 @@ from typing import Any
 from . import progress, registry
 from .core import messages
 from .core.errors import UserError
+from .core.waiting import choose_before_torch
 from .params import parameters, sources
 from .plugins import discovery
 from .rundir import layout
@@ -81,6 +82,7 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
     if fresh is not None and out is not None and RunFolder(Path(out)).is_run:
         raise UserError.for_option("out", str(out), "already holds a run; choose a new folder, or add {resume} to "
                                    "continue it.")
+    choose_before_torch()  # every parameter is checked: OpenMP's wait from the machine's load, if torch is not loaded
     with progress.quiet(quiet):
         return _run(name, fresh, out=out, runs_dir=runs_dir, device=device, resume=resume, figures=figures,
                     sets=sets or [], overrides=overrides, report=report, summary_extra=summary_extra,

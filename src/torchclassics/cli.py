@@ -285,6 +285,9 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_search(args) -> int:
+    from .core.waiting import choose_before_torch
+
+    choose_before_torch()  # its workers inherit the choice
     from .search import search
 
     result = search(args.name, trials=args.trials, space=args.space, sets=args.sets, study_name=args.study,

@@ -7,9 +7,8 @@ costs more than it gains; 100 steps of the 2-10-2 net took 0.11 s with one threa
 on a loaded 2-core machine) and every core this process may use for the others. The count is
 written into the run's params.json, so a resumed run and a rerun use it whatever the machine.
 
-Training beside a busy process stays fast by other means that do not change the numbers: the CLI
-sets OpenMP's passive wait policy before torch is imported (idle threads sleep instead of
-spinning on the core another process needs).
+What may follow the load is what changes no number: how OpenMP's idle threads wait, chosen before
+torch is imported (core/waiting.py): they spin on a quiet machine and sleep beside a busy process.
 """
 from __future__ import annotations
 
