@@ -183,7 +183,8 @@ def test_a_changed_model_size_on_resume_is_refused(finished, capsys):
     (finished / "params.json").write_text(json.dumps({**params, "hidden": 11, "epochs": 6}))
     before = snapshot(finished)
     assert main(["run", "regression", "--out", str(finished), "--resume"]) == 2
-    assert "does not fit" in one_line_error(capsys.readouterr().err)
+    assert "was trained with other parameters than the run's params.json now says (hidden 10 -> 11)" \
+        in one_line_error(capsys.readouterr().err)
     assert snapshot(finished) == before
 
 

@@ -275,3 +275,27 @@ def test_a_step_too_large_for_the_memory_is_refused_before_anything_is_written(t
     assert code == 2 and "one training step needs about" in line and "GiB available" in line
     assert "you changed n_points=1000000, hidden=65536, batch_size=1000000" in line
     assert not out.exists()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("delay", [0.4, 0.8, 1.6])
+def test_ctrl_c_while_the_command_starts_stops_it_cleanly(tmp_path, delay):
+    """Ctrl-C while torch and the others are imported: once swallowed by a library (exit 0, the run went
+    on) or turned into another library's traceback. Held until the start is over, it stops the command
+    there (or in training, where it lands later on a fast machine): exit 130 and one line."""
+    import signal
+
+    from helpers import TIMEOUT_S
+
+    out = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "torchclassics", "run", "regression", "--out", str(out), "-q",
+                             "--no-figures", "--set", "epochs=3000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    import time
+
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=TIMEOUT_S)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert [line for line in err.splitlines() if line.strip()] == [
+        line for line in err.splitlines() if line.startswith("torchclassics: interrupted")]

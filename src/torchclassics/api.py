@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import progress, registry
-from .core import messages
+from .core import interrupts, messages
 from .core.errors import UserError
 from .core.waiting import choose_before_torch
 from .params import parameters, sources
@@ -137,6 +137,7 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
             _checked(experiment, name, params, task, target)  # memory, optimizer, scheduler, precision
             if dist:
                 task.train.shard(dist.rank, dist.world)
+            interrupts.honour()  # imported and built: a Ctrl-C held since the start stops the command here
             if run_dir is None:
                 run_dir = _claim_new(name, out, runs_dir, writer, dist)
             run_dir.planned = {"experiment": name, **params}

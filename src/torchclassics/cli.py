@@ -6,14 +6,16 @@ torch (seconds); commands import what they need when they run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
 
 from . import __version__
-from .core import messages
+from .core import interrupts, messages
 from .core.errors import UserError
 from .core.text import printable
 from .rundir import layout
@@ -290,6 +292,8 @@ def _cmd_search(args) -> int:
     choose_before_torch()  # its workers inherit the choice
     from .search import search
 
+    interrupts.honour()  # a Ctrl-C held while torch and Optuna were imported stops the search here
+
     result = search(args.name, trials=args.trials, space=args.space, sets=args.sets, study_name=args.study,
                     storage=args.storage, workers=args.workers, pruner=args.pruner, metric=args.metric,
                     direction=args.direction, runs_dir=args.runs_dir, device=args.device, sampler=args.sampler,
@@ -374,8 +378,18 @@ def _thread_errors(info) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     threading.excepthook = _thread_errors
-    with messages.shown(quiet=getattr(args, "quiet", False)):
+    # run and search hold Ctrl-C while they import and build, and honour it before they train
+    holding = interrupts.held() if args.command in ("run", "search") else contextlib.nullcontext()
+    with messages.shown(quiet=getattr(args, "quiet", False)), holding:
         return _command(args)
+
+
+def console() -> int:
+    """The ``torchclassics`` command: :func:`main`, then Ctrl-C ignored while the interpreter shuts down
+    (the command's work is done; its exit status stands)."""
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
 
 
 def _command(args) -> int:
@@ -398,4 +412,4 @@ def _command(args) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(console())
