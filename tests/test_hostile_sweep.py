@@ -93,3 +93,9 @@ def test_a_hang_is_killed_and_named_with_where_it_waited():
     verdict = verdict_of(hangs)
     assert verdict.handled is False and verdict.outcome.startswith("hang (timeout after "), verdict
     assert "in wait" in verdict.detail and verdict.seconds < 30
+
+
+def test_the_readme_states_the_catalogue_and_quick_subset_as_they_are():
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"tries {len(hostile.CATALOGUE)} bad inputs" in readme, "README.md: update the catalogue's size"
+    assert f"runs its {len(QUICK)} quick cases" in readme, "README.md: update the quick subset's size"
