@@ -363,7 +363,8 @@ def test_optimizers_page_states_what_the_full_list_gives(tmp_path):
     from torchclassics.core.errors import UserError
 
     docs = Path(__file__).resolve().parents[1] / "docs" / "experiments"
-    for page, heading in (("optimizers.md", "## The book's full list"), ("optimizers.zh.md", "## 书中完整的优化器列表")):
+    headings = {"optimizers.md": "## The book's full list", "optimizers.zh.md": "## 书中完整的优化器列表"}
+    for page, heading in headings.items():
         section = (docs / page).read_text(encoding="utf-8").split(heading, 1)[1]
         command = re.search(r"--set 'optimizers=(\[.*?\])'", section).group(1)
         stated = dict(re.findall(r"^\| (\w+) \|.*\| (\d\.\d{5}) \|$", section, re.M))
