@@ -78,7 +78,9 @@ def test_notebook_runs_offline_from_first_cell_to_last(notebook, tmp_path):
     from nbclient import NotebookClient
 
     nb = nbformat.read(notebook, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    # The kernel is stopped at once when done: a graceful shutdown adds a second or two to every notebook.
+    NotebookClient(nb, timeout=300, kernel_name="python3", shutdown_kernel="immediate",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
     if notebook.parent.name == "experiments":  # the last cell shows the run: its metrics table and figures
         shown = nb.cells[-1].outputs[-1]["data"]
         assert "<table>" in shown["text/html"] and "RunResult(" in shown["text/plain"]
