@@ -7,7 +7,7 @@ example went through: the print runs once (while tracing), the ``if`` is frozen 
 branch, and an error is raised inside the TorchScript interpreter, with no Python frame of
 ``forward`` to stop in. ``torch.export`` refuses the data-dependent ``if`` instead (``torch.cond``
 is its way to keep both branches). ``torch.compile`` keeps Python's behaviour by breaking the graph
-at such a line, but compiling takes about 20 s on a small CPU, too slow for a lesson.
+at such a line, but compiling takes tens of seconds on a small CPU, too slow for a lesson.
 """
 from __future__ import annotations
 
