@@ -15,6 +15,7 @@ from pathlib import Path
 from ..rundir.reader import RunFolder
 
 THUMBNAIL_PX = 360  # the longest side of an embedded figure
+PALETTE = 256  # a thumbnail's colours: plots have few, and a palette halves the size (cnn_mnist: 88 -> 40 KB)
 MOST_FIGURES = 6  # a run with more figures shows the first ones and names the folder
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -50,7 +51,7 @@ def figure_tag(path: Path) -> str:
     with Image.open(path) as image:
         image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
         buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, format="PNG", optimize=True)
+        image.convert("RGB").quantize(colors=PALETTE).save(buffer, format="PNG", optimize=True)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     name = html.escape(path.name)
     return f"<img src='data:image/png;base64,{data}' alt='{name}' title='{name}' style='margin:4px'>"
