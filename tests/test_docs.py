@@ -61,7 +61,8 @@ CHINESE_PAGES = sorted(DOCS.rglob("*.zh.md"))  # with or without code: a block l
 # Pages whose code needs more than the package (ExecuTorch's export and runtime), or trains for
 # more than a second or two (a grid search of nets, an Optuna search): not in the developer's lane.
 PAGE_MARKS = {"deploy_mobile.md": pytest.mark.external, "sklearn.md": pytest.mark.integration,
-              "search.md": pytest.mark.integration, "reproducibility.md": pytest.mark.integration}
+              "search.md": pytest.mark.integration, "reproducibility.md": pytest.mark.integration,
+              "rnn.md": pytest.mark.integration}  # rnn.md trains lstm_mnist with three cells
 
 
 @pytest.mark.parametrize("page", [pytest.param(p, marks=PAGE_MARKS.get(p.name, ()), id=str(p.relative_to(DOCS)))

@@ -11,8 +11,8 @@ import torch
 from torchclassics.cli import main
 from torchclassics.lessons import LESSONS, list_lessons
 
-TEACHING_ORDER = ["tensors", "shapes", "layers", "activations", "losses", "build", "save_restore", "dataloader",
-                  "rnn", "pca", "sklearn", "parallel"]
+TEACHING_ORDER = ["tensors", "shapes", "layers", "activations", "losses", "autograd", "build", "debug",
+                  "save_restore", "dataloader", "rnn", "pca", "sklearn", "parallel"]
 
 
 def run_cli(name: str, out, capsys) -> str:
@@ -42,6 +42,9 @@ def test_tensors_share_memory_and_match_numpy(tmp_path, capsys):
     assert "matrix product      numpy [[7.0, 10.0], [15.0, 22.0]]" in out
     assert "x.grad = [[0.5, 1.0], [1.5, 2.0]]" in out  # d mean(x^2)/dx = x/2
     assert out.rstrip().endswith("(lesson tensors has no figure)")
+    # "Not resizable": growing refused; values changed in place are seen both ways; a copy may grow.
+    assert "Trying to resize storage that is not resizable" in out
+    assert "array [22, 24, 26], tensor [22, 24, 26]" in out and "resizes: 5 entries" in out
 
 
 def test_activations_gradients_and_figure(tmp_path, capsys):
@@ -199,10 +202,14 @@ def test_layers_shapes_and_the_collapse_of_stacked_linear_layers(tmp_path, capsy
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layers.png"]  # no temporary file left
 
 
-def test_rnn_gradients_gates_states_and_detach(tmp_path, capsys):
+def test_rnn_gradients_gates_states_and_detach(tmp_path, capsys, monkeypatch):
+    from torchclassics.lessons import rnn
     from torchclassics.lessons.rnn import gradient_table, lstm_step_by_hand, scalar_factors
 
+    # The three trainings are checked by the rnn page's code (docs/lessons/rnn.md), once.
+    monkeypatch.setattr(rnn, "trained_cells", lambda: {"lstm": 0.5, "gru": 0.5, "rnn": 0.25})
     out = run_cli("rnn", tmp_path, capsys)
+    assert "cell=rnn   test accuracy 0.250" in out
     factors = scalar_factors()
     assert factors[0.9] < 0.01 and factors[1.0] == 1 and factors[1.1] > 100
     table = gradient_table()
@@ -294,3 +301,78 @@ def test_data_parallel_splits_each_batch_over_every_gpu(tmp_path, capsys):
     assert data_parallel_fit(tmp_path / "dp")["gpus"] == torch.cuda.device_count()
     out = run_cli("parallel", tmp_path / "lesson", capsys)
     assert f"{torch.cuda.device_count()} GPU(s): test_mse" in out and "same training: False" not in out
+
+
+def test_autograd_vector_backward_combined_losses_and_last_layers(tmp_path, capsys):
+    from torchclassics.lessons.autograd import last_layers, saturated_logit, vector_backward
+
+    out = run_cli("autograd", tmp_path, capsys)
+    v = vector_backward()
+    assert v["refused"] == "grad can be implicitly created only for scalar outputs"
+    assert v["with_gradient"] == v["as_scalar"] == v["by_hand"] == [2.0, 0.4, 0.06]
+    assert "added: True" in out
+    rows = last_layers()
+    assert [problem.split()[0] for problem, *_ in rows] == ["regression", "binary", "multi-class"]
+    for problem, _, book, logits in rows:  # the book's last layer and the logits form give the same loss
+        assert book == pytest.approx(logits, abs=1e-6), problem
+    s = saturated_logit()
+    assert s["sigmoid"] == 1.0 and s["bce"] == 100 and s["bce_logits"] == pytest.approx(40)
+    assert s["softmax_twice"] > 1000 * s["logits_once"]
+
+
+def test_debug_dynamic_graph_against_a_trace_and_export(tmp_path, capsys):
+    from torchclassics.lessons.debug import branch_demo, export_refusal, traceback_demo
+
+    out = run_cli("debug", tmp_path, capsys)
+    b = branch_demo()
+    assert b["eager"] == [[2.0] * 3, [1.0] * 3]  # Python takes the branch the data asks for
+    assert b["traced"] == [[2.0] * 3, [-2.0] * 3]  # the trace replays the positive example's branch
+    assert b["printed"] == ["    forward sees sum 3", "    forward sees sum -3", "    -- tracing",
+                            "    forward sees sum 3", "    -- calling the trace"]  # the trace never prints
+    assert "data-dependent" in export_refusal()
+    t = traceback_demo()
+    assert t["eager"] == ("mat1 and mat2 shapes cannot be multiplied (2x5 and 4x8)",
+                          "forward: h = torch.relu(self.hidden(x))  # the line a wrong input fails on")
+    assert t["traced"][1] == "none" and "TorchScript" in t["traced"][0]
+    assert "<- the negative input doubled" in out
+
+
+def test_lstm_mnist_cell_picks_the_recurrent_layer_and_refuses_others():
+    from torch import nn
+
+    from torchclassics.core.errors import UserError
+    from torchclassics.models.lstm import RowLSTM
+    from torchclassics.params import sources
+
+    for cell, layer in (("lstm", nn.LSTM), ("gru", nn.GRU), ("rnn", nn.RNN)):
+        model = RowLSTM(hidden=8, cell=cell)
+        assert type(model.rnn) is layer and model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert sources.resolve("lstm_mnist")["cell"] == "lstm"
+    with pytest.raises(UserError, match="cell"):
+        sources.resolve("lstm_mnist", overrides={"cell": "transformer"})
+
+
+@pytest.mark.integration
+def test_optimizers_page_states_what_the_full_list_gives(tmp_path):
+    """The table of the book's full optimizer list (docs/experiments/optimizers.md and its 中文 twin) holds
+    what its command gives, to the five decimals shown; SparseAdam is refused in the page's one line."""
+    import json
+    from pathlib import Path
+
+    from torchclassics import run
+    from torchclassics.core.errors import UserError
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "experiments"
+    headings = {"optimizers.md": "## The book's full list", "optimizers.zh.md": "## 书中完整的优化器列表"}
+    for page, heading in headings.items():
+        section = (docs / page).read_text(encoding="utf-8").split(heading, 1)[1]
+        command = re.search(r"--set 'optimizers=(\[.*?\])'", section).group(1)
+        stated = dict(re.findall(r"^\| (\w+) \|.*\| (\d\.\d{5}) \|$", section, re.M))
+        names = json.loads(command)
+        assert sorted(stated) == sorted(names), page
+        if page == "optimizers.md":
+            metrics = run("optimizers", out=tmp_path / "all", figures=False, quiet=True, optimizers=names).metrics
+        assert {name: f"{metrics[f'test_mse_{name}']:.5f}" for name in names} == stated, page
+    with pytest.raises(UserError) as refused:
+        run("optimizers", out=tmp_path / "sparse", figures=False, quiet=True, optimizers=["SparseAdam"])
+    assert str(refused.value) in section  # the last page read: the 中文 one shows the same line

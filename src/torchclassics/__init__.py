@@ -7,6 +7,12 @@
 __version__ = "0.1.0"
 
 _API = ("run", "evaluate", "predict", "figures", "params", "list_experiments")
+__all__ = [*_API, "estimator", "UserError", "__version__"]
+
+
+def __dir__():
+    # The names are loaded on first use (below), so dir() and tab completion would not see them otherwise.
+    return sorted(set(globals()) | set(__all__))
 
 
 def __getattr__(name):

@@ -48,6 +48,11 @@ class RunResult:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in self.metrics.items() if isinstance(v, float))
         return f"RunResult({self.experiment}, {self.run_dir}, {shown})"
 
+    def _repr_html_(self) -> str:  # a notebook shows the metrics table and the figures
+        from .results.notebook import run_html
+
+        return run_html(self.experiment, self.run_dir, self.metrics)
+
 
 params = parameters  # the parameters ``run`` would use, validated, without running anything
 

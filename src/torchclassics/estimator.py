@@ -80,7 +80,7 @@ RECIPES = {
     "regression": Recipe("regressor", CurveNet, ("hidden",), nn.MSELoss, "float (N, 1) x, float (N,) or (N, 1) y"),
     "cnn_mnist": Recipe("classifier", DigitCNN, (), nn.CrossEntropyLoss,
                         "float (N, 28, 28) or (N, 784) digits, integer labels 0-9", large_ops=True),
-    "lstm_mnist": Recipe("classifier", RowLSTM, ("hidden",), nn.CrossEntropyLoss,
+    "lstm_mnist": Recipe("classifier", RowLSTM, ("hidden", "cell"), nn.CrossEntropyLoss,
                          "float (N, 28, 28) or (N, 784) digits, integer labels 0-9"),
 }
 # The training keys every recipe honours (cuda_graphs only speeds the engine up: nothing to honour);

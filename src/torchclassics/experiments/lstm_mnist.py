@@ -12,4 +12,5 @@ class LstmMnist(MnistClassifier):
     ``make_graphed_callables`` gave NaN losses within two epochs (H100, torch 2.11)."""
 
     def make_model(self, params, device):
-        return RowLSTM(rows=28, hidden=params.get("hidden", 64), n_classes=10)
+        # Runs written before the cell parameter existed were LSTMs.
+        return RowLSTM(rows=28, hidden=params.get("hidden", 64), n_classes=10, cell=params.get("cell", "lstm"))

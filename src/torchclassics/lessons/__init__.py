@@ -15,8 +15,8 @@ from ..core.errors import UserError
 
 # Teaching order: from tensors up to feeding a training loop, then recurrent nets, then the
 # autoencoder against PCA, then a net inside scikit-learn, then training on several devices.
-LESSONS = ("tensors", "shapes", "layers", "activations", "losses", "build", "save_restore", "dataloader", "rnn",
-           "pca", "sklearn", "parallel")
+LESSONS = ("tensors", "shapes", "layers", "activations", "losses", "autograd", "build", "debug", "save_restore",
+           "dataloader", "rnn", "pca", "sklearn", "parallel")
 
 # Kept here rather than read from the modules, so listing imports nothing heavy.
 DESCRIPTIONS = {
@@ -26,6 +26,10 @@ DESCRIPTIONS = {
     "layers": "nn.Linear's weight and bias shapes, chaining layers, stacked linear layers collapse into one",
     "activations": "Sigmoid ... GELU with their gradients; saturation and dying ReLU",
     "losses": "MSE, L1, SmoothL1, CrossEntropy, NLL (weighted, 2-D), BCEWithLogits vs hand computation",
+    "autograd": "backward(gradient=...) on a non-scalar output, several losses in one scalar, "
+                "the last layer and loss of regression, binary and multi-class problems",
+    "debug": "the dynamic graph (print and if inside forward, the traceback's line) against torch.jit.trace "
+             "and torch.export",
     "build": "a class-based net and nn.Sequential of the same layers are the same function",
     "save_restore": "state_dict save/restore, the whole net via torch.export, why pickles are refused",
     "dataloader": "TensorDataset + DataLoader: batches, shuffle, 2 workers, seeded, drop_last",

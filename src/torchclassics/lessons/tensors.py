@@ -23,6 +23,28 @@ def shared_memory_demo() -> dict:
     return {"array": array, "shared": shared, "copied": copied}
 
 
+def not_resizable_demo() -> dict:
+    """The book's "the returned tensor is not resizable": the tensor uses memory the array owns, so it
+    cannot grow it; in-place changes of values are seen both ways.
+
+    torch (2.14) sets the new shape before it finds the memory cannot grow: the refused tensor claims 5
+    entries over 3 and reading it reads past the array (a crash). It is thrown away unread."""
+    from .shapes import error_of
+
+    doomed = torch.from_numpy(np.array([1, 2, 3]))
+    refused = error_of(lambda: doomed.resize_(5))
+    shape_after = tuple(doomed.shape)
+    # `doomed` is never read again: its shape no longer matches its memory
+    array = np.array([1, 2, 3])
+    shared = torch.from_numpy(array)
+    shared.add_(10)        # in place through the tensor: the array sees it
+    array *= 2             # in place through the array: the tensor sees it
+    grown = torch.tensor(array).resize_(5)  # a copy owns its memory: it may grow (new entries uninitialised)
+    rebound = shared + 1   # not in place: a new tensor, the array is left alone
+    return {"refused": refused, "shape_after": shape_after, "array": array.tolist(), "shared": shared.tolist(),
+            "grown": len(grown), "rebound_shares": bool(np.shares_memory(rebound.numpy(), array))}
+
+
 def operations_demo() -> list[tuple[str, np.ndarray, torch.Tensor]]:
     """The same operation in numpy and torch: (name, numpy result, torch result)."""
     data = [-1, -2, 1, 2]
@@ -56,6 +78,14 @@ def run(out: Path) -> None:
     print(f"  shared = {demo['shared'].tolist()}")
     print(f"  copied = {demo['copied'].tolist()}  (unchanged)")
     print(f"  shares memory: {np.shares_memory(demo['array'], demo['shared'].numpy())}")
+
+    r = not_resizable_demo()
+    print("\n\"not resizable\": torch.from_numpy(np.array([1, 2, 3])).resize_(5) raises")
+    print(f"  {r['refused']}; the refused tensor is left with shape {r['shape_after']} over 3 entries: "
+          "throw it away")
+    print(f"  tensor.add_(10), then array *= 2 -> array {r['array']}, tensor {r['shared']} (in place: seen both ways)")
+    print(f"  a copy (torch.tensor) resizes: {r['grown']} entries; tensor + 1 is a new tensor sharing nothing: "
+          f"{not r['rebound_shares']}")
 
     print("\nthe same operation in numpy and torch:")
     for name, by_numpy, by_torch in operations_demo():
