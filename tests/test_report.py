@@ -108,6 +108,25 @@ def report(runs_dir) -> Path:
     return write_report(runs_dir, None)
 
 
+@pytest.fixture(scope="module")
+def embedded(runs_dir, tmp_path_factory) -> Path:
+    """The same runs with every figure embedded (--embed-all)."""
+    return write_report(runs_dir, tmp_path_factory.mktemp("embedded") / "all.html", embed_all=True)
+
+
+ROW = r'<tr class="run-row(?: best-run)?" id="run-(r\d+)" data-key="r\d+" data-status="(\w+)"(?: title="[^"]*")?>'
+
+
+def row_key(html: str, name: str) -> str:
+    """The key of the run named ``name`` (its tick box's label)."""
+    return re.search(ROW + rf'<td class="pick"><input type="checkbox" aria-label="tick {name}">', html).group(1)
+
+
+def detail(html: str, name: str) -> str:
+    key = row_key(html, name)
+    return html.split(f'<template id="detail-{key}">')[1].split("</template>")[0]
+
+
 def view_of(html: str, experiment: str) -> str:
     return html.split(f'data-experiment="{experiment}" hidden>')[1].split("</section>")[0]
 
@@ -127,7 +146,7 @@ def test_report_is_written_to_the_root_with_a_view_per_experiment(runs_dir, repo
     html = report.read_text()
     runs = collect_runs(runs_dir)
     assert len(runs) == 17  # make_runs' 11 + 4 trials + 2 optimizers; the 2 damaged ones skipped
-    assert html.count('class="run-row"') == len(runs)
+    assert html.count('<tr class="run-row') == len(runs)  # every run on the page, whatever page shows it
     for experiment in ("autoencoder", "classification", "dogs_vs_cats", "optimizers", "regression"):
         assert f'data-experiment="{experiment}" hidden>' in html
     assert re.search(r"17 runs of 5 experiments\s*<span class=\"statuses\">"
@@ -152,12 +171,14 @@ def test_each_view_has_metrics_first_then_only_the_parameters_that_vary(report):
         "run", "test_accuracy", "test_loss", "best_test_accuracy", "best_epoch", "train_s", "status", "lr"]
     assert headers(view_of(html, "regression")) == ["run", "test_mse", "best_test_mse", "best_epoch", "train_s",
                                                     "status", "hidden"]
-    rows = re.findall(r'<tr class="run-row" id="run-r\d+" data-key="r\d+" data-status="(\w+)">.*?</button>([^<]+)</td>',
-                      view_of(html, "classification"))
-    assert [name for _, name in rows] == ["fast", "killed", "lr-trial-2", "lr-trial-3", "lr-trial-10",
-                                          "lr_study-trial-0",
-                                          "lr_study-trial-1", "lr_study-trial-2", "lr_study-trial-3", "slow"]
-    assert dict((name, status) for status, name in rows)["lr_study-trial-2"] == "pruned"
+    rows = re.findall(ROW + r'.*?</button>([^<]+)</td>', view_of(html, "classification"))
+    # the best run (test_accuracy 0.978) first and marked, then the others in natural order
+    assert [name for _, _, name in rows] == ["lr_study-trial-1", "fast", "killed", "lr-trial-2", "lr-trial-3",
+                                             "lr-trial-10", "lr_study-trial-0", "lr_study-trial-2",
+                                             "lr_study-trial-3", "slow"]
+    assert view_of(html, "classification").count('class="run-row best-run"') == 1
+    assert '<tr class="run-row best-run" id="run-' + rows[0][0] in html
+    assert dict((name, status) for _, status, name in rows)["lr_study-trial-2"] == "pruned"
 
 
 def test_chart_data_holds_every_logged_metric_per_model_and_no_nan(report):
@@ -179,8 +200,8 @@ def test_text_from_runs_is_escaped_and_json_is_safe_in_script(report):
     assert html.count("</script>") == 3  # the JSON, Plotly (text/plain) and the page's script: none from a run
 
 
-def test_only_the_pages_own_scripts_may_run(report):
-    html = report.read_text()
+def test_only_the_pages_own_scripts_may_run(embedded):
+    html = embedded.read_text()
     csp = unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1))
     assert "default-src 'none'" in csp and "img-src data:;" in csp and "unsafe-eval" not in csp
     inline = re.findall(r"<script(?: type=\"text/plain\" id=\"plotly-js\")?>(.*?)</script>", html, re.S)
@@ -199,14 +220,12 @@ def test_plotlys_basic_bundle_unless_a_figure_needs_the_full_one(report):
     assert "plotly.js (basic" not in plotly_js(contour) and len(plotly_js(contour)) > 3 * len(plotly_js([]))
 
 
-def test_figures_are_embedded_only_when_verified_images_inside_their_run(runs_dir, report, capfd):
+def test_figures_are_embedded_only_when_verified_images_inside_their_run(runs_dir, embedded, capfd):
     capfd.readouterr()
-    write_report(runs_dir, runs_dir / "again.html")
+    write_report(runs_dir, runs_dir / "again.html", embed_all=True)
     err = capfd.readouterr().err
-    html = report.read_text()
-    slow, fast = (html.split(f'<template id="detail-{key}">')[1].split("</template>")[0]
-                  for key in (re.search(rf'data-key="(r\d+)" data-status="\w+"><td class="pick"><input type="checkbox" '
-                                        rf'aria-label="tick {name}">', html).group(1) for name in ("slow", "fast")))
+    html = embedded.read_text()
+    slow, fast = detail(html, "slow"), detail(html, "fast")
     assert {"loss.png", "fit.png", "animation.gif"} == set(re.findall(r'alt="([^"]+)"', fast))
     assert 'src="data:image/gif;base64,' in fast
     assert "no figures" in slow  # the link to /etc/hostname, the image outside and the fake one: none shown
@@ -219,7 +238,7 @@ def test_figures_are_embedded_only_when_verified_images_inside_their_run(runs_di
     assert re.search(r"slow/figures/fake.png: not an image", err)
 
 
-def test_link_figures_links_the_images_beside_the_page(runs_dir, tmp_path):
+def test_link_figures_links_the_images_beside_the_page(runs_dir, embedded, tmp_path):
     page = write_report(runs_dir, tmp_path / "elsewhere" / "page.html", link_figures=True)
     html = page.read_text()
     sources = re.findall(r'<img src="([^"]+)"', html)
@@ -227,7 +246,7 @@ def test_link_figures_links_the_images_beside_the_page(runs_dir, tmp_path):
     for source in sources:
         assert (page.parent / source).resolve().is_file()
     assert "img-src data: &#39;self&#39; file:;" in html
-    assert page.stat().st_size < (runs_dir / "report.html").stat().st_size
+    assert page.stat().st_size < embedded.stat().st_size
 
 
 def test_study_view_has_optunas_plots_with_pruned_trials(report):
@@ -338,7 +357,10 @@ def test_headless_chromium_compares_runs_and_explains_the_study(runs_dir, report
             names = page.evaluate(f"Array.from(document.querySelectorAll('#{view_id} table.runs th'))"
                                   ".map(th => th.textContent)")
             assert "lr" in names and not {"seed", "hidden", "epochs", "latent", "image_size", "note"} & set(names)
-            assert visible_column(page, view_id, "run")[2:5] == ["lr-trial-2", "lr-trial-3", "lr-trial-10"]
+            names = visible_column(page, view_id, "run")
+            assert names[0] == "lr_study-trial-1" and names[3:6] == ["lr-trial-2", "lr-trial-3", "lr-trial-10"]
+            assert page.evaluate(f"getComputedStyle(document.querySelector('#{view_id} tr.best-run td.run'), "
+                                 "'::after').content") == '"best"'  # the best run marked, first
             view.locator("th", has_text=re.compile(r"^test_accuracy$")).click()
             ascending = [float(v) for v in visible_column(page, view_id, "test_accuracy")]
             assert ascending == sorted(ascending)
