@@ -427,3 +427,126 @@ def test_headless_chromium_compares_runs_and_explains_the_study(runs_dir, report
     assert problems == []
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
     assert (ARTIFACTS / "report-compare.png").stat().st_size > 10_000
+
+
+# -- figures of the runs that matter, studies side by side, numbers ----------------------------------------------
+def regression_runs(root: Path, count: int, figure: bytes | None = None) -> list[str]:
+    """``count`` finished regression runs r0, r1, ... (r0 the best: the lowest test_mse), each with ``figure``."""
+    names = []
+    for i in range(count):
+        rows = history_rows(3, 0.1 + 0.01 * i, accuracy=False, loss="mse")
+        path = write_run(root / "regression" / f"r{i}", "regression", {"seed": 0, "hidden": 8 + i}, rows, final(rows),
+                         {"metric": "test_mse", "value": rows[-1]["test_mse"], "epoch": 3},
+                         extra={"objective": {"metric": "test_mse", "mode": "min"}})
+        if figure is not None:
+            (path / "figures" / "fit.png").write_bytes(figure)
+        names.append(f"r{i}")
+    return names
+
+
+@pytest.fixture(scope="module")
+def figure_bytes(tmp_path_factory) -> bytes:
+    return small_figure(tmp_path_factory.mktemp("figure") / "fit.png", "fit").read_bytes()
+
+
+def test_by_default_only_the_best_and_named_runs_figures_are_embedded(tmp_path, figure_bytes):
+    regression_runs(tmp_path / "runs", 6, figure_bytes)
+    default = write_report(tmp_path / "runs", tmp_path / "default.html").read_text()
+    named = write_report(tmp_path / "runs", tmp_path / "named.html", figures=["r3", "regression/r4"]).read_text()
+    everything = write_report(tmp_path / "runs", tmp_path / "all.html", embed_all=True).read_text()
+    encoded = len(base64.b64encode(figure_bytes))
+
+    def embedded(html: str) -> list[str]:
+        return sorted(name for name in (f"r{i}" for i in range(6)) if 'src="data:image/png' in detail(html, name))
+
+    assert embedded(default) == ["r0"] and embedded(named) == ["r0", "r3", "r4"] and len(embedded(everything)) == 6
+    assert re.search(r'<img src="runs/regression/r1/figures/fit.png"', detail(default, "r1"))  # linked, relative
+    assert "img-src data: &#39;self&#39; file:;" in default and "img-src data:;" in everything
+    # five figures' base64 fewer than --embed-all on the same runs (a linked figure's address and note instead);
+    # three fewer with two runs named
+    assert abs(len(everything) - len(default) - 5 * encoded) < 2000
+    assert abs(len(everything) - len(named) - 3 * encoded) < 1200
+
+
+def test_figures_option_names_runs_and_a_wrong_name_is_one_line(tmp_path, figure_bytes, capsys):
+    regression_runs(tmp_path / "runs", 3, figure_bytes)
+    target = tmp_path / "page.html"
+    assert main(["report", str(tmp_path / "runs"), "-o", str(target), "--figures", "r2", "r1"]) == 0
+    html = target.read_text()
+    assert all('src="data:image/png' in detail(html, name) for name in ("r0", "r1", "r2"))
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "runs"), "-o", str(target), "--figures", "r9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("torchclassics: error: --figures r9: no run of that name below") and err.count("\n") == 1
+    with pytest.raises(SystemExit) as refused:  # argparse: the two options exclude each other
+        main(["report", str(tmp_path / "runs"), "--embed-all", "--link-figures"])
+    assert refused.value.code == 2
+
+
+def add_sampler_study(root: Path, name: str, sampler: str, values: list[float]) -> None:
+    """A finished study of regression (as search leaves it: experiment, metric and sampler remembered); its
+    trial 0 the baseline (the experiment's defaults)."""
+    import optuna
+    from optuna.distributions import FloatDistribution, IntDistribution
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna.trial import create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    folder = root / "studies" / name
+    folder.mkdir(parents=True)
+    study = optuna.create_study(study_name=name, direction="minimize",
+                                storage=JournalStorage(JournalFileBackend(str(folder / "journal.log"))))
+    for key, value in {"experiment": "regression", "metric": "test_mse", "sampler": sampler}.items():
+        study.set_user_attr(key, value)
+    space = {"lr": FloatDistribution(1e-3, 1.0, log=True), "hidden": IntDistribution(4, 64)}
+    for number, value in enumerate(values):
+        study.add_trial(create_trial(params={"lr": 10 ** (-3 + 3 * ((number * 0.37) % 1)), "hidden": 4 + 7 * number},
+                                     distributions=space, value=value, user_attrs={"baseline": number == 0}))
+    (folder / "best_params.json").write_text(json.dumps({
+        "experiment": "regression", "study": name, "metric": "test_mse", "direction": "minimize",
+        "sampler": sampler, "best_value": study.best_value, "best_params": study.best_params,
+        "best_trial": study.best_trial.number, "n_trials": len(values)}))
+
+
+@pytest.fixture(scope="module")
+def two_studies(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("studies")
+    regression_runs(root, 2)
+    add_sampler_study(root, "by-tpe", "tpe", [0.5, 0.3, 0.12, 0.1, 0.2, 0.104])
+    add_sampler_study(root, "by-random", "random", [0.5, 0.4, 0.45, 0.2, 0.13, 0.3])
+    return write_report(root, None)
+
+
+@pytest.mark.integration
+def test_studies_of_one_experiment_side_by_side(two_studies):
+    html = two_studies.read_text()
+    view = html.split('<section class="view compare" id="compare-0"')[1].split("</section>")[0]
+    assert "studies of regression side by side" in view and "best of all 0.1" in view
+    rows = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in re.findall(r"<tr><td>.*?</tr>", view)]
+    # study, sampler, trials, complete, best, baseline, trials to come within 5 % of 0.1 (0.105 or less)
+    assert rows == [["by-random", "random", "6", "6", "0.13", "0.5", "not yet"],
+                    ["by-tpe", "tpe", "6", "6", "0.1", "0.5", "4"]]
+    (compare,) = [s for s in page_data(html)["studies"] if s["view"] == "compare-0"]
+    traces = compare["plots"][0]["figure"]["data"]
+    assert [t["name"] for t in traces] == ["by-random", "by-tpe"]  # one trace per study
+    assert traces[1]["y"] == [0.5, 0.3, 0.12, 0.1, 0.1, 0.1]  # its best so far after each trial
+    assert '<a role="tab" href="#compare-0" data-view="compare-0">studies of regression' in html
+    assert html.count('<span class="badge baseline">baseline</span>') == 2  # trial 0 of each study
+
+
+@pytest.mark.integration
+def test_each_study_lists_its_parameter_importances(two_studies):
+    html = two_studies.read_text()
+    for index in (0, 1):
+        view = html.split(f'<section class="view study" id="study-{index}"')[1].split("</section>")[0]
+        shares = dict(re.findall(r"<tr><td>(\w+)</td><td>([\d.e-]+)</td></tr>",
+                                 view.split('<table class="kv importances">')[1].split("</table>")[0]))
+        assert set(shares) == {"lr", "hidden"} and sum(map(float, shares.values())) == pytest.approx(1, abs=0.002)
+        titles = re.findall(r'<div class="panel"><h3>([^<]+)</h3>', view)
+        assert {"Parameter importances", "Parallel coordinates", "Slices"} <= set(titles)
+
+
+def test_trial_parameters_in_a_study_view_show_four_significant_digits(report):
+    view = report.read_text().split('<section class="view study" id="study-0"')[1].split("</section>")[0]
+    assert '{&#34;lr&#34;:0.05}' in view or "{&#34;lr&#34;:0.05}" in view
+    assert not re.search(r"\d\.\d{6,}", view.split('<table class="trials">')[1])
