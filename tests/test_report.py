@@ -550,3 +550,65 @@ def test_trial_parameters_in_a_study_view_show_four_significant_digits(report):
     view = report.read_text().split('<section class="view study" id="study-0"')[1].split("</section>")[0]
     assert '{&#34;lr&#34;:0.05}' in view or "{&#34;lr&#34;:0.05}" in view
     assert not re.search(r"\d\.\d{6,}", view.split('<table class="trials">')[1])
+
+
+@pytest.mark.external
+def test_headless_chromium_pages_thousands_of_rows_and_colours_each_model(report, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    names = regression_runs(tmp_path / "runs", 230)
+    many = write_report(tmp_path / "runs", None)
+    problems, requests = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = open_page(browser, many, problems, requests)
+            page.get_by_role("tab", name=re.compile(r"^regression")).click()
+            view = page.locator("section.view:visible")
+            view_id = view.get_attribute("id")
+            # the table flows in the page (no scroll box), 100 rows laid out at a time, every run on some page
+            assert page.evaluate(f"getComputedStyle(document.querySelector('#{view_id} .runs-box')).maxHeight") == "none"
+            seen = []
+            for _ in range(3):
+                shown = visible_column(page, view_id, "run")
+                assert len(shown) <= 100
+                seen += shown
+                if view.locator(".next").is_enabled():
+                    view.locator(".next").click()
+            assert sorted(seen) == sorted(names) and seen[0] == "r0"  # the best first
+            assert view.locator(".page-info").text_content() == "rows 201–230 of 230"
+            # a filter pages among the rows it keeps; a link to a run on another page shows that page
+            view.locator(".filter").fill("r2")
+            assert view.locator(".shown").text_content() == "41 of 230 runs shown"
+            assert view.locator(".pager").is_hidden()
+            key = page.evaluate(f"document.querySelector('#{view_id} input[aria-label=\"tick r150\"]')"
+                                ".closest('tr').dataset.key")
+            page.evaluate(f"location.hash = '#run-{key}'")
+            wait_until(page, f"!document.getElementById('run-{key}').hidden")
+            assert "r150" in visible_column(page, view_id, "run")
+            assert view.locator(f"#run-{key} + tr.detail").is_visible()
+            page.close()
+
+            # one run training a model per optimizer: each model's curves in its own colour; a diff never clipped
+            page = open_page(browser, report, problems, requests)
+            page.get_by_role("tab", name=re.compile(r"^optimizers")).click()
+            view = page.locator("section.view:visible")
+            view_id = view.get_attribute("id")
+            view.get_by_label("tick compare").check()
+            view.get_by_label("tick diverged").check()
+            colours = page.evaluate(f"document.querySelector('#{view_id} .chart.curves').data"
+                                    ".map(t => [t.name.split(' · ')[0], t.line.color])")
+            by_series = {}
+            for series, colour in colours:
+                by_series.setdefault(series, set()).add(colour)
+            assert set(by_series) == {"compare SGD", "compare Adam", "diverged"}
+            assert all(len(c) == 1 for c in by_series.values()) and len(set.union(*by_series.values())) == 3
+            diff = view.locator(".diff")
+            assert page.evaluate(f"document.querySelector('#{view_id} .diff').getBoundingClientRect().right"
+                                 " <= window.innerWidth")
+            assert "note" in diff.text_content()
+        finally:
+            browser.close()
+    assert problems == []
+    assert all(url.startswith(("file:", "data:")) for url in requests), requests
