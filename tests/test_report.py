@@ -133,7 +133,8 @@ def view_of(html: str, experiment: str) -> str:
 
 def headers(view: str) -> list[str]:
     head = view.split('<table class="runs">')[1].split("</thead>")[0]
-    return re.findall(r'<th scope="col" class="\w+" title="click to sort">([^<]*)</th>', head)
+    names = re.findall(r'<th scope="col" class="\w+" title="click to sort">(.*?)</th>', head)
+    return [name.replace("<wbr>", "") for name in names]  # names may wrap after _ and .
 
 
 def page_data(html: str) -> dict:

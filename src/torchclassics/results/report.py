@@ -357,7 +357,16 @@ def environment():
     # Compact JSON, and an error rather than NaN (which JSON.parse refuses) if one slipped through.
     env.policies["json.dumps_kwargs"] = {"separators": (",", ":"), "allow_nan": False}
     env.filters["cell"] = lambda value: "null" if value is None else format_cell(value)
+    env.filters["breakable"] = breakable
     return env
+
+
+def breakable(name: str):
+    """A column's name that may wrap after its underscores and dots (``Momentum_test_mse``), so that a table
+    of many metrics fits 1280 px instead of being cut off at the side."""
+    from markupsafe import Markup, escape
+
+    return Markup(str(escape(name)).replace("_", "_<wbr>").replace(".", ".<wbr>"))
 
 
 def plotly_template() -> dict:

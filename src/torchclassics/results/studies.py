@@ -417,7 +417,8 @@ def comparison(named: list[tuple[str, object]]) -> dict:
     everything = [v for name, _ in finished for v in histories[name][1]]
     log = bool(everything) and min(everything) > 0 and max(everything) / min(everything) > LOG_SPAN
     figure.update_layout(xaxis_title="trial", yaxis_title=plot_text(target_name(named[0][1])) + " (best so far)",
-                         yaxis_type="log" if log else "linear", legend={"orientation": "h", "y": -0.2})
+                         yaxis_type="log" if log else "linear", legend={"orientation": "h", "y": -0.2},
+                         margin={"t": 20})
     plotly_json = json.loads(figure.to_json())
     plotly_json["layout"].pop("template", None)
     return {"best": best, "direction": "maximize" if maximise else "minimize", "rows": rows, "figure": plotly_json}

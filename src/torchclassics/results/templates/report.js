@@ -198,7 +198,7 @@
       plotly().react(curvesDiv, traces, layout({
         xaxis: {title: {text: 'epoch'}},
         yaxis: {type: control('.log-y').checked ? 'log' : 'linear', title: {text: plotText(chosen.join(', '))}},
-        legend: {orientation: 'h', y: -0.2},
+        legend: {orientation: 'h', y: -0.18, yanchor: 'top'},
       }), CONFIG);
     }
     section.querySelectorAll('.curve-metric').forEach(box => box.addEventListener('change', drawCurves));
