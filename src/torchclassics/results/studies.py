@@ -317,7 +317,8 @@ def _crowded_axes(figure) -> list:
     crowded = []
     for axes in figure.axes:
         for axis in (axes.xaxis, axes.yaxis):
-            boxes = [label.get_window_extent(renderer) for label in axis.get_ticklabels()
+            # minor labels too: a log axis spanning less than a decade labels its minor ticks (3x10^2, 4x10^2, ...)
+            boxes = [label.get_window_extent(renderer) for label in axis.get_ticklabels(which="both")
                      if label.get_visible() and label.get_text()]
             if any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]):
                 crowded.append(axis)
@@ -334,8 +335,10 @@ def untangle_ticks(figure) -> None:
     """Optuna's slice and contour plots put a panel per parameter side by side, where log axes get
     more labels than fit: fewer ticks on a crowded numeric axis, then slanted labels if still crowded.
     Axes of categories keep their own ticks (one per category)."""
-    from matplotlib.ticker import AutoLocator, LogLocator, MaxNLocator
+    from matplotlib.ticker import AutoLocator, LogLocator, MaxNLocator, NullFormatter
 
+    for axis in _crowded_axes(figure):
+        axis.set_minor_formatter(NullFormatter())  # the minor ticks stay, unlabelled
     for axis in _crowded_axes(figure):
         locator = axis.get_major_locator()
         if isinstance(locator, LogLocator):
