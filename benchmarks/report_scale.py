@@ -302,7 +302,8 @@ def main(argv=None) -> int:
     load_after = os.getloadavg()
     medians = {name: {key: median(rows, key) for key in KEYS} for name, rows in results.items()}
     print(f"\nload average {load_before[0]:.2f} before, {load_after[0]:.2f} after; median of {args.repeats}")
-    print("| page | size | generated | first screen | load event | first chart | filter | tick two | sort | next page |")
+    print("| page | size | generated | first screen | load event | first chart | filter | tick two | sort "
+          "| next page |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, m in medians.items():
         cells = [f"{m[key] / 1000:.2f} s" if m[key] is not None else "-" for key in ("ready", "load", "chart")]

@@ -569,7 +569,8 @@ def test_headless_chromium_pages_thousands_of_rows_and_colours_each_model(report
             view = page.locator("section.view:visible")
             view_id = view.get_attribute("id")
             # the table flows in the page (no scroll box), 100 rows laid out at a time, every run on some page
-            assert page.evaluate(f"getComputedStyle(document.querySelector('#{view_id} .runs-box')).maxHeight") == "none"
+            box = f"document.querySelector('#{view_id} .runs-box')"
+            assert page.evaluate(f"getComputedStyle({box}).maxHeight") == "none"
             seen = []
             for _ in range(3):
                 shown = visible_column(page, view_id, "run")

@@ -73,6 +73,7 @@ from .table import (
     numeric,
     numeric_columns,
     objective,
+    run_value,
     sort_runs,
 )
 
@@ -241,6 +242,7 @@ def experiment_view(index: int, name: str, runs: list[dict], keys: dict[int, str
     status_at = columns.index("status")
     goal = objective(runs)
     numeric = numeric_columns(columns, rows)
+    has_best = goal is not None and number(run_value(runs[0], goal.metric)) is not None  # marked only when measured
     view_rows, chart_runs = [], {}
     for run, row in zip(runs, rows):
         key = keys[id(run)]
@@ -249,7 +251,7 @@ def experiment_view(index: int, name: str, runs: list[dict], keys: dict[int, str
         view_rows.append({"key": key, "label": run["run"], "status": run["status"], "cells": table_cells(columns, row),
                           "facts": {k: v for k, v in facts.items() if v is not None}, "problems": run["problems"],
                           "params": flat_params(run["params"]), "metrics": run["metrics"], "best": run["best"],
-                          "is_best": run is runs[0] and goal is not None, "embedded": sources.embeds(run),
+                          "is_best": run is runs[0] and has_best, "embedded": sources.embeds(run),
                           "figures": figures_of(run["figures"], run["path"] / layout.FIGURES, sources.page_dir(run))})
         chart_runs[key] = {"label": run["run"], "params": flat_params(run["params"]),
                            "values": {c: row[c] for c in columns[1:] if c != "status"},

@@ -249,7 +249,8 @@ def filtered(runs: list[dict], where: list[str]) -> list[dict]:
     return runs
 
 
-def tables(runs: list[dict], sort: str | None, top: int | None = None) -> dict[str, tuple[list[dict], list[str], list[dict]]]:
+def tables(runs: list[dict], sort: str | None,
+           top: int | None = None) -> dict[str, tuple[list[dict], list[str], list[dict]]]:
     """Experiment -> (its runs in table order, columns, rows). ``top``: only the best ``top`` runs of each,
     by ``sort``, else by the experiment's objective."""
     found = {}
