@@ -342,6 +342,8 @@ def test_headless_chromium_compares_runs_and_explains_the_study(runs_dir, report
         try:
             page = open_page(browser, report, problems, requests)
             assert page.evaluate("document.compatMode") == "CSS1Compat"  # the stamp line keeps the doctype first
+            # every run is on the page (a row in its experiment's table, whichever page of rows shows it)
+            assert page.evaluate("document.querySelectorAll('tr.run-row').length") == len(collect_runs(runs_dir))
             # the first screen: every experiment with its best run's held-out metrics
             for experiment, metric in (("classification", "test_accuracy"), ("dogs_vs_cats", "val_accuracy"),
                                        ("regression", "test_mse"), ("autoencoder", "test_mse")):
