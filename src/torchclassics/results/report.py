@@ -21,12 +21,17 @@ How it is built, and why:
   the time of the full plotly.min.js; the full one (4.8 MB, from the plotly
   package) only when a study figure needs another kind of trace.
 - A Content-Security-Policy allows the page's own two scripts (by hash) and
-  nothing fetched: images are ``data:`` URIs, or with ``link_figures`` files
-  beside the page.
-- Figures are checked before they are shown: a file that a symlink leads out of
-  its run is skipped, so is a hidden file (a killed write's temporary file), and
-  only what PIL verifies as an image is embedded or linked. They sit in
-  ``<template>`` elements, inert until their run's row is opened.
+  nothing fetched but images: ``data:`` URIs, and the figures linked beside the page.
+- Figures (:class:`Figures`): embedded for the runs that matter (each experiment's
+  and each study's best run, and the runs named in ``figures``), linked, relative to
+  the page, for the others (``embed_all``, ``link_figures``: all one way). Embedded
+  ones are verified whole by PIL, linked ones by their header; a file that a symlink
+  leads out of its run is skipped, so is a hidden file (a killed write's temporary
+  file). They sit in ``<template>`` elements, inert until their run's row is opened.
+- Thousands of runs: every run has its row in the page, but a view lays out one page
+  of rows at a time (report.js), and lists its best run first, marked.
+- Studies of one experiment and metric are compared in a view of their own (each
+  study's best value so far on one chart; :func:`.studies.comparison`).
 - One bad run never stops the page: runs that cannot be read or shown are listed
   on the overview with the reason, and runs that contradict themselves are
   flagged there and in their own details (:mod:`.runs`).
