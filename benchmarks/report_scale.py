@@ -1,10 +1,11 @@
-"""How a report of many runs opens and responds in headless Chromium: ``torchclassics report`` at scale.
+"""How ``torchclassics report`` and ``synthesize`` scale: 500 and 5,000 runs, in headless Chromium.
 
 Writes N run directories directly (params.json, metrics.jsonl, summary.json, figures;
 nothing is trained) for several experiments, some runs pruned trials or unfinished,
-renders the report (figures embedded, and with --link-figures), and opens each page
-in Debian's headless Chromium through playwright, several times. Measured in the page
-(performance marks and performance.now, not the test harness):
+renders the report with ``torchclassics report`` in a subprocess (the time to generate it
+is measured, imports included) in each figure mode asked for, and opens each page in
+Debian's headless Chromium through playwright, several times, alternating the pages.
+Measured in the page (performance marks and performance.now, not the test harness):
 
 - first screen: navigation start to the end of the page's script (overview shown;
   tables sortable, filterable, tickable), and to the load event;
@@ -13,27 +14,35 @@ in Debian's headless Chromium through playwright, several times. Measured in the
 - first chart: navigation start to an experiment's view painted with its scatter, when
   that view is asked for as soon as the page has loaded;
 - filter: typing in that view's filter until the next frame is painted;
-- tick: ticking two runs until their overlaid curves are painted.
+- tick: ticking two runs until their overlaid curves are painted;
+- sort: sorting that view's table by its first metric until painted; page: turning to its
+  next page of rows until painted (pages that page their tables).
 
-The baseline, measured in the same run, is the same report of 10 runs: the ratio says
-what the number of runs costs over the page's fixed part (mostly Plotly).
+``--baseline-ref REF`` renders the same runs with the code of another git commit as well
+(checked out in a temporary ``git worktree``, run with PYTHONPATH pointing at its src/),
+in the same run, so the table shows before and after. ``synthesize`` of the same runs is
+timed too (``--synthesize``), for both codes.
 
-    python benchmarks/report_scale.py                     # 500 runs, 5 experiments, 3 repeats
-    python benchmarks/report_scale.py --runs 1000 --epochs 50 --repeats 5 --json out.json
-    python benchmarks/report_scale.py --keep /tmp/runs500  # keep the runs and pages to look at
+    python benchmarks/report_scale.py                                # 500 runs, this tree, 3 repeats
+    python benchmarks/report_scale.py --runs 500 5000 --baseline-ref 873bd28 --synthesize --json out.json
+    python benchmarks/report_scale.py --keep /tmp/runs500            # keep the runs and pages to look at
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -107,6 +116,35 @@ def write_runs(root: Path, n_runs: int, n_experiments: int, epochs: int, figures
                   held_out, rng)
 
 
+# -- the code that renders: this tree, or another commit's in a temporary worktree ---------------
+class Code:
+    """A torchclassics to run as ``python -m torchclassics``: this tree's src/, or a commit's."""
+
+    def __init__(self, name: str, src: Path):
+        self.name, self.src = name, src
+
+    def run(self, *args: str) -> tuple[float, str]:
+        env = {**os.environ, "PYTHONPATH": str(self.src)}
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "torchclassics", *args], env=env, capture_output=True, text=True)
+        elapsed = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"{self.name}: torchclassics {' '.join(args)} failed ({done.returncode}):\n"
+                             f"{done.stderr[-2000:]}")
+        return elapsed, done.stdout
+
+
+def worktree(ref: str, folder: Path) -> Path:
+    """A detached worktree of ``ref`` in ``folder`` (removed by :func:`drop_worktree`)."""
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(folder), ref], check=True)
+    return folder
+
+
+def drop_worktree(folder: Path) -> None:
+    subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(folder)], check=False)
+    subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], check=False)
+
+
 # -- the page, in headless Chromium ----------------------------------------------------------
 MEASURE = """async () => {
   const frame = () => new Promise(done => requestAnimationFrame(() => setTimeout(done, 0)));
@@ -137,8 +175,23 @@ MEASURE = """async () => {
   await frame();
   const ticked = performance.now() - start;
   const traces = view.querySelector('.chart.curves').data.length;
+  const header = view.querySelectorAll('table.runs th')[2];
+  start = performance.now();
+  header.click();
+  await frame();
+  const sorted = performance.now() - start;
+  const next = view.querySelector('.pager:not([hidden]) .next');
+  let turned = null;
+  if (next) {
+    start = performance.now();
+    next.click();
+    await frame();
+    turned = performance.now() - start;
+  }
   return {ready: ready, load: nav.loadEventEnd, plotly: plotly, chart: chart, filter: filtered, tick: ticked,
-          rows: view.querySelectorAll('tr.run-row').length, shown: shown, points: scatterPoints, traces: traces};
+          sort: sorted, page: turned, rows: view.querySelectorAll('tr.run-row').length,
+          laid_out: view.querySelectorAll('tr.run-row:not([hidden])').length, shown: shown, points: scatterPoints,
+          traces: traces};
 }"""
 
 
@@ -152,6 +205,7 @@ def measure(pages: dict[str, Path], repeats: int) -> dict[str, list[dict]]:
             for _ in range(repeats):
                 for name, path in pages.items():  # alternated, so a busy moment hits every page alike
                     page = browser.new_page(viewport={"width": 1280, "height": 900})
+                    page.set_default_timeout(300_000)
                     errors = []
                     page.on("pageerror", lambda err, errors=errors: errors.append(str(err)))
                     page.on("console",
@@ -166,59 +220,102 @@ def measure(pages: dict[str, Path], repeats: int) -> dict[str, list[dict]]:
                     results[name].append({**result, "goto_s": goto_s})
                     print(f"  {name}: first screen {result['ready']:.0f} ms, load {result['load']:.0f} ms, "
                           f"Plotly {result['plotly']:.0f} ms, first chart {result['chart']:.0f} ms, "
-                          f"filter {result['filter']:.0f} ms, tick {result['tick']:.0f} ms "
-                          f"({result['rows']} rows, {result['shown']} filtered, {result['points']} points, "
-                          f"{result['traces']} curves)", file=sys.stderr, flush=True)
+                          f"filter {result['filter']:.0f} ms, tick {result['tick']:.0f} ms, sort {result['sort']:.0f} "
+                          f"ms ({result['rows']} rows, {result['laid_out']} laid out, {result['shown']} filtered, "
+                          f"{result['points']} points, {result['traces']} curves)", file=sys.stderr, flush=True)
         finally:
             browser.close()
     return results
 
 
+MODES = {"default": (), "link": ("--link-figures",), "embed": ("--embed-all",)}
+KEYS = ("ready", "load", "plotly", "chart", "filter", "tick", "sort", "page")
+
+
+def median(rows: list[dict], key: str) -> float | None:
+    values = [row[key] for row in rows if row.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=500)
+    parser.add_argument("--runs", type=int, nargs="+", default=[500], help="numbers of runs (e.g. 500 5000)")
     parser.add_argument("--experiments", type=int, default=5, choices=range(1, len(EXPERIMENTS) + 1))
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--baseline-runs", type=int, default=10)
+    parser.add_argument("--modes", nargs="+", default=["default"], choices=sorted(MODES),
+                        help="figure modes of this tree: default (the runs that matter embedded), link, embed")
+    parser.add_argument("--baseline-ref", default=None, help="also render with this git commit's code (before/after)")
+    parser.add_argument("--baseline-modes", nargs="+", default=["embed", "link"], choices=["embed", "link"],
+                        help="the baseline's modes (its default embeds every figure); embed only up to "
+                             "--baseline-embed-max runs")
+    parser.add_argument("--baseline-embed-max", type=int, default=500)
+    parser.add_argument("--synthesize", action="store_true", help="time synthesize of the same runs too")
     parser.add_argument("--keep", type=Path, default=None, help="write the runs and pages here and keep them")
     parser.add_argument("--json", type=Path, default=None, help="write the measurements here")
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium) and playwright.")
-    from torchclassics.viz.report import write_report
-
     work = args.keep or Path(tempfile.mkdtemp(prefix="report-scale-"))
+    codes = [Code("this tree", REPO / "src")]
+    base_tree = None
+    load_before = os.getloadavg()
     try:
+        if args.baseline_ref:
+            base_tree = worktree(args.baseline_ref, Path(tempfile.mkdtemp(prefix="report-baseline-")) / "tree")
+            codes.append(Code(args.baseline_ref, base_tree / "src"))
         (work / "sample-figures").mkdir(parents=True, exist_ok=True)
         figures = sample_figures(work / "sample-figures")
-        pages, sizes, render_s = {}, {}, {}
-        for name, n_runs, link in (("baseline", args.baseline_runs, False), ("embedded", args.runs, False),
-                                   ("linked", args.runs, True)):
+        pages, facts, synth = {}, {}, {}
+        for n_runs in args.runs:
             root = work / f"runs-{n_runs}"
             if not root.exists():
+                started = time.perf_counter()
                 write_runs(root, n_runs, args.experiments, args.epochs, figures)
-            started = time.perf_counter()
-            pages[name] = write_report(root, work / f"report-{name}.html", link_figures=link)
-            render_s[name] = time.perf_counter() - started
-            sizes[name] = pages[name].stat().st_size
-            print(f"{name}: {n_runs} runs, page {sizes[name] / 1e6:.1f} MB, written in {render_s[name]:.1f} s",
-                  file=sys.stderr)
+                print(f"{n_runs} runs written in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+            for code in codes:
+                modes = args.modes if code is codes[0] else \
+                    [m for m in args.baseline_modes if m != "embed" or n_runs <= args.baseline_embed_max]
+                for mode in modes:
+                    # the baseline's default is to embed every figure, so it has no --embed-all
+                    flags = () if code is not codes[0] and mode == "embed" else MODES[mode]
+                    name = f"{n_runs} runs, {code.name}, {mode}"
+                    target = work / f"report-{n_runs}-{len(pages)}.html"
+                    seconds, _ = code.run("report", str(root), "-o", str(target), "--force", *flags)
+                    pages[name] = target
+                    facts[name] = {"runs": n_runs, "code": code.name, "mode": mode, "generate_s": seconds,
+                                   "bytes": target.stat().st_size}
+                    print(f"{name}: page {facts[name]['bytes'] / 1e6:.1f} MB, generated in {seconds:.1f} s",
+                          file=sys.stderr, flush=True)
+                if args.synthesize:
+                    times = [code.run("synthesize", str(root), "--force")[0] for _ in range(args.repeats)]
+                    synth[f"{n_runs} runs, {code.name}"] = times
+                    print(f"synthesize {n_runs} runs, {code.name}: {statistics.median(times):.1f} s "
+                          f"(median of {len(times)})", file=sys.stderr, flush=True)
         results = measure(pages, args.repeats)
     finally:
+        if base_tree is not None:
+            drop_worktree(base_tree)
+            shutil.rmtree(base_tree.parent, ignore_errors=True)
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
-    keys = ("ready", "load", "plotly", "chart", "filter", "tick")
-    medians = {name: {key: statistics.median(r[key] for r in rows) for key in keys} for name, rows in results.items()}
-    print(f"\nmedian of {args.repeats}, ms: first screen / load event / Plotly run / first chart / filter / tick two")
+    load_after = os.getloadavg()
+    medians = {name: {key: median(rows, key) for key in KEYS} for name, rows in results.items()}
+    print(f"\nload average {load_before[0]:.2f} before, {load_after[0]:.2f} after; median of {args.repeats}")
+    print("| page | size | generated | first screen | load event | first chart | filter | tick two | sort "
+          "| next page |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, m in medians.items():
-        print(f"{name:9s} {sizes[name] / 1e6:6.1f} MB " + " ".join(f"{m[key]:6.0f}" for key in keys))
-    for name in ("embedded", "linked"):
-        ratio = medians[name]["load"] / medians["baseline"]["load"]
-        print(f"{name}: load {ratio:.2f}x the {args.baseline_runs}-run baseline")
+        cells = [f"{m[key] / 1000:.2f} s" if m[key] is not None else "-" for key in ("ready", "load", "chart")]
+        cells += [f"{m[key]:.0f} ms" if m[key] is not None else "-" for key in ("filter", "tick", "sort", "page")]
+        print(f"| {name} | {facts[name]['bytes'] / 1e6:.1f} MB | {facts[name]['generate_s']:.1f} s | "
+              + " | ".join(cells) + " |")
+    for name, times in synth.items():
+        print(f"| synthesize {name} | | {statistics.median(times):.1f} s |")
     if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "sizes": sizes,
-                                         "render_s": render_s, "results": results, "medians": medians}, indent=2))
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "load": [load_before,
+                                         load_after], "facts": facts, "synthesize": synth, "results": results,
+                                         "medians": medians}, indent=2))
     return 0
 
 

@@ -111,3 +111,29 @@ def test_png_tick_labels_do_not_overlap_even_with_five_parameters(tmp_path):
             assert studies.overlapping_ticks(figure) == [], plot.key
         finally:
             studies._close(figure)
+
+
+def value_study(path, name: str, values: list[float], direction: str = "minimize"):
+    """A study of one parameter whose complete trials gave ``values``, in order."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=name, storage=open_storage(str(path)), direction=direction)
+    study.set_user_attr("metric", "test_mse")
+    space = {"lr": FloatDistribution(0.01, 0.5)}
+    for n, value in enumerate(values):
+        study.add_trial(create_trial(params={"lr": 0.01 + 0.01 * n}, distributions=space, value=value,
+                                     user_attrs={"baseline": n == 0}))
+    return study
+
+
+def test_studies_compared_by_best_so_far_and_trials_to_come_within_five_percent(tmp_path):
+    slow = value_study(tmp_path / "a.log", "slow", [1.0, 0.9, 0.5, 0.2, 0.104])
+    fast = value_study(tmp_path / "b.log", "fast", [1.0, 0.1, 0.3])
+    compared = studies.comparison([("slow", slow), ("fast", fast)])
+    assert compared["best"] == 0.1 and compared["direction"] == "minimize"
+    assert [(r["study"], r["best_value"], r["baseline"], r["to_reach"]) for r in compared["rows"]] == [
+        ("slow", 0.104, 1.0, 5), ("fast", 0.1, 1.0, 2)]  # 0.104 is within 5 % of 0.1; 0.2 is not
+    traces = compared["figure"]["data"]
+    assert [t["name"] for t in traces] == ["slow", "fast"] and traces[1]["y"] == [1.0, 0.1, 0.1]
+    assert compared["figure"]["layout"]["yaxis"]["type"] == "linear"
+    higher = value_study(tmp_path / "c.log", "higher", [0.5, 0.96, 0.9], direction="maximize")
+    assert studies.trials_to_reach(higher, 1.0) == 2 and studies.best_so_far(higher)[1] == [0.5, 0.96, 0.96]

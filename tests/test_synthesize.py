@@ -288,3 +288,47 @@ def test_a_real_run_appears_with_its_metrics(tmp_path):
     assert row["test_mse"] > 0 and row["best_epoch"] is not None and row["train_s"] > 0
     (run,) = collect_runs(tmp_path)
     assert "test_mse" in run["history"][-1]  # today's rows (test_loss) read under the summary's name
+
+
+# -- --top, --where and readable numbers ------------------------------------------------------------------------
+def test_top_keeps_the_best_runs_of_each_experiment_by_its_objective(runs_dir):
+    tables = sections(synthesize(runs_dir, top=2))
+    classification = [row["run"] for row in markdown_rows(tables["classification"])]
+    assert classification == ["fast", "lr-trial-10"]  # test_accuracy is maximised: the two best
+    assert [row["run"] for row in markdown_rows(sections(synthesize(runs_dir, top=1, sort="test_loss"))
+                                                ["classification"])] == ["fast"]
+    assert len(markdown_rows(tables["regression"])) == 2 and len(markdown_rows(tables["autoencoder"])) == 1
+
+
+def test_where_keeps_the_runs_whose_parameter_has_that_value(runs_dir):
+    tables = sections(synthesize(runs_dir, where=["lr=0.5"]))
+    assert list(tables) == ["classification"]
+    assert [row["run"] for row in markdown_rows(tables["classification"])] == ["fast"]
+    assert list(sections(synthesize(runs_dir, where=["hidden=20"]))) == ["regression"]
+    both = sections(synthesize(runs_dir, where=["hidden=10", "lr=1e-2"]))  # numbers compare as numbers
+    assert [row["run"] for row in markdown_rows(both["classification"])] == ["slow"]
+    with pytest.raises(UserError, match=r"no run has lr = 0.3; its values there are: 0.01, 0.1, 0.2, 0.5, 2, 3"):
+        synthesize(runs_dir, where=["lr=0.3"])
+    with pytest.raises(UserError, match="no run has the parameter nope; the parameters there are: .*hidden"):
+        synthesize(runs_dir, where=["nope=1"])
+
+
+def test_a_malformed_filter_or_top_is_one_line_and_exit_2(runs_dir, capsys):
+    for bad in (["--where", "lr"], ["--where", "=0.1"], ["--where", "lr="], ["--top", "0"]):
+        assert main(["synthesize", str(runs_dir), *bad]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert err.startswith(f"torchclassics: error: {bad[0]} {bad[1]}:"), err
+    assert not (runs_dir / "results.md").exists()  # said before any run was read or anything written
+
+
+def test_floats_show_four_significant_digits_even_inside_structures(tmp_path):
+    from torchclassics.results.table import format_cell
+
+    assert format_cell(0.0074123456789) == "0.007412" and format_cell(123456.789) == "1.235e+05"
+    assert format_cell({"lr": 0.123456789, "betas": [0.9, 0.99912345]}) == '{"betas":[0.9,0.9991],"lr":0.1235}'
+    rows = history_rows(2, 0.123456789, accuracy=False)
+    write_run(tmp_path / "regression" / "a", "regression", {"seed": 0, "lr": 0.0123456789}, rows, final(rows))
+    write_run(tmp_path / "regression" / "b", "regression", {"seed": 0, "lr": 0.1}, rows, final(rows))
+    text = synthesize(tmp_path)
+    assert "0.01235" in text and "0.0123456789" not in text and "0.07407" in text

@@ -28,7 +28,8 @@ FLAGS = {"out": "--out", "runs_dir": "--runs-dir", "device": "--device", "resume
          "experiment": "--experiment", "root": "ROOT", "link_figures": "--link-figures", "trials": "--trials",
          "workers": "--workers", "sampler": "--sampler", "metric": "--metric", "direction": "--direction",
          "study_name": "--study", "study": "--study", "storage": "--storage", "space": "--param",
-         "grid_points": "--grid-points", "pruner": "--pruner", "modules": "--module", "texts": "--text"}
+         "grid_points": "--grid-points", "pruner": "--pruner", "modules": "--module", "texts": "--text",
+         "top": "--top", "where": "--where", "figures": "--figures", "embed_all": "--embed-all"}
 POSITIONAL = {"ROOT"}
 
 EPILOG = """first steps:
@@ -143,11 +144,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort", help="order rows by this metric")
     p.add_argument("--experiment", help="only this experiment's table")
     p.add_argument("--force", action="store_true", help="replace a ROOT/results.md that synthesize did not write")
+    p.add_argument("--top", type=int, metavar="N", help="only the N best runs of each experiment (by --sort, else "
+                                                        "by its objective)")
+    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                   help="only runs with this parameter value, e.g. --where lr=0.01 --where optimizer=Adam "
+                        "(repeatable: all must match)")
     p = sub.add_parser("report", help="one offline HTML page to compare runs and search studies")
     p.add_argument("root", nargs="?", default=None)
     p.add_argument("-o", "--output", default=None, help="HTML file to write (default ROOT/report.html)")
-    p.add_argument("--link-figures", action="store_true",
-                   help="link the figures next to the page instead of embedding them (hundreds of runs)")
+    p.add_argument("--figures", nargs="+", action="extend", default=[], metavar="RUN",
+                   help="also embed these runs' figures (by name as the tables show it, or folder); by default the "
+                        "page embeds those of each experiment's and each study's best run and links the others")
+    figures = p.add_mutually_exclusive_group()
+    figures.add_argument("--embed-all", action="store_true",
+                         help="embed every run's figures: a page that travels alone (large for hundreds of runs)")
+    figures.add_argument("--link-figures", action="store_true",
+                         help="link every figure next to the page instead of embedding any (the smallest page)")
     p.add_argument("--force", action="store_true",
                    help="replace an -o file (or ROOT/report.html) that is not an earlier report")
     p = sub.add_parser("export", help="save a trained model for deployment (no pickle; phones: executorch)")
@@ -306,14 +318,16 @@ def _cmd_search(args) -> int:
 def _cmd_synthesize(args) -> int:
     from .results.synthesize import synthesize
 
-    print(synthesize(args.root, fmt=args.fmt, sort=args.sort, experiment=args.experiment, force=args.force))
+    print(synthesize(args.root, fmt=args.fmt, sort=args.sort, experiment=args.experiment, force=args.force,
+                     top=args.top, where=args.where))
     return 0
 
 
 def _cmd_report(args) -> int:
     from .results.report import write_report
 
-    print(write_report(args.root, args.output, link_figures=args.link_figures, force=args.force))
+    print(write_report(args.root, args.output, link_figures=args.link_figures, force=args.force,
+                       embed_all=args.embed_all, figures=args.figures))
     return 0
 
 

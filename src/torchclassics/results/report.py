@@ -21,12 +21,17 @@ How it is built, and why:
   the time of the full plotly.min.js; the full one (4.8 MB, from the plotly
   package) only when a study figure needs another kind of trace.
 - A Content-Security-Policy allows the page's own two scripts (by hash) and
-  nothing fetched: images are ``data:`` URIs, or with ``link_figures`` files
-  beside the page.
-- Figures are checked before they are shown: a file that a symlink leads out of
-  its run is skipped, so is a hidden file (a killed write's temporary file), and
-  only what PIL verifies as an image is embedded or linked. They sit in
-  ``<template>`` elements, inert until their run's row is opened.
+  nothing fetched but images: ``data:`` URIs, and the figures linked beside the page.
+- Figures (:class:`Figures`): embedded for the runs that matter (each experiment's
+  and each study's best run, and the runs named in ``figures``), linked, relative to
+  the page, for the others (``embed_all``, ``link_figures``: all one way). Embedded
+  ones are verified whole by PIL, linked ones by their header; a file that a symlink
+  leads out of its run is skipped, so is a hidden file (a killed write's temporary
+  file). They sit in ``<template>`` elements, inert until their run's row is opened.
+- Thousands of runs: every run has its row in the page, but a view lays out one page
+  of rows at a time (report.js), and lists its best run first, marked.
+- Studies of one experiment and metric are compared in a view of their own (each
+  study's best value so far on one chart; :func:`.studies.comparison`).
 - One bad run never stops the page: runs that cannot be read or shown are listed
   on the overview with the reason, and runs that contradict themselves are
   flagged there and in their own details (:mod:`.runs`).
@@ -43,6 +48,7 @@ import math
 import os
 import time
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..core import messages
@@ -72,6 +78,7 @@ from .table import (
     numeric,
     numeric_columns,
     objective,
+    run_value,
     sort_runs,
 )
 
@@ -84,20 +91,25 @@ IMAGE_MIME = {"PNG": "image/png", "GIF": "image/gif", "JPEG": "image/jpeg", "WEB
 # -- figures: verified images only --------------------------------------------------------
 def image_source(path: Path, page_dir: Path | None) -> str | None:
     """A ``data:`` URI of the image (or, given ``page_dir``, its address relative to the page);
-    None, with a warning, when PIL cannot open and verify it as a PNG, GIF, JPEG or WebP."""
-    try:
-        data = path.resolve().read_bytes()  # resolved: what was checked to lie inside the run
-    except OSError as err:
-        messages.warn(f"{path}: cannot read it ({err.strerror or err}); not shown.")
-        return None
+    None, with a warning, when PIL cannot open it as a PNG, GIF, JPEG or WebP. An embedded image is
+    verified whole; a linked one by its header only (a report links thousands, which the browser reads
+    only when their run is opened, and shows as broken if damaged)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        data = path.resolve().read_bytes() if page_dir is None else None  # resolved: what was checked to lie inside
+        with Image.open(io.BytesIO(data) if data is not None else path.resolve()) as image:
             kind = image.format
-            image.verify()
+            if data is not None:
+                image.verify()
     except UnidentifiedImageError:
         messages.warn(f"{path}: not an image; not shown.")
+        return None
+    except OSError as err:
+        if err.errno is None:  # PIL's own OSError: a truncated or damaged image
+            messages.warn(f"{path}: a damaged image ({err}); not shown.")
+        else:
+            messages.warn(f"{path}: cannot read it ({err.strerror or err}); not shown.")
         return None
     except Exception as err:  # PIL raises many kinds of error for a damaged image
         messages.warn(f"{path}: a damaged image ({err}); not shown.")
@@ -117,6 +129,14 @@ def figures_of(paths: list[Path], folder: Path, page_dir: Path | None) -> list[d
 
 
 # -- JSON for the page's charts ------------------------------------------------------------
+def plotted(value):
+    """A value as a chart needs it: 6 significant digits (a page of thousands of runs carries every epoch of
+    each; the table and details show 4)."""
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.6g}")
+    return value
+
+
 def curves(history: list[dict]) -> list[dict]:
     """Every metric of the training rows as one series per (metric, model tag): x is the epoch."""
     series: dict[tuple[str, str], dict] = {}
@@ -127,7 +147,7 @@ def curves(history: list[dict]) -> list[dict]:
                 line = series.setdefault((key, str(row.get("tag") or "")),
                                          {"metric": key, "tag": str(row.get("tag") or ""), "x": [], "y": []})
                 line["x"].append(x)
-                line["y"].append(value)
+                line["y"].append(plotted(value))
     return list(series.values())
 
 
@@ -142,6 +162,62 @@ def default_curve_metrics(names: list[str], goal) -> list[str]:
     return [held_out] + ([train] if train in names else [])
 
 
+# -- which figures the page embeds ------------------------------------------------------------
+@dataclass(frozen=True)
+class Figures:
+    """Which runs' figures the page embeds (``data:`` URIs); the others' are linked, relative to the page,
+    and read by the browser only when their run is opened. Embedding every figure of 500 runs made a
+    192 MB page that took 80 s to open: by default only the runs that matter are embedded."""
+
+    page: Path                      # the page's folder
+    embedded: frozenset[int]        # id() of the runs whose figures are embedded
+    link_all: bool = False
+
+    def embeds(self, run: dict) -> bool:
+        return not self.link_all and id(run) in self.embedded
+
+    def page_dir(self, run: dict) -> Path | None:
+        return None if self.embeds(run) else self.page
+
+    def links_any(self, runs: list[dict]) -> bool:
+        return any(run["figures"] and not self.embeds(run) for run in runs)
+
+
+def matching_run(runs: list[dict], name: str) -> dict | None:
+    """The run a user names: as the tables show it, by its path below the root, or by its folder."""
+    for run in runs:
+        if name in (run["run"], run["id"]):
+            return run
+    wanted = Path(name).resolve()
+    return next((run for run in runs if run["path"].resolve() == wanted), None)
+
+
+def runs_that_matter(runs: list[dict], named: list[str], root: Path) -> list[dict]:
+    """The best run of each experiment and of each search study among them, and the runs named."""
+    chosen = [best_run(group) for group in by_experiment(runs).values()]
+    by_study: dict[tuple, list[dict]] = {}
+    for run in runs:
+        if run["study"] is not None:
+            by_study.setdefault((run["experiment"], str(run["study"])), []).append(run)
+    chosen += [best_run(group) for group in by_study.values()]
+    for name in named:
+        run = matching_run(runs, name)
+        if run is None:
+            example = runs[0]["run"]
+            raise UserError.for_option("figures", name, f"no run of that name below {root}; name a run as the "
+                                       f"report's tables show it (e.g. {example}), or its folder.")
+        chosen.append(run)
+    return chosen
+
+
+def figure_policy(runs: list[dict], root: Path, page: Path, link_figures: bool, embed_all: bool,
+                  named: list[str]) -> Figures:
+    if embed_all:
+        return Figures(page, frozenset(id(run) for run in runs))
+    chosen = runs_that_matter(runs, named, root)
+    return Figures(page, frozenset(id(run) for run in chosen), link_all=link_figures)
+
+
 # -- one experiment's view -----------------------------------------------------------------
 def table_cells(columns: list[str], row: dict) -> list[dict]:
     cells = []
@@ -154,11 +230,24 @@ def table_cells(columns: list[str], row: dict) -> list[dict]:
     return cells
 
 
-def experiment_view(index: int, name: str, runs: list[dict], keys: dict[int, str], page_dir: Path | None) -> dict:
+def best_run(runs: list[dict]) -> dict:
+    """The experiment's best run by its objective (the first when there is none)."""
+    goal = objective(runs)
+    return sort_runs(runs, goal.metric)[0] if goal else runs[0]
+
+
+def best_first(runs: list[dict]) -> list[dict]:
+    best = best_run(runs)
+    return [best] + [run for run in runs if run is not best]
+
+
+def experiment_view(index: int, name: str, runs: list[dict], keys: dict[int, str], sources: Figures) -> dict:
+    runs = best_first(runs)
     columns, rows = experiment_table(runs)
     status_at = columns.index("status")
     goal = objective(runs)
     numeric = numeric_columns(columns, rows)
+    has_best = goal is not None and number(run_value(runs[0], goal.metric)) is not None  # marked only when measured
     view_rows, chart_runs = [], {}
     for run, row in zip(runs, rows):
         key = keys[id(run)]
@@ -167,7 +256,8 @@ def experiment_view(index: int, name: str, runs: list[dict], keys: dict[int, str
         view_rows.append({"key": key, "label": run["run"], "status": run["status"], "cells": table_cells(columns, row),
                           "facts": {k: v for k, v in facts.items() if v is not None}, "problems": run["problems"],
                           "params": flat_params(run["params"]), "metrics": run["metrics"], "best": run["best"],
-                          "figures": figures_of(run["figures"], run["path"] / layout.FIGURES, page_dir)})
+                          "is_best": run is runs[0] and has_best, "embedded": sources.embeds(run),
+                          "figures": figures_of(run["figures"], run["path"] / layout.FIGURES, sources.page_dir(run))})
         chart_runs[key] = {"label": run["run"], "params": flat_params(run["params"]),
                            "values": {c: row[c] for c in columns[1:] if c != "status"},
                            "curves": curves(run["history"])}
@@ -188,7 +278,7 @@ def experiment_view(index: int, name: str, runs: list[dict], keys: dict[int, str
 def overview_row(view: dict, keys: dict[int, str]) -> dict:
     """An experiment on the first screen: its run counts and the best run's held-out metrics."""
     runs, goal = view["runs"], view["objective"]
-    best = sort_runs(runs, goal.metric)[0] if goal else runs[0]
+    best = runs[0]  # the view lists its best run first
     return {"view": view["view"], "name": view["name"], "counts": view["counts"], "objective": goal,
             "best_run": best["run"], "best_key": keys[id(best)],
             "metrics": [(name, format_cell(best["metrics"][name])) for name in metric_columns(runs)
@@ -203,25 +293,55 @@ def load_study(study: dict):
     return studies.load_study(study["journal"], study["name"])
 
 
-def study_view(index: int, study: dict, trial_keys: dict, page_dir: Path | None) -> dict:
-    loaded, note = load_study(study)
-    facts = {k: study.get(k) for k in ("metric", "direction", "best_value", "best_trial", "n_trials")
+def study_view(index: int, study: dict, loaded_study, note: str | None, trial_keys: dict,
+               page_dir: Path | None) -> dict:
+    facts = {k: study.get(k) for k in ("metric", "direction", "sampler", "best_value", "best_trial", "n_trials")
              if study.get(k) is not None}
-    trials, states, figures = [], {}, []
-    if loaded is not None:
-        facts.setdefault("direction", loaded.direction.name.lower())
-        for trial in loaded.get_trials(deepcopy=False):
+    trials, states, figures, importances = [], {}, [], []
+    if loaded_study is not None:
+        facts.setdefault("direction", loaded_study.direction.name.lower())
+        for trial in loaded_study.get_trials(deepcopy=False):
             state = trial.state.name.lower()
             states[state] = states.get(state, 0) + 1
             trials.append({"number": trial.number, "state": state, "value": format_cell(trial.value),
-                           "params": format_cell(trial.params), "key": trial_keys.get((study["name"], trial.number))})
-        figures = studies.plotly_figures(loaded)
+                           "params": format_cell(trial.params), "baseline": trial.user_attrs.get("baseline") is True,
+                           "key": trial_keys.get((study["name"], trial.number))})
+        figures = studies.plotly_figures(loaded_study)
+        importances = [(name, format_cell(share)) for name, share in studies.param_importances(loaded_study).items()]
     return {"view": f"study-{index}", "name": study["name"], "path": study["path"].as_posix(), "facts": facts,
             "best_params": study.get("best_params") if isinstance(study.get("best_params"), dict) else {},
-            "states": states, "trials": trials, "note": note,
+            "states": states, "trials": trials, "note": note, "importances": importances,
             "plots": [{"id": f"study-{index}-plot-{i}", **figure} for i, figure in enumerate(figures)],
             # without Optuna's plots, the history.png search drew is the next best thing
-            "images": figures_of(study["figures"], study["path"], page_dir) if loaded is None else []}
+            "images": figures_of(study["figures"], study["path"], page_dir) if loaded_study is None else []}
+
+
+def study_experiment(study: dict, loaded_study) -> str | None:
+    """The experiment a study searched: best_params.json says, or the study remembers (search sets both)."""
+    name = study.get("experiment") or loaded_study.user_attrs.get("experiment")
+    return name if isinstance(name, str) and name else None
+
+
+def comparison_views(studies_found: list[dict], loaded: list) -> list[dict]:
+    """One view per experiment and metric searched by two studies or more: their histories on one chart, and
+    each study's best, baseline and trials to come within 5 % of the best of all."""
+    groups: dict[tuple, list] = {}
+    for study, (loaded_study, _) in zip(studies_found, loaded):
+        experiment = study_experiment(study, loaded_study) if loaded_study is not None else None
+        if experiment is not None:
+            key = (experiment, studies.target_name(loaded_study), loaded_study.direction.name)
+            groups.setdefault(key, []).append((study["name"], loaded_study))
+    views = []
+    for (experiment, metric, _), named in sorted(groups.items()):
+        if len(named) < 2:
+            continue
+        compared = studies.comparison(named)
+        rows = [{**row, "best_value": format_cell(row["best_value"]), "baseline": format_cell(row["baseline"])}
+                for row in compared["rows"]]
+        views.append({"view": f"compare-{len(views)}", "id": f"compare-{len(views)}-plot", "experiment": experiment,
+                      "metric": metric, "direction": compared["direction"], "best": format_cell(compared["best"]),
+                      "within": f"{studies.WITHIN:.0%}", "rows": rows, "figure": compared["figure"]})
+    return views
 
 
 # -- the page ------------------------------------------------------------------------------
@@ -244,7 +364,16 @@ def environment():
     # Compact JSON, and an error rather than NaN (which JSON.parse refuses) if one slipped through.
     env.policies["json.dumps_kwargs"] = {"separators": (",", ":"), "allow_nan": False}
     env.filters["cell"] = lambda value: "null" if value is None else format_cell(value)
+    env.filters["breakable"] = breakable
     return env
+
+
+def breakable(name: str):
+    """A column's name that may wrap after its underscores and dots (``Momentum_test_mse``), so that a table
+    of many metrics fits 1280 px instead of being cut off at the side."""
+    from markupsafe import Markup, escape
+
+    return Markup(str(escape(name)).replace("_", "_<wbr>").replace(".", ".<wbr>"))
 
 
 def plotly_template() -> dict:
@@ -255,8 +384,8 @@ def plotly_template() -> dict:
 
 def plotly_js(study_views: list[dict]) -> str:
     """The basic bundle, unless a study figure holds a trace it cannot draw (the run charts are scatters)."""
-    traces = {trace.get("type", "scatter") for study in study_views for plot in study["plots"] if "figure" in plot
-              for trace in plot["figure"]["data"]}
+    traces = {trace.get("type", "scatter") for study in study_views for plot in study.get("plots", [])
+              if "figure" in plot for trace in plot["figure"]["data"]}
     if traces <= BASIC_TRACES:
         return (TEMPLATES / "plotly-basic.min.js").read_text(encoding="utf-8")
     from plotly.offline import get_plotlyjs
@@ -269,45 +398,58 @@ def flagged_runs(runs: list[dict], keys: dict[int, str]) -> list[dict]:
             for run in runs if run["problems"]]
 
 
-def page(root: Path, found: Found, studies: list[dict], page_dir: Path | None) -> str:
+def page(root: Path, found: Found, studies_found: list[dict], sources: Figures) -> str:
     from markupsafe import Markup
 
     runs = found.runs
     keys = {id(run): f"r{i}" for i, run in enumerate(runs)}
-    experiments = [experiment_view(i, name, group, keys, page_dir)
+    experiments = [experiment_view(i, name, group, keys, sources)
                    for i, (name, group) in enumerate(by_experiment(runs).items())]
     trial_keys = {(str(run["study"]), run["trial"]): keys[id(run)] for run in runs if run["study"] is not None}
-    study_views = [study_view(i, study, trial_keys, page_dir) for i, study in enumerate(studies)]
+    loaded = [load_study(study) for study in studies_found]  # each journal read once
+    study_page_dir = sources.page if sources.link_all else None
+    study_views = [study_view(i, study, *pair, trial_keys, study_page_dir)
+                   for i, (study, pair) in enumerate(zip(studies_found, loaded))]
+    comparisons = comparison_views(studies_found, loaded)
     data = finite({"template": plotly_template(), "experiments": [e["chart"] for e in experiments],
                    "studies": [{"view": s["view"], "plots": [p for p in s["plots"] if "figure" in p]}
-                               for s in study_views]})
+                               for s in study_views]
+                   + [{"view": c["view"], "plots": [{"id": c["id"], "figure": c["figure"]}]} for c in comparisons],
+                   "run_views": {row["key"]: e["view"] for e in experiments for row in e["rows"]}})
     plotly, script = plotly_js(study_views), (TEMPLATES / "report.js").read_text(encoding="utf-8")
     return environment().get_template("report.html.j2").render(
         title=printable(f"torchclassics report: {root.as_posix()}"), root=printable(str(root.resolve())),
         generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        csp=content_security_policy([plotly, script], page_dir is not None),
+        csp=content_security_policy([plotly, script], sources.links_any(runs)),
         total=len(runs), counts=status_counts(runs), statuses=STATUSES,
         experiments=experiments, overview=[overview_row(e, keys) for e in experiments], studies=study_views,
-        skipped=found.skipped, flagged=flagged_runs(runs, keys),
+        comparisons=comparisons, skipped=found.skipped, flagged=flagged_runs(runs, keys),
+        embedded=sum(sources.embeds(run) for run in runs if run["figures"]),
+        with_figures=sum(bool(run["figures"]) for run in runs),
         style=Markup((TEMPLATES / "report.css").read_text(encoding="utf-8")), data=data,
         plotly=Markup(plotly), script=Markup(script))
 
 
 def write_report(root: str | Path | None = None, output: str | Path | None = None, link_figures: bool = False,
-                 force: bool = False) -> Path:
+                 force: bool = False, embed_all: bool = False, figures: list[str] | tuple[str, ...] = ()) -> Path:
     """Write the page (default ``<root>/report.html``) and return its path.
 
-    ``link_figures``: the page links the figures where they are (relative to the page)
-    instead of embedding them: a small page for hundreds of runs, which needs the
-    run folders beside it to show the figures. ``force``: replace ``output`` even when
-    it is not an earlier report (never a file of a run's record)."""
+    Figures: by default the page embeds those of the runs that matter (the best run of each experiment and
+    of each search study, and the runs named in ``figures``, by name as the tables show it or by folder) and
+    links the others where they are (relative to the page: they show while the run folders stay beside it).
+    ``embed_all``: embed every run's figures (a page that travels alone, large for hundreds of runs);
+    ``link_figures``: link every figure (the smallest page). ``force``: replace ``output`` even when it is not
+    an earlier report (never a file of a run's record)."""
     messages.console()
+    if embed_all and link_figures:
+        raise UserError.for_option("embed_all", "True", "and link_figures ask for opposite things; choose one.")
     root = existing_root(root)
     target = Path(output) if output is not None else root / layout.REPORT
     outputs.check_target(target, outputs.REPORT, force, option="output" if output is not None else None)
     found = read_runs(root)
     check_found(found)
-    html = page(root, found, collect_studies(root), target.resolve().parent if link_figures else None)
+    sources = figure_policy(found.runs, root, target.resolve().parent, link_figures, embed_all, list(figures))
+    html = page(root, found, collect_studies(root), sources)
     try:
         outputs.write(target, outputs.REPORT, html)
     except OSError as err:

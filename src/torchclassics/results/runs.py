@@ -200,10 +200,11 @@ def experiment_of(params: dict) -> str:
     return name
 
 
-def read_run(path: Path, root: Path) -> dict | None:
+def read_run(path: Path, root: Path, figures: bool = True) -> dict | None:
     """Everything a reader shows of one run directory; None when the folder is not a run (a params.json
     without an experiment: a project's defaults). A UserError, ValueError, OSError or Unshowable when it is
-    a run that cannot be read or shown."""
+    a run that cannot be read or shown. ``figures``: list its figures (a table needs none: thousands of runs
+    read in half the time)."""
     folder = RunFolder(path)
     params = read_record(folder, layout.PARAMS)
     if "experiment" not in params:
@@ -239,7 +240,7 @@ def read_run(path: Path, root: Path) -> dict | None:
         "study": (summary.study if summary is not None else None) or (marker.study if marker is not None else None),
         "trial": _first_set(summary.trial if summary is not None else None, marker.trial if marker else None),
         "history": history,
-        "figures": run_figures(folder),
+        "figures": run_figures(folder) if figures else [],
         "summary": summary,
         "problems": problems,
     }
@@ -286,13 +287,14 @@ def name_runs(runs: list[dict]) -> None:
         run["run"] = short(run) if seen[(run["experiment"], short(run))] == 1 else run["id"]
 
 
-def read_runs(root: str | Path | None) -> Found:
-    """Every run below ``root``, by experiment, then name in natural order; the runs left out, with why."""
+def read_runs(root: str | Path | None, figures: bool = True) -> Found:
+    """Every run below ``root``, by experiment, then name in natural order; the runs left out, with why.
+    ``figures``: list each run's figures (see :func:`read_run`)."""
     root = existing_root(root)
     found = Found(root)
     for path in folders_holding(root, (layout.PARAMS,)):
         try:
-            run = read_run(path, root)
+            run = read_run(path, root, figures)
         except (*READ_ERRORS, Unshowable) as err:
             found.skipped.append(Skipped(printable(relative(path, root)), in_run(err, path)))
             messages.warn(f"skipped {printable(str(path))}: {in_run(err, path)}.")

@@ -317,7 +317,8 @@ def _crowded_axes(figure) -> list:
     crowded = []
     for axes in figure.axes:
         for axis in (axes.xaxis, axes.yaxis):
-            boxes = [label.get_window_extent(renderer) for label in axis.get_ticklabels()
+            # minor labels too: a log axis spanning less than a decade labels its minor ticks (3x10^2, 4x10^2, ...)
+            boxes = [label.get_window_extent(renderer) for label in axis.get_ticklabels(which="both")
                      if label.get_visible() and label.get_text()]
             if any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]):
                 crowded.append(axis)
@@ -334,8 +335,10 @@ def untangle_ticks(figure) -> None:
     """Optuna's slice and contour plots put a panel per parameter side by side, where log axes get
     more labels than fit: fewer ticks on a crowded numeric axis, then slanted labels if still crowded.
     Axes of categories keep their own ticks (one per category)."""
-    from matplotlib.ticker import AutoLocator, LogLocator, MaxNLocator
+    from matplotlib.ticker import AutoLocator, LogLocator, MaxNLocator, NullFormatter
 
+    for axis in _crowded_axes(figure):
+        axis.set_minor_formatter(NullFormatter())  # the minor ticks stay, unlabelled
     for axis in _crowded_axes(figure):
         locator = axis.get_major_locator()
         if isinstance(locator, LogLocator):
@@ -347,3 +350,78 @@ def untangle_ticks(figure) -> None:
             for label in axis.get_ticklabels():
                 label.set_rotation(30)
                 label.set_horizontalalignment("right")
+
+
+# -- several studies side by side (the report) --------------------------------------------------------
+# A study "reaches" the best when a trial comes within this share of the best value of all compared studies.
+WITHIN = 0.05
+
+
+def is_maximised(study) -> bool:
+    from optuna.study import StudyDirection
+
+    return study.direction == StudyDirection.MAXIMIZE
+
+
+def within_best(value: float, best: float, maximise: bool) -> bool:
+    margin = WITHIN * abs(best)
+    return value >= best - margin if maximise else value <= best + margin
+
+
+def best_so_far(study) -> tuple[list[int], list[float]]:
+    """(trial numbers, the best value up to each) over the complete trials, in the order they were numbered."""
+    maximise, numbers, values = is_maximised(study), [], []
+    for trial in sorted(complete_trials(study), key=lambda t: t.number):
+        best = trial.value if not values else (max if maximise else min)(values[-1], trial.value)
+        numbers.append(trial.number)
+        values.append(best)
+    return numbers, values
+
+
+def baseline_value(study) -> float | None:
+    """The value of the trial search enqueued with the experiment's defaults (user attribute ``baseline``)."""
+    return next((t.value for t in complete_trials(study) if t.user_attrs.get("baseline") is True), None)
+
+
+def trials_to_reach(study, target: float) -> int | None:
+    """How many trials the study ran (by trial number, pruned and failed ones counted) until a complete one
+    came within :data:`WITHIN` of ``target``; None when none did."""
+    maximise = is_maximised(study)
+    reached = [t.number for t in complete_trials(study) if within_best(t.value, target, maximise)]
+    return min(reached) + 1 if reached else None
+
+
+def plot_text(text: str) -> str:
+    """Plotly reads a few HTML tags in names: a study's name shows as typed."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def comparison(named: list[tuple[str, object]]) -> dict:
+    """Studies of one experiment and metric side by side: ``rows`` (each study's sampler, trials, best value,
+    baseline and trials to reach within 5 % of the best of all) and ``figure``: Plotly JSON with one trace per
+    study, its best value so far after each trial."""
+    import plotly.graph_objects as go
+
+    histories = {name: best_so_far(study) for name, study in named}
+    finished = [(name, study) for name, study in named if histories[name][1]]
+    maximise = is_maximised(named[0][1])
+    best = (max if maximise else min)((histories[name][1][-1] for name, _ in finished), default=None)
+    rows = []
+    figure = go.Figure()
+    for name, study in named:
+        numbers, values = histories[name]
+        rows.append({"study": name, "sampler": study.user_attrs.get("sampler"), "trials": len(study.trials),
+                     "complete": len(numbers), "best_value": values[-1] if values else None,
+                     "baseline": baseline_value(study),
+                     "to_reach": trials_to_reach(study, best) if best is not None else None})
+        if numbers:
+            figure.add_scatter(x=numbers, y=values, mode="lines+markers", name=plot_text(name), line={"shape": "hv"},
+                               hovertemplate="trial %{x}<br>best so far %{y:.4g}<extra>" + plot_text(name) + "</extra>")
+    everything = [v for name, _ in finished for v in histories[name][1]]
+    log = bool(everything) and min(everything) > 0 and max(everything) / min(everything) > LOG_SPAN
+    figure.update_layout(xaxis_title="trial", yaxis_title=plot_text(target_name(named[0][1])) + " (best so far)",
+                         yaxis_type="log" if log else "linear", legend={"orientation": "h", "y": -0.2},
+                         margin={"t": 20})
+    plotly_json = json.loads(figure.to_json())
+    plotly_json["layout"].pop("template", None)
+    return {"best": best, "direction": "maximize" if maximise else "minimize", "rows": rows, "figure": plotly_json}

@@ -51,14 +51,34 @@ def finite(value):
     return value
 
 
+SIGNIFICANT = 4  # digits of a float in a table, a report or a summary: 0.007412, not 0.0074123456789
+
+
+def significant(value: float) -> str:
+    """``value`` with :data:`SIGNIFICANT` significant digits (``0.01``, ``0.007412``, ``1.235e+05``)."""
+    return f"{value:.{SIGNIFICANT}g}"
+
+
+def rounded(value):
+    """Floats inside a structure to :data:`SIGNIFICANT` significant digits (NaN and infinities kept)."""
+    if isinstance(value, float):
+        return float(significant(value)) if math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v) for v in value]
+    return value
+
+
 def format_cell(value) -> str:
-    """Text for Markdown and HTML: 4 significant digits for floats, compact JSON for structures."""
+    """Text for Markdown and HTML: 4 significant digits for floats, compact JSON for structures (their
+    floats rounded alike)."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return significant(value)
     if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+        return json.dumps(rounded(value), separators=(",", ":"), sort_keys=True)
     return str(value)
 
 
@@ -189,12 +209,58 @@ def only_experiment(runs: list[dict], experiment: str | None, root) -> list[dict
     return chosen
 
 
-def tables(runs: list[dict], sort: str | None) -> dict[str, tuple[list[dict], list[str], list[dict]]]:
-    """Experiment -> (its runs in table order, columns, rows)."""
+def parsed_filter(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` (``lr=0.01``, ``optimizer=Adam``, ``optimizer_args.momentum=0.9``) as (key, value): the
+    value read as JSON when it is (a number, true, null, a list), else as text."""
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip() or not value.strip():
+        raise UserError.for_option("where", text, "is not KEY=VALUE; write a parameter and its value, e.g. "
+                                   "lr=0.01 or optimizer=Adam.")
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value.strip()
+
+
+def same_value(have, want) -> bool:
+    """A parameter's value equals a filter's: numbers as numbers (0.01 == 1e-2), else by their JSON."""
+    if numeric(have) and numeric(want):
+        return math.isclose(have, want, rel_tol=1e-9, abs_tol=0.0)
+    return _comparable(have) == _comparable(want) or (isinstance(want, str) and format_cell(have) == want)
+
+
+def filtered(runs: list[dict], where: list[str]) -> list[dict]:
+    """The runs whose parameters match every ``KEY=VALUE`` of ``where``; a UserError naming a parameter no
+    run has, or a value no run has (with the values there)."""
+    for text in where:
+        key, want = parsed_filter(text)
+        flats = [flat_params(run["params"]) for run in runs]
+        if not any(key in flat for flat in flats):
+            known = sorted({name for flat in flats for name in flat})
+            raise UserError.for_option("where", text, f"no run has the parameter {key}; the parameters there are: "
+                                       f"{', '.join(known)}.")
+        chosen = [run for run, flat in zip(runs, flats) if key in flat and same_value(flat[key], want)]
+        if not chosen:
+            values = sorted({format_cell(flat[key]) for flat in flats if key in flat})
+            shown = ", ".join(values[:12]) + (", ..." if len(values) > 12 else "")
+            raise UserError.for_option("where", text, f"no run has {key} = {format_cell(want)}; its values there "
+                                       f"are: {shown}.")
+        runs = chosen
+    return runs
+
+
+def tables(runs: list[dict], sort: str | None,
+           top: int | None = None) -> dict[str, tuple[list[dict], list[str], list[dict]]]:
+    """Experiment -> (its runs in table order, columns, rows). ``top``: only the best ``top`` runs of each,
+    by ``sort``, else by the experiment's objective."""
     found = {}
     for name, group in by_experiment(runs).items():
-        if sort:
-            group = sort_runs(group, sort)
+        goal = objective(group)
+        by = sort or (goal.metric if top is not None and goal is not None else None)
+        if by:
+            group = sort_runs(group, by)
+        if top is not None:
+            group = group[:top]
         found[name] = (group, *experiment_table(group))
     return found
 

@@ -32,19 +32,58 @@
     return window.Plotly;
   }
 
+  // numbers as the tables show them: 4 significant digits (0.007412), integers whole
+  function shortNumber(value) {
+    return Number.isInteger(value) || !isFinite(value) ? String(value) : String(Number(value.toPrecision(4)));
+  }
+  function shortValue(value) {
+    if (typeof value === 'number') { return shortNumber(value); }
+    return JSON.stringify(value, (key, item) => typeof item === 'number' && isFinite(item) && !Number.isInteger(item)
+      ? Number(item.toPrecision(4)) : item);
+  }
+
   // -- one experiment ------------------------------------------------------------------------
+  // Every run has its row in the page (the HTML lists them all); a view shows one page of them at a time
+  // (100 rows by default), so a table of thousands of runs lays out and scrolls like one of a hundred.
+  // Sorting and filtering work on all rows; paging picks among the rows the filter keeps.
   function ExperimentView(section, info) {
     const table = section.querySelector('table.runs');
     const body = table.tBodies[0];
     const headers = Array.from(table.tHead.rows[0].cells);
-    const rows = Array.from(body.rows);
-    const byKey = new Map(rows.map(row => [row.dataset.key, row]));
-    const text = new Map(rows.map(row => [row, row.textContent.toLowerCase()]));
+    let order = Array.from(body.rows);  // every run's row, in the order sorted
+    const byKey = new Map(order.map(row => [row.dataset.key, row]));
+    const kept = new Set(order);        // the rows the filter keeps
+    let text = null;                    // each row's text, for the filter: read when first needed
     const ticked = [];  // keys, in the order they were ticked (their colour)
     const curvesDiv = section.querySelector('.chart.curves');
     const scatterDiv = section.querySelector('.chart.scatter');
     const control = name => section.querySelector(name);
-    let drawn = false;
+    const pager = control('.pager'), pageInfo = control('.page-info'), pageSize = control('.page-size');
+    let drawn = false, page = 0;
+
+    // paging: only the current page's rows (and their opened details) are laid out
+    function showPage() {
+      const size = Number(pageSize.value);
+      const shownRows = order.filter(row => kept.has(row));
+      const pages = Math.max(1, Math.ceil(shownRows.length / size));
+      page = Math.min(Math.max(page, 0), pages - 1);
+      const onPage = new Set(shownRows.slice(page * size, (page + 1) * size));
+      order.forEach(row => {
+        row.hidden = !onPage.has(row);
+        if (row.detail) { row.detail.hidden = row.hidden || row.querySelector('button.open').getAttribute('aria-expanded') !== 'true'; }
+      });
+      pager.hidden = shownRows.length <= size;
+      pageInfo.textContent = 'rows ' + (shownRows.length ? page * size + 1 : 0) + '–' +
+        Math.min((page + 1) * size, shownRows.length) + ' of ' + shownRows.length;
+      control('.prev').disabled = page === 0;
+      control('.next').disabled = page >= pages - 1;
+    }
+    function pageOf(row) {
+      return Math.floor(order.filter(r => kept.has(r)).indexOf(row) / Number(pageSize.value));
+    }
+    control('.prev').addEventListener('click', () => { page -= 1; showPage(); });
+    control('.next').addEventListener('click', () => { page += 1; showPage(); });
+    pageSize.addEventListener('change', () => { page = 0; showPage(); });
 
     // sorting: numbers by value, text in natural order; blanks last either way
     function sortKey(cell) {
@@ -62,14 +101,17 @@
         const ascending = th.getAttribute('aria-sort') !== 'ascending';
         headers.forEach(h => h.removeAttribute('aria-sort'));
         th.setAttribute('aria-sort', ascending ? 'ascending' : 'descending');
-        const keyed = rows.map(row => [sortKey(row.cells[index]), row]);
+        const keyed = order.map(row => [sortKey(row.cells[index]), row]);
         keyed.sort((r, s) => {
           if (r[0] === null || s[0] === null) { return (r[0] === null) - (s[0] === null); }
           return ascending ? compare(r[0], s[0]) : compare(s[0], r[0]);
         });
-        const order = document.createDocumentFragment();
-        keyed.forEach(([, row]) => { order.appendChild(row); if (row.detail) { order.appendChild(row.detail); } });
-        body.appendChild(order);
+        order = keyed.map(([, row]) => row);
+        const fragment = document.createDocumentFragment();
+        order.forEach(row => { fragment.appendChild(row); if (row.detail) { fragment.appendChild(row.detail); } });
+        body.appendChild(fragment);
+        page = 0;
+        showPage();
       });
     });
 
@@ -77,14 +119,15 @@
     const filter = control('.filter'), status = control('.status-filter'), shown = control('.shown');
     function applyFilter() {
       const query = filter.value.trim().toLowerCase(), wanted = status.value;
-      let count = 0;
-      rows.forEach(row => {
+      if (query !== '' && text === null) { text = new Map(order.map(row => [row, row.textContent.toLowerCase()])); }
+      kept.clear();
+      order.forEach(row => {
         const hide = (wanted !== '' && row.dataset.status !== wanted) || (query !== '' && !text.get(row).includes(query));
-        row.hidden = hide;
-        if (row.detail) { row.detail.hidden = hide; }
-        count += hide ? 0 : 1;
+        if (!hide) { kept.add(row); }
       });
-      shown.textContent = count + ' of ' + rows.length + ' runs shown';
+      shown.textContent = kept.size + ' of ' + order.length + ' runs shown';
+      page = 0;
+      showPage();
       scheduleScatter();
     }
     filter.addEventListener('input', applyFilter);
@@ -106,10 +149,17 @@
       if (row.detail) { row.detail.hidden = !open || row.hidden; }
       button.setAttribute('aria-expanded', String(open));
     }
-    rows.forEach(row => {
-      row.querySelector('button.open').addEventListener('click', () => toggleDetail(row));
-      row.querySelector('.pick input').addEventListener('change', event => tick(row.dataset.key, event.target.checked));
+    // one listener for the whole table, not two per row: thousands of rows open at once
+    body.addEventListener('click', event => {
+      const button = event.target.closest('button.open');
+      if (button) { toggleDetail(button.closest('tr.run-row')); }
     });
+    body.addEventListener('change', event => {
+      if (event.target.matches('.pick input')) {
+        tick(event.target.closest('tr.run-row').dataset.key, event.target.checked);
+      }
+    });
+    showPage();
 
     function tick(key, on) {
       const at = ticked.indexOf(key);
@@ -125,17 +175,22 @@
     control('.clear').addEventListener('click', () => ticked.slice().forEach(key => tick(key, false)));
 
     // the overlay: every chosen metric of every ticked run, train dotted, held-out solid
+    // each model of a run (its tag: a run of the optimizers lesson trains one per optimizer) has its own colour
     function drawCurves() {
       const chosen = Array.from(section.querySelectorAll('.curve-metric:checked')).map(box => box.value);
-      const traces = [];
-      ticked.forEach((key, i) => {
+      const traces = [], colour = new Map();
+      ticked.forEach(key => {
         const run = info.runs[key];
-        run.curves.filter(line => chosen.includes(line.metric)).forEach(line => traces.push({
-          x: line.x, y: line.y, type: 'scatter', mode: line.x.length > 40 ? 'lines' : 'lines+markers',
-          name: plotText(run.label + (line.tag ? ' ' + line.tag : '') + ' · ' + line.metric),
-          line: {color: COLORS[i % COLORS.length], dash: info.held_out.includes(line.metric) ? 'solid' : 'dot'},
-          marker: {size: 5}, meta: key,
-        }));
+        run.curves.filter(line => chosen.includes(line.metric)).forEach(line => {
+          const series = key + '\u0000' + line.tag;
+          if (!colour.has(series)) { colour.set(series, COLORS[colour.size % COLORS.length]); }
+          const name = plotText(run.label + (line.tag ? ' ' + line.tag : '') + ' · ' + line.metric);
+          traces.push({
+            x: line.x, y: line.y, type: 'scatter', mode: line.x.length > 40 ? 'lines' : 'lines+markers', name: name,
+            line: {color: colour.get(series), dash: info.held_out.includes(line.metric) ? 'solid' : 'dot'},
+            marker: {size: 5}, meta: key, hovertemplate: name + '<br>epoch %{x}: %{y:.4g}<extra></extra>',
+          });
+        });
       });
       curvesDiv.hidden = ticked.length === 0;
       control('.curves-hint').hidden = ticked.length > 0;
@@ -143,7 +198,7 @@
       plotly().react(curvesDiv, traces, layout({
         xaxis: {title: {text: 'epoch'}},
         yaxis: {type: control('.log-y').checked ? 'log' : 'linear', title: {text: plotText(chosen.join(', '))}},
-        legend: {orientation: 'h', y: -0.2},
+        legend: {orientation: 'h', y: -0.18, yanchor: 'top'},
       }), CONFIG);
     }
     section.querySelectorAll('.curve-metric').forEach(box => box.addEventListener('change', drawCurves));
@@ -172,7 +227,7 @@
       differing.forEach(k => {
         const row = rowsOut.insertRow();
         row.insertCell().textContent = k;
-        runs.forEach(run => { row.insertCell().textContent = k in run.params ? JSON.stringify(run.params[k]) : ''; });
+        runs.forEach(run => { row.insertCell().textContent = k in run.params ? shortValue(run.params[k]) : ''; });
       });
     }
 
@@ -185,13 +240,13 @@
     }
     function drawScatter() {
       const x = control('.scatter-x').value, y = control('.scatter-y').value;
-      const points = rows.filter(row => !row.hidden).map(row => [row.dataset.key, info.runs[row.dataset.key]])
+      const points = order.filter(row => kept.has(row)).map(row => [row.dataset.key, info.runs[row.dataset.key]])
         .filter(([, run]) => run.values[x] !== null && run.values[x] !== undefined && typeof run.values[y] === 'number');
       const trace = (subset, name, marker) => ({
         x: subset.map(([, run]) => typeof run.values[x] === 'object' ? JSON.stringify(run.values[x]) : run.values[x]),
         y: subset.map(([, run]) => run.values[y]), customdata: subset.map(([key]) => key),
         text: subset.map(([, run]) => plotText(run.label)), type: 'scatter', mode: 'markers', name: name, marker: marker,
-        hovertemplate: '%{text}<br>' + plotText(x) + ' %{x}<br>' + plotText(y) + ' %{y}<extra></extra>',
+        hovertemplate: '%{text}<br>' + plotText(x) + ' %{x}<br>' + plotText(y) + ' %{y:.4g}<extra></extra>',
       });
       plotly().react(scatterDiv, [
         trace(points, 'runs', {size: 8, color: '#1f77b4', opacity: 0.75}),
@@ -224,9 +279,11 @@
         });
       }
     };
-    this.reveal = function (key) {  // a link to a run: show its row, open it, scroll to it
+    this.reveal = function (key) {  // a link to a run: show its row (its page), open it, scroll to it
       const row = byKey.get(key);
-      if (row.hidden) { filter.value = ''; status.value = ''; applyFilter(); }
+      if (!kept.has(row)) { filter.value = ''; status.value = ''; applyFilter(); }
+      page = pageOf(row);
+      showPage();
       toggleDetail(row, true);
       row.scrollIntoView({block: 'center'});
     };
@@ -263,10 +320,10 @@
     if (element && element.matches('section.view')) {
       show(target);
       window.scrollTo(0, 0);
-    } else if (element && element.matches('tr.run-row')) {
-      const section = element.closest('section.view');
-      show(section.id);
-      views.get(section.id).reveal(element.dataset.key);
+    } else if (target.startsWith('run-') && data.run_views[target.slice(4)]) {
+      const view = data.run_views[target.slice(4)];
+      show(view);
+      views.get(view).reveal(target.slice(4));
     } else {
       show('overview');
     }
