@@ -136,6 +136,13 @@ def at_epoch(epoch: int, metric: str) -> Callable[[list[dict]], float]:
     return value
 
 
+def gap(metric: str, other: str) -> Callable[[list[dict]], float]:
+    def difference(summaries: list[dict]) -> float:
+        return metric_of(summaries[0], metric) - metric_of(summaries[0], other)
+    difference.__doc__ = f"{metric} - {other}"
+    return difference
+
+
 def how_many(better: str, than: str) -> Callable[[list[dict]], float]:
     def count(summaries: list[dict]) -> float:
         return sum(metric_of(s, better) < metric_of(s, than) for s in summaries)
@@ -260,12 +267,22 @@ MEASUREMENTS: dict[str, Number] = {
     "dcgan_mnist.at_init.test_fd": Number("torchclassics run dcgan_mnist", "at_init.test_fd", ".1f", RECORDED),
     "dogs_vs_cats.shapes.val_accuracy": Number(SHAPES, "val_accuracy", ".2f", RECORDED),
     "char_rnn_names.accuracy": Number(CHAR_RNN, "accuracy", ".3f", RECORDED),
+    "char_rnn_names.gap": Number("", gap("accuracy", "test_accuracy"), ".3f", RECORDED, over=(CHAR_RNN,)),
+    "char_rnn_names.epochs10.accuracy": Number(CHAR_RNN + " --set epochs=10", "accuracy", ".3f", RECORDED),
+    "char_rnn_names.epochs10.test_accuracy": Number(CHAR_RNN + " --set epochs=10", "test_accuracy", ".3f", RECORDED),
     "char_rnn_names.rnn.test_accuracy": Number(CHAR_RNN + " --set cell=rnn", "test_accuracy", ".3f", RECORDED),
     "char_rnn_names.sgd.test_accuracy": Number(CHAR_RNN + " --set optimizer=SGD --set lr=0.15", "test_accuracy",
                                                ".3f", RECORDED),
     "dqn_cartpole.test_return.3": Number(DQN, "test_return", ".3f", RECORDED),
     "dqn_cartpole.late_start.test_return": Number(DQN + " --set learn_start=2000", "test_return", ".3f", RECORDED),
     "dqn_cartpole.env_reward.test_return": Number(DQN + " --set reward=env", "test_return", ".3f", RECORDED),
+    "dcgan_mnist.judge.test_accuracy": Number(DCGAN, "judge.test_accuracy", ".1%", RECORDED),
+    "dcgan_mnist.real_digits.test_fd": Number(DCGAN, "real_digits.test_fd", ".4f", RECORDED),
+    "dcgan_mnist.real_digits.test_confident": Number(DCGAN, "real_digits.test_confident", ".3f", RECORDED),
+    "dcgan_mnist.epoch3.d_real": Number("", at_epoch(3, "d_real"), ".2f", RECORDED, over=(DCGAN,)),
+    "dcgan_mnist.epoch3.d_fake": Number("", at_epoch(3, "d_fake"), ".2f", RECORDED, over=(DCGAN,)),
+    "dcgan_mnist.d_real": Number(DCGAN, "d_real", ".2f", RECORDED),
+    "dcgan_mnist.d_fake": Number(DCGAN, "d_fake", ".2f", RECORDED),
     "dcgan_mnist.batch128.test_fd": Number(DCGAN + " --set batch_size=128", "test_fd", ".3f", RECORDED),
     "dcgan_mnist.saturating.test_fd": Number(SATURATING, "test_fd", ".3f", RECORDED),
     "dcgan_mnist.at_init.test_fd.3": Number(DCGAN, "at_init.test_fd", ".3f", RECORDED),
