@@ -209,7 +209,16 @@ NOT_MEASURED = {
                   "2.94": "a data point", "5.654": "a data point", "9.27": "a data point"},
     "classification.md": {"0.01": "a learning rate", "0.02": "a learning rate"},
     "char_rnn_names.md": {"0.15": "a learning rate"},
-    "dqn_cartpole.md": {"19.6": "seconds of training (a timing)"},
+    "dqn_cartpole.md": {"19.6": "seconds of training (a timing)", "0.9": "γ, and the notes' EPSILON",
+                        "0.1": "ε", "0.8": "gym's version"},
+    "dropout.md": {"0.09": "the noise's variance, 0.3²", "0.01": "a learning rate", "0.003": "a learning rate",
+                   "7.3": "seconds of training (a timing)"},
+    "optimizers.md": {"0.01": "the learning rate, and the noise's variance 0.1²", "0.8": "Momentum's momentum",
+                      "0.9": "RMSprop's alpha, Adam's beta", "0.99": "Adam's beta", "0.2": "the notes' plot limit",
+                      "0.0025": "0.01 × √(2/32), arithmetic", "2.4": "seconds of training (a timing)"},
+    "gan_curves.md": {"0.289": "1/√12, the spread of a uniform a", "1.386": "2 log ½", "1.39": "2 log ½ rounded",
+                      "1.38": "the tutorial's words", "4.6": "a load average", "1.4": "PyTorch's version",
+                      "1.5": "PyTorch's version"},
     "batchnorm.md": {"0.5": "the momentum"},
     "dcgan_mnist.md": {"0.439": "measured by hand on a 12-epoch checkpoint, in eval and in train mode"},
     "dogs_vs_cats.md": {"0.655": "ResNet-18 from random weights, two epochs: 523 s of training, measured once"},
@@ -246,8 +255,8 @@ def test_the_results_that_readme_tables_are_marked():
 # The pages whose every decimal number outside code is marked (but for those of NOT_MEASURED).
 WHOLLY_MARKED = ["experiments/autoencoder.md", "lessons/pca.md", "experiments/rnn_sincos.md",
                  "experiments/lstm_mnist.md", "experiments/cnn_mnist.md", "experiments/regression.md",
-                 "experiments/linear.md",
-                 "experiments/classification.md"]
+                 "experiments/linear.md", "experiments/classification.md", "experiments/dqn_cartpole.md",
+                 "experiments/dropout.md", "experiments/optimizers.md", "experiments/gan_curves.md"]
 
 
 @pytest.mark.parametrize("name", WHOLLY_MARKED)
