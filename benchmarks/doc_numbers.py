@@ -35,11 +35,13 @@ import json
 import os
 import re
 import shlex
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from torchclassics.rundir import layout
 from torchclassics.rundir.reader import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,6 +173,9 @@ RNN_CONSTANT = "torchclassics run rnn_sincos --set scheduler=null --set clip_gra
 RNN_DEFAULT = "torchclassics run rnn_sincos"
 REGRESSION = "torchclassics run regression"
 LINEAR = "torchclassics run linear"
+PARALLEL = REGRESSION + " --set epochs=30 --set batch_size=20 --set optimizer=Adam --set lr=0.01"  # lessons/parallel
+TORCHRUN = ("CUDA_VISIBLE_DEVICES= torchrun --standalone --nproc_per_node=2 -m torchclassics run regression "
+            "--set epochs=30 --set batch_size=20 --set optimizer=Adam --set lr=0.01 --no-figures -q --out RUN")
 SHAPES = ("python -m torchclassics.data.shapes shapes/ --n 1000 --layout kaggle; "
           "torchclassics run dogs_vs_cats --set data_root=shapes")
 FIFTEEN_POINTS = "least squares on the nn.Linear script's 15 points (linear.md's code block)"
@@ -195,6 +200,9 @@ UNSCALED = "pixels / 255 (mnist.normalise replaced, as cnn_mnist.md shows): torc
 MEASUREMENTS: dict[str, Number] = {
     "regression.test_mse": Number("torchclassics run regression", "test_mse"),
     "regression.mse": Number("torchclassics run regression", "mse"),
+    "parallel.test_mse": Number(PARALLEL, "test_mse", ".6f"),
+    "parallel.test_mse.full": Number(PARALLEL, "test_mse", ".10f"),
+    "parallel.ddp2.test_mse.full": Number(TORCHRUN, "test_mse", ".10f", RECORDED),
     "regression.lr0.01.epochs100.test_mse": Number(REGRESSION + " --set lr=0.01 --set epochs=100", "test_mse"),
     "regression.lr0.01.test_mse": Number(REGRESSION + " --set lr=0.01", "test_mse"),
     "regression.hidden100.test_mse": Number(REGRESSION + " --set hidden=100", "test_mse", lane=SLOW),
@@ -503,6 +511,17 @@ def shapes_summary() -> dict:
         return Runs.run_command(f"torchclassics run dogs_vs_cats --set data_root={folder}")
 
 
+def torchrun_summary() -> dict:
+    """The parallel lesson's DDP run: two CPU processes under torchrun (it sets one thread each)."""
+    import subprocess
+
+    with in_a_fresh_folder() as folder:
+        command = shlex.split(TORCHRUN.removeprefix("CUDA_VISIBLE_DEVICES= ").replace("RUN", str(folder / "run")))
+        subprocess.run([sys.executable, "-m", "torch.distributed.run", *command[1:]], check=True,
+                       env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, capture_output=True)
+        return json.loads((folder / "run" / layout.SUMMARY).read_text(encoding="utf-8"))
+
+
 def unscaled_run(name: str) -> Callable[[], dict]:
     """The experiment with pixels in [0, 1] (the notes' scaling), not standardised: not a parameter."""
     def summary() -> dict:
@@ -520,6 +539,7 @@ def unscaled_run(name: str) -> Callable[[], dict]:
 LESSONS: dict[str, Callable[[], dict]] = {"torchclassics lesson pca": lesson_pca_summary,
                                           FIFTEEN_POINTS: fifteen_points_summary,
                                           SHAPES: shapes_summary,
+                                          TORCHRUN: torchrun_summary,
                                           UNSCALED + "cnn_mnist": unscaled_run("cnn_mnist"),
                                           UNSCALED + "lstm_mnist": unscaled_run("lstm_mnist")}
 
