@@ -145,6 +145,14 @@ def gap(metric: str, other: str) -> Callable[[list[dict]], float]:
     return difference
 
 
+def predicted(name: str, label: str) -> Callable[[list[dict]], float]:
+    def probability(summaries: list[dict]) -> float:
+        answer = summaries[0]["predictions"][name]
+        return answer["probability"] if answer.get("label") == label else float("nan")
+    probability.__doc__ = f"the probability of {label} for {name} (nan for another label)"
+    return probability
+
+
 def how_many(better: str, than: str) -> Callable[[list[dict]], float]:
     def count(summaries: list[dict]) -> float:
         return sum(metric_of(s, better) < metric_of(s, than) for s in summaries)
@@ -186,6 +194,9 @@ LSTM = "torchclassics run lstm_mnist"
 GAN = "torchclassics run gan_curves"
 BATCHNORM = "torchclassics run batchnorm"
 CHAR_RNN = "torchclassics run char_rnn_names"
+PREDICTED_NAMES = {"Kowalski": "Polish", "Nakamura": "Japanese", "Papadopoulos": "Greek", "Michałowski": "Polish",
+                   "Dostoevsky": "Czech"}
+CHAR_RNN_PREDICT = f"{CHAR_RNN}; torchclassics predict RUN --text " + " --text ".join(PREDICTED_NAMES)
 DQN = "torchclassics run dqn_cartpole"
 DCGAN = "torchclassics run dcgan_mnist"
 # The seeds whose two held-out MSEs the dropout page states (the counts use all ten of each setting).
@@ -275,6 +286,8 @@ MEASUREMENTS: dict[str, Number] = {
     "dcgan_mnist.at_init.test_fd": Number("torchclassics run dcgan_mnist", "at_init.test_fd", ".1f", RECORDED),
     "dogs_vs_cats.shapes.val_accuracy": Number(SHAPES, "val_accuracy", ".2f", RECORDED),
     "char_rnn_names.accuracy": Number(CHAR_RNN, "accuracy", ".3f", RECORDED),
+    **{f"char_rnn_names.predict.{name}": Number("", predicted(name, label), ".3f", RECORDED, over=(CHAR_RNN_PREDICT,))
+       for name, label in PREDICTED_NAMES.items()},
     "char_rnn_names.gap": Number("", gap("accuracy", "test_accuracy"), ".3f", RECORDED, over=(CHAR_RNN,)),
     "char_rnn_names.epochs10.accuracy": Number(CHAR_RNN + " --set epochs=10", "accuracy", ".3f", RECORDED),
     "char_rnn_names.epochs10.test_accuracy": Number(CHAR_RNN + " --set epochs=10", "test_accuracy", ".3f", RECORDED),
@@ -440,7 +453,7 @@ def offline(name: str, sets: list[str]) -> list[str]:
 
 def resolved_params(command: str) -> dict | None:
     """The parameters the command runs with now (None for a lesson's command); no torch imported."""
-    if not command.startswith("torchclassics run "):
+    if command in LESSONS or not command.startswith("torchclassics run "):
         return None
     from torchclassics.params import sources
 
@@ -511,6 +524,16 @@ def shapes_summary() -> dict:
         return Runs.run_command(f"torchclassics run dogs_vs_cats --set data_root={folder}")
 
 
+def char_rnn_predictions() -> dict:
+    """The default char_rnn_names run, then `predict` on the page's five names (best.pt)."""
+    import torchclassics
+
+    with in_a_fresh_folder() as folder, on_the_pages_cpu():
+        result = torchclassics.run("char_rnn_names", out=folder / "run", figures=False, quiet=True, device="cpu")
+        answers = torchclassics.predict(folder / "run", texts=list(PREDICTED_NAMES))
+        return {**result.summary, "predictions": {a["file"]: a for a in answers}}
+
+
 def torchrun_summary() -> dict:
     """The parallel lesson's DDP run: two CPU processes under torchrun (it sets one thread each)."""
     import subprocess
@@ -540,6 +563,7 @@ LESSONS: dict[str, Callable[[], dict]] = {"torchclassics lesson pca": lesson_pca
                                           FIFTEEN_POINTS: fifteen_points_summary,
                                           SHAPES: shapes_summary,
                                           TORCHRUN: torchrun_summary,
+                                          CHAR_RNN_PREDICT: char_rnn_predictions,
                                           UNSCALED + "cnn_mnist": unscaled_run("cnn_mnist"),
                                           UNSCALED + "lstm_mnist": unscaled_run("lstm_mnist")}
 
