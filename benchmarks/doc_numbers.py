@@ -249,6 +249,9 @@ MEASUREMENTS: dict[str, Number] = {
     "rnn_sincos.constant.worst": Number("", worst("test_mse"), ".2f", SLOW, over=seeds(RNN_CONSTANT, range(1, 11))),
     "rnn_sincos.default.worst": Number("", worst("test_mse"), ".4f", SLOW, over=seeds(RNN_DEFAULT, range(1, 11))),
     "pca.test_mse": Number("torchclassics lesson pca", "pca_test_mse"),
+    **{f"sklearn.{metric}": Number("torchclassics lesson sklearn", metric, digits, SLOW)
+       for metric, digits in (("engine_test_accuracy", ".3f"), ("grid_test_accuracy", ".3f"),
+                              ("grid_cv_accuracy", ".3f"), ("grid_tied", "d"))},
     "autoencoder.test_mse": Number(AUTOENCODER, "test_mse", lane=SLOW),
     "autoencoder.mse": Number(AUTOENCODER, "mse", lane=SLOW),
     "autoencoder.epochs10.test_mse": Number(AUTOENCODER + " --set epochs=10", "test_mse", lane=SLOW),
@@ -524,6 +527,19 @@ def shapes_summary() -> dict:
         return Runs.run_command(f"torchclassics run dogs_vs_cats --set data_root={folder}")
 
 
+def lesson_sklearn_summary() -> dict:
+    """`torchclassics lesson sklearn`: the engine's one run against GridSearchCV's skorch nets."""
+    from torchclassics.lessons import sklearn as lesson
+
+    x, y, x_test, y_test = lesson.clusters()
+    with in_a_fresh_folder() as folder, on_the_pages_cpu():
+        engine = lesson.by_engine(folder / "engine_run")
+        grid = lesson.by_grid_search(x, y, x_test, y_test)
+    best = max(score for _, score in grid["cv"])
+    return {"metrics": {"engine_test_accuracy": engine["test_accuracy"], "grid_test_accuracy": grid["test_accuracy"],
+                        "grid_cv_accuracy": best, "grid_tied": sum(score == best for _, score in grid["cv"])}}
+
+
 def char_rnn_predictions() -> dict:
     """The default char_rnn_names run, then `predict` on the page's five names (best.pt)."""
     import torchclassics
@@ -564,6 +580,7 @@ LESSONS: dict[str, Callable[[], dict]] = {"torchclassics lesson pca": lesson_pca
                                           SHAPES: shapes_summary,
                                           TORCHRUN: torchrun_summary,
                                           CHAR_RNN_PREDICT: char_rnn_predictions,
+                                          "torchclassics lesson sklearn": lesson_sklearn_summary,
                                           UNSCALED + "cnn_mnist": unscaled_run("cnn_mnist"),
                                           UNSCALED + "lstm_mnist": unscaled_run("lstm_mnist")}
 

@@ -226,6 +226,8 @@ NOT_MEASURED = {
     "rnn_sincos.md": {"0.02": "the learning rate", "1.0": "the clipping", "0.5": "cos's variance",
                       "0.2": "seconds of training (a timing)"},
     "lstm_mnist.md": {"0.01": "the learning rate"},
+    "sklearn.md": {"0.02": "a learning rate", "0.1": "a learning rate", "0.10": "seconds of training (a timing)",
+                   "0.46": "seconds of training (a timing)"},
     "parallel.md": {"1.08": "asserted by the page's own code block", "0.01": "the learning rate"},
     "cnn_mnist.md": {"0.29": "torchvision's version", "1.9": "scikit-learn's version", "2.6": "PyTorch's version",
                      "0.1307": "MNIST's mean", "0.3081": "MNIST's spread", "0.002": "a learning rate"},
@@ -258,7 +260,7 @@ WHOLLY_MARKED = ["experiments/autoencoder.md", "lessons/pca.md", "experiments/rn
                  "experiments/lstm_mnist.md", "experiments/cnn_mnist.md", "experiments/regression.md",
                  "experiments/linear.md", "experiments/classification.md", "experiments/dqn_cartpole.md",
                  "experiments/dropout.md", "experiments/optimizers.md", "experiments/gan_curves.md",
-                 "experiments/char_rnn_names.md", "lessons/parallel.md"]
+                 "experiments/char_rnn_names.md", "lessons/parallel.md", "lessons/sklearn.md"]
 
 
 @pytest.mark.parametrize("name", WHOLLY_MARKED)
