@@ -206,6 +206,7 @@ DROPOUT_SETTINGS = {"lesson": "torchclassics run dropout --set lr=0.01 --set epo
                     "default": "torchclassics run dropout",
                     "held_out_only": "torchclassics run dropout --set lr=0.01 --set epochs=500",
                     "training_only": "torchclassics run dropout --set n_test=20"}
+BATCHNORM_DATA = "batchnorm's held-out points at seed 1 (data.noisy_curves.shifted_parabola)"
 UNSCALED = "pixels / 255 (mnist.normalise replaced, as cnn_mnist.md shows): torchclassics run "
 
 MEASUREMENTS: dict[str, Number] = {
@@ -333,6 +334,7 @@ MEASUREMENTS: dict[str, Number] = {
     **{f"batchnorm.{which}.worst_bn": Number("", largest_of("test_mse_tanh_bn", "test_mse_relu_bn"), ".1f", RECORDED,
                                              over=seeds(BATCHNORM + extra, range(1, 6)))
        for which, extra in (("drop_last", ""), ("keep_last", " --set drop_last=false"))},
+    "batchnorm.seed1.test_y_variance": Number(BATCHNORM_DATA, "test_y_variance", ".1f"),
     **{f"batchnorm.momentum0.1.{net}": Number(f"{BATCHNORM} --set drop_last=false --set bn_momentum=0.1",
                                               f"test_mse_{net}", ".1f", RECORDED) for net in ("tanh_bn", "relu_bn")},
     **{f"batchnorm.seed{seed}.{net}_whole_set": Number(f"{BATCHNORM} --set seed={seed}",
@@ -527,6 +529,17 @@ def shapes_summary() -> dict:
         return Runs.run_command(f"torchclassics run dogs_vs_cats --set data_root={folder}")
 
 
+def batchnorm_data_summary() -> dict:
+    """The variance of batchnorm's held-out y at seed 1: what the best constant scores."""
+    from torchclassics.data.noisy_curves import shifted_parabola
+    from torchclassics.params import sources
+
+    params = sources.resolve("batchnorm")
+    low, high = params["x_range"]
+    *_, y_test = shifted_parabola(params["n_points"], params["n_test"], low, high, params["noise"], params["seed"])
+    return {"metrics": {"test_y_variance": float(y_test.var(unbiased=False))}}
+
+
 def lesson_sklearn_summary() -> dict:
     """`torchclassics lesson sklearn`: the engine's one run against GridSearchCV's skorch nets."""
     from torchclassics.lessons import sklearn as lesson
@@ -581,6 +594,7 @@ LESSONS: dict[str, Callable[[], dict]] = {"torchclassics lesson pca": lesson_pca
                                           TORCHRUN: torchrun_summary,
                                           CHAR_RNN_PREDICT: char_rnn_predictions,
                                           "torchclassics lesson sklearn": lesson_sklearn_summary,
+                                          BATCHNORM_DATA: batchnorm_data_summary,
                                           UNSCALED + "cnn_mnist": unscaled_run("cnn_mnist"),
                                           UNSCALED + "lstm_mnist": unscaled_run("lstm_mnist")}
 
