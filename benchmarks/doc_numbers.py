@@ -686,7 +686,8 @@ def main(argv: list[str] | None = None) -> int:
 def write_records(records: dict) -> None:
     from torchclassics.core import files
 
-    files.write_text(RECORDED_FILE, json.dumps(dict(sorted(records.items())), indent=1) + "\n")
+    lines = [f"{json.dumps(id_)}: {json.dumps(record, ensure_ascii=False)}" for id_, record in sorted(records.items())]
+    files.write_text(RECORDED_FILE, "{\n" + ",\n".join(lines) + "\n}\n")  # one line a number: diffs stay readable
 
 
 def write_pages(values: dict[str, str]) -> int:
