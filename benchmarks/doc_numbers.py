@@ -209,6 +209,11 @@ DROPOUT_SETTINGS = {"lesson": "torchclassics run dropout --set lr=0.01 --set epo
 BATCHNORM_DATA = "batchnorm's held-out points at seed 1 (data.noisy_curves.shifted_parabola)"
 UNSCALED = "pixels / 255 (mnist.normalise replaced, as cnn_mnist.md shows): torchclassics run "
 
+# The book's full optimizer list but SparseAdam (refused on dense gradients), as optimizers.md runs it.
+FULL_LIST = ("Adadelta", "Adagrad", "Adam", "Adamax", "ASGD", "LBFGS", "RMSprop", "Rprop", "SGD")
+OPTIMIZERS_FULL_LIST = OPTIMIZERS + " --set 'optimizers=[" + ",".join(f'"{name}"' for name in FULL_LIST) + "]'"
+LSTM_CELL = "torchclassics run lstm_mnist --set threads=1 --set cell="  # the rnn lesson's three cells, one thread
+
 MEASUREMENTS: dict[str, Number] = {
     "regression.test_mse": Number("torchclassics run regression", "test_mse"),
     "regression.mse": Number("torchclassics run regression", "mse"),
@@ -340,6 +345,9 @@ MEASUREMENTS: dict[str, Number] = {
     **{f"batchnorm.seed{seed}.{net}_whole_set": Number(f"{BATCHNORM} --set seed={seed}",
                                                       f"test_mse_with_whole_set_statistics.{net}", ".1f", SLOW)
        for seed in range(1, 6) for net in ("tanh_bn", "relu_bn")},
+    **{f"optimizers.full_list.{name}": Number(OPTIMIZERS_FULL_LIST, f"test_mse_{name}", ".5f", SLOW)
+       for name in FULL_LIST},
+    **{f"rnn.cells.{cell}": Number(LSTM_CELL + cell, "test_accuracy", ".3f", SLOW) for cell in ("lstm", "gru", "rnn")},
 }
 
 # The files of the course notes (shared/seeds/): the tutorial series, the book, the course project, the LSTM notes.
