@@ -484,8 +484,11 @@ def finish(study, plan: Plan, folder: Path, storage_shown: str) -> dict:
         best_path = write_json(folder / layout.BEST_PARAMS, record)
         figures = studies.write_pngs(study, folder)
         states: dict[str, int] = {}
+        stopped_trials = []  # pruned by Ctrl-C, not by the pruner: queued again
         for trial in study.get_trials(deepcopy=False):
             states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+            if trial.user_attrs.get(baselines.INTERRUPTED_ATTR):
+                stopped_trials.append(trial.number)
     best = seen["best"]
     sets = best.user_attrs.get("sets", list(plan.sets)) if best is not None else list(plan.sets)
     return {"study": plan.study, "storage": storage_shown, "metric": plan.metric, "direction": plan.direction,
@@ -495,5 +498,6 @@ def finish(study, plan: Plan, folder: Path, storage_shown: str) -> dict:
             "importances": record["importances"], "best_params_path": str(best_path),
             **{key: seen[key] for key in ("baseline_trial", "baseline_state", "baseline_value", "baseline_params",
                                           "best_is_baseline", "vs_baseline_pct", "best_other")},
+            "interrupted_trials": stopped_trials,
             "retrain_command": summary.retrain_command(plan.name, best_path, sets),
             **{f"{key}_path": str(path) for key, path in figures.items()}}

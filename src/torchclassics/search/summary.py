@@ -171,8 +171,10 @@ def summary_lines(result: dict) -> list[str]:
     better or worse, and the command that trains the best again; a warning when no trial beat the
     defaults."""
     metric, direction = result["metric"], result["direction"]
-    lines = [f"search {result['study']}: {result['n_trials']} trial(s) ({_states(result.get('trials_by_state') or {})});"
-             f" {metric}, {'lower' if direction == 'minimize' else 'higher'} is better"]
+    stopped = len(result.get("interrupted_trials") or [])
+    stopped = f"; {stopped} of them interrupted, run again" if stopped else ""
+    lines = [f"search {result['study']}: {result['n_trials']} trial(s) ({_states(result.get('trials_by_state') or {})}"
+             f"{stopped}); {metric}, {'lower' if direction == 'minimize' else 'higher'} is better"]
     rows = []
     base = result.get("baseline_trial")
     if base is None:

@@ -173,10 +173,16 @@ def _stop_once(stopped: type[KeyboardInterrupt], why: str):
 
     def handler(signum, frame) -> None:
         for each in STOP_SIGNALS:
-            signal.signal(each, signal.SIG_IGN)
+            # A Python no-op, not SIG_IGN: a signal already pending when its handler became SIG_IGN is
+            # raised by Python as "OSError: Signal 15 ignored due to race condition".
+            signal.signal(each, _ignored)
         raise stopped(why if signum == signal.SIGTERM else "interrupted")
 
     return handler
+
+
+def _ignored(signum, frame) -> None:
+    """A stop signal after the first: the first one's cleanup goes on."""
 
 
 @contextlib.contextmanager
