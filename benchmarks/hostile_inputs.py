@@ -1510,7 +1510,7 @@ def _search_storage_url(sb: Sandbox) -> Result:
 @case("search", "two-searches-on-one-study", expect="ok")
 def _two_searches(sb: Sandbox) -> Result:
     args = ("search", "regression", "--trials", "2", "--set", "epochs=3", "--set", "gif_frames=2", "--param",
-            "lr=loguniform:0.01:0.5")
+            "lr=loguniform:0.01:0.5", "--json")
     sb.runs.mkdir()
     procs = [sb.start(*args) for _ in range(2)]
     results = [sb.finish(p, timeout=240) for p in procs]
