@@ -38,9 +38,8 @@ from ..core.files import write_json
 from ..results import studies
 from ..rundir import layout
 from . import baseline as baselines
-from . import samplers
+from . import samplers, summary
 from . import storage as storages
-from . import summary
 from . import workers as pool
 from .samplers import (
     DEFAULT_TRIALS,
@@ -72,6 +71,7 @@ from .storage import (
     study_files_folder,
     with_installed_driver,
 )
+from .summary import summary_lines
 from .trials import (
     EpochReporter,
     MetricMissing,
@@ -84,7 +84,6 @@ from .trials import (
     say,
     warmup_and_reports,
 )
-from .summary import summary_lines
 from .workers import WorkerProblems, fail_dead_trials, fail_silent_trials, owner, process_alive
 
 param_importances = studies.param_importances
