@@ -79,6 +79,7 @@ from .trials import (
     declared_objective,
     make_objective,
     objective_of,
+    queue_again,
     quiet_optuna,
     raise_if_interrupted,
     say,
@@ -184,7 +185,7 @@ def stopped(call: summary.Call, progress: Progress) -> SearchInterrupted:
                 settle_interrupted(progress.study, progress.plan)
                 done = summary.trials_done(progress.study, progress.plan.command)
         left = None if progress.trials is None else max(progress.trials - done, 0)
-        command = summary.continue_command(call, left)
+        command = summary.continue_command(call, left, grid=progress.plan is not None and bool(progress.plan.grid))
         who = progress.plan.study if progress.plan is not None else call.name
         owed = f"{done} of {progress.trials} trial(s) done; " if progress.trials is not None else ""
         line = f"search {who}: interrupted; {owed}continue with: {command}"
@@ -204,9 +205,7 @@ def settle_interrupted(study, plan: Plan) -> list[int]:
         with contextlib.suppress(Exception):  # finished meanwhile: nothing to do
             study._storage.set_trial_user_attr(trial._trial_id, baselines.INTERRUPTED_ATTR, True)
             study.tell(trial.number, state=TrialState.PRUNED, skip_if_finished=True)
-            again = {baselines.RERUN_ATTR: trial.number,
-                     **({baselines.BASELINE_ATTR: True} if trial.user_attrs.get(baselines.BASELINE_ATTR) else {})}
-            study.enqueue_trial(dict(trial.params), user_attrs=again)
+            queue_again(study, trial.number, trial.params, trial.user_attrs)
             settled.append(trial.number)
     return settled
 

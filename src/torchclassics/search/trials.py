@@ -177,8 +177,14 @@ def interrupted(trial, reason: str) -> None:
     value kept), marked ``interrupted``, and its parameters are queued again as a WAITING trial (as
     Optuna's RetryFailedTrialCallback does for a dead one), which the next search runs first."""
     trial.set_user_attr(INTERRUPTED_ATTR, True)
-    again = {RERUN_ATTR: trial.number, **({BASELINE_ATTR: True} if trial.user_attrs.get(BASELINE_ATTR) else {})}
-    trial.study.enqueue_trial(dict(trial.params), user_attrs=again, skip_if_exists=False)  # its twin is PRUNED
+    queue_again(trial.study, trial.number, trial.params, trial.user_attrs)
+
+
+def queue_again(study, number: int, params: dict, user_attrs: dict) -> None:
+    """An interrupted trial's parameters as a WAITING trial, run first by the next trial asked for; the
+    defaults' trial stays the defaults'. Not skipped as existing: its interrupted twin has the same params."""
+    again = {RERUN_ATTR: number, **({BASELINE_ATTR: True} if user_attrs.get(BASELINE_ATTR) else {})}
+    study.enqueue_trial(dict(params), user_attrs=again, skip_if_exists=False)
 
 
 def make_objective(plan: Plan, stamp: dict, number: int | None = None, reporters: list | None = None):
