@@ -222,3 +222,22 @@ def test_ctrl_c_interrupts_a_search_and_the_printed_command_continues_it(tmp_pat
     assert len(complete) == 3  # the asked number
     assert trials[2].state == TrialState.COMPLETE and trials[2].params == trials[1].params  # the interrupted one, rerun
     assert "1 of them interrupted, run again" in done.stdout and "retrain the" in done.stdout
+
+
+@pytest.mark.integration  # workers in subprocesses
+def test_sigterm_to_the_command_interrupts_its_workers_trials_too(tmp_path):
+    command = [sys.executable, "-m", "torchclassics", "search", "regression", "--trials", "4", "--workers", "2",
+               "--runs-dir", str(tmp_path), "--pruner", "none", "--device", "cpu", "--set", "epochs=1000000"]
+    # Not piped: the workers would hold the pipes open; stderr goes to a file.
+    with open(tmp_path / "err.txt", "w") as err_file:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err_file)
+        for n in (0, 1):  # both workers training (the signal reaches the command alone, not its workers)
+            wait_for_rows(proc, tmp_path / "regression" / f"regression-trial-{n}")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=TIMEOUT_S) == 130
+    err = (tmp_path / "err.txt").read_text()
+    assert len([line for line in err.splitlines() if "interrupted" in line]) == 1 and "Traceback" not in err, err
+    trials = load(tmp_path).trials
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 2 + [TrialState.WAITING] * 2, trials
+    assert {t.user_attrs["rerun_of"] for t in trials[2:]} == {0, 1}
+    assert sum(bool(t.user_attrs.get("baseline")) for t in trials[2:]) == 1  # the defaults' rerun is the defaults'
