@@ -370,7 +370,8 @@ def run_workers(plan: Plan, trials: int, workers: int, study) -> WorkerProblems:
 def stop_workers(workers) -> None:
     """Ctrl-C (or SIGTERM) stopped the command: each worker is told (SIGTERM: a terminal's Ctrl-C reached
     it already, ``kill -INT`` of the command did not; it acts on the first only), and given time to record
-    its running trial as interrupted; one that does not end is killed (the command fails its trial then)."""
+    its running trial as interrupted; one that does not end is killed (the command records its trial
+    interrupted then: search.settle_interrupted)."""
     workers = list(workers)
     for worker in workers:
         with contextlib.suppress(OSError, ValueError):
