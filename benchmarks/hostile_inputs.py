@@ -1487,7 +1487,7 @@ def _search_own_storage(sb: Sandbox) -> Result:
     sb.write("runs/studies/regression/notes.txt", "the default study's folder, the user's notes in it\n")
     sb.watch(sb.path("runs/studies/regression"))
     result = sb.cli("search", "regression", "--trials", "1", "--set", "epochs=2", "--set", "gif_frames=2",
-                    "--storage", sb.path("mine/journal.log"))
+                    "--storage", sb.path("mine/journal.log"), "--json")
     if result.returncode == 0:
         best = Path(json.loads(result.stdout)["best_params_path"])
         check(best.is_file() and best.parent != sb.path("runs/studies/regression"),
@@ -1510,7 +1510,7 @@ def _search_storage_url(sb: Sandbox) -> Result:
 @case("search", "two-searches-on-one-study", expect="ok")
 def _two_searches(sb: Sandbox) -> Result:
     args = ("search", "regression", "--trials", "2", "--set", "epochs=3", "--set", "gif_frames=2", "--param",
-            "lr=loguniform:0.01:0.5")
+            "lr=loguniform:0.01:0.5", "--json")
     sb.runs.mkdir()
     procs = [sb.start(*args) for _ in range(2)]
     results = [sb.finish(p, timeout=240) for p in procs]

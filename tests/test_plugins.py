@@ -212,7 +212,8 @@ def test_an_installed_project_is_listed_run_searched_and_reported(installed, tmp
     summary = json.loads((project / "trained" / "summary.json").read_text())
     assert summary["experiment"] == NAME and summary["metrics"]["test_accuracy"] > 0.85
 
-    found = json.loads(command(installed, "search", "wide_mlp", "--trials", "2", "--set", "epochs=2").stdout)
+    found = json.loads(command(installed, "search", "wide_mlp", "--trials", "2", "--set", "epochs=2",
+                               "--json").stdout)
     assert found["n_trials"] == 2 and set(found["best_params"]) == {"lr", "hidden"}  # its search.json
     report = Path(command(installed, "report").stdout.strip())
     assert report.is_file() and "wide_mlp" in report.read_text()

@@ -39,7 +39,8 @@ from torchclassics.search.workers import Dispatcher, owner, process_alive, proce
 
 FAST = ["epochs=20"]
 BEST_KEYS = {"experiment", "study", "metric", "direction", "sampler", "best_value", "best_params", "best_trial",
-             "n_trials", "best_run_dir", "importances"}
+             "n_trials", "best_run_dir", "importances", "baseline_trial", "baseline_value", "best_is_baseline",
+             "vs_baseline_pct"}
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -134,7 +135,7 @@ def test_parallel_search_then_the_same_command_continues_the_study(tmp_path):
             assert summary["metrics"]["test_mse"] == pytest.approx(marker["value"])
 
     best = json.loads((tmp_path / "studies" / "regression" / "best_params.json").read_text())
-    assert set(best) == BEST_KEYS
+    assert set(best) - {"note"} == BEST_KEYS and best["baseline_trial"] == 0
     assert best["best_params"] == first["best_params"] and set(best["best_params"]) == {"lr", "hidden"}
     assert Path(best["best_run_dir"]).name == f"regression-trial-{best['best_trial']}"
     assert (tmp_path / "studies" / "regression" / "history.png").read_bytes()[:4] == b"\x89PNG"
@@ -247,7 +248,7 @@ def test_grid_values_of_each_spec_form():
 @pytest.mark.integration
 def test_grid_runs_each_point_once_and_a_continued_grid_the_rest(tmp_path, capsys):
     grid = dict(sampler="grid", space=["lr=choice:0.1,0.2", "hidden=int:4:16"], grid_points=2, sets=FAST,
-                runs_dir=str(tmp_path), device="cpu", pruner="none")
+                runs_dir=str(tmp_path), device="cpu", pruner="none", baseline=False)
     assert search("regression", trials=1, **grid)["n_trials"] == 1
     rest = search("regression", **grid)  # no trials given: the points not tried yet
     points = sorted((t.params["lr"], t.params["hidden"]) for t in load(tmp_path).trials)
@@ -522,7 +523,7 @@ def running_trial_of(runs: Path, pids: set[int], timeout: float = 180):
 @pytest.mark.integration
 def test_a_killed_workers_trials_are_run_by_the_other_and_the_asked_count_is_reached(tmp_path):
     command = [sys.executable, "-m", "torchclassics", "search", "regression", "--trials", "4", "--workers", "2",
-               "--runs-dir", str(tmp_path), "--pruner", "none", "--set", "epochs=300", "--device", "cpu"]
+               "--runs-dir", str(tmp_path), "--pruner", "none", "--set", "epochs=300", "--device", "cpu", "--json"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pids = {p.pid for p in workers_of(proc.pid, 2)}
     number, victim = running_trial_of(tmp_path, pids)
@@ -534,7 +535,7 @@ def test_a_killed_workers_trials_are_run_by_the_other_and_the_asked_count_is_rea
     assert states.count(TrialState.COMPLETE) == 4 and states.count(TrialState.FAIL) == 1, states
     assert trials[number].state == TrialState.FAIL and "ended mid-trial" in trials[number].system_attrs["fail_reason"]
     assert f"was killed by signal {int(signal.SIGKILL)}" in err
-    assert json.loads(out)["trials_by_state"] == {"complete": 4, "fail": 1}
+    assert json.loads(out)["trials_by_state"] == {"complete": 4, "fail": 1}  # --json: stdout is the result
 
 
 @pytest.mark.integration
@@ -551,7 +552,8 @@ def test_workers_end_with_a_killed_search_command(tmp_path):
 
     gone, alive = psutil.wait_procs(workers, timeout=15)
     assert not alive, f"workers still running after their search was killed: {alive}"
-    # each ended as after Ctrl-C: its running trial failed, with the reason in its trial.json
-    assert all(t.state != TrialState.RUNNING for t in load(tmp_path).trials)
+    # each ended as after Ctrl-C: its running trial interrupted (pruned, queued again), the reason in its trial.json
+    trials = load(tmp_path).trials
+    assert all(t.state not in (TrialState.RUNNING, TrialState.FAIL) for t in trials), trials
     reasons = [json.loads(p.read_text()).get("reason") for p in (tmp_path / "regression").glob("*/trial.json")]
     assert reasons and all("search command" in (r or "") for r in reasons), reasons

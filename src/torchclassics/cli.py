@@ -96,6 +96,9 @@ def _add_search(sub) -> None:
     p.add_argument("--direction", choices=["minimize", "maximize"])
     p.add_argument("--runs-dir")
     p.add_argument("--device", default="auto")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="a new study's trial 0 is not the defaults (by default it is, to compare the best with)")
+    p.add_argument("--json", action="store_true", help="the result as JSON on stdout (the summary goes to stderr)")
     _add_module_option(p)
 
 
@@ -302,16 +305,22 @@ def _cmd_search(args) -> int:
     from .core.waiting import choose_before_torch
 
     choose_before_torch()  # its workers inherit the choice
-    from .search import search
+    from .search import SearchInterrupted, search, summary_lines
 
-    interrupts.honour()  # a Ctrl-C held while torch and Optuna were imported stops the search here
-
-    result = search(args.name, trials=args.trials, space=args.space, sets=args.sets, study_name=args.study,
-                    storage=args.storage, workers=args.workers, pruner=args.pruner, metric=args.metric,
-                    direction=args.direction, runs_dir=args.runs_dir, device=args.device, sampler=args.sampler,
-                    grid_points=args.grid_points)
-    print(json.dumps(result, indent=2, default=str))
-    print(f"next: torchclassics run {args.name} --params {result['best_params_path']}", file=sys.stderr)
+    try:
+        interrupts.honour()  # a Ctrl-C held while torch and Optuna were imported stops the search here
+        result = search(args.name, trials=args.trials, space=args.space, sets=args.sets, study_name=args.study,
+                        storage=args.storage, workers=args.workers, pruner=args.pruner, metric=args.metric,
+                        direction=args.direction, runs_dir=args.runs_dir, device=args.device, sampler=args.sampler,
+                        grid_points=args.grid_points, baseline=not args.no_baseline)
+    except SearchInterrupted:  # its one line said how to continue; no single run's advice
+        return 130
+    except KeyboardInterrupt:
+        messages.status(f"search {args.name}: interrupted before it started; nothing was written")
+        return 130
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    print("\n".join(summary_lines(result)), file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

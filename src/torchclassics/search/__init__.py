@@ -28,6 +28,7 @@ import dataclasses
 import math
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 from .. import registry
@@ -36,7 +37,8 @@ from ..core.errors import UserError
 from ..core.files import write_json
 from ..results import studies
 from ..rundir import layout
-from . import samplers
+from . import baseline as baselines
+from . import samplers, summary
 from . import storage as storages
 from . import workers as pool
 from .samplers import (
@@ -69,6 +71,7 @@ from .storage import (
     study_files_folder,
     with_installed_driver,
 )
+from .summary import summary_lines
 from .trials import (
     EpochReporter,
     MetricMissing,
@@ -76,7 +79,9 @@ from .trials import (
     declared_objective,
     make_objective,
     objective_of,
+    queue_again,
     quiet_optuna,
+    raise_if_interrupted,
     say,
     warmup_and_reports,
 )
@@ -87,41 +92,70 @@ LOCK_WAIT_S = 600  # a concurrent search of the same study writing its files: wa
 
 # What code outside (the CLI, docs, tests, users' scripts) imports from torchclassics.search.
 __all__ = ["DEFAULT_TRIALS", "GRID_POINTS", "SAMPLERS", "SPEC_FORMS", "Dimension", "EpochReporter", "MetricMissing",
-           "Plan", "check_space", "fail_dead_trials", "finish", "load_space", "objective_of", "open_storage",
-           "param_importances", "parse_dimension", "parse_param", "process_alive", "search", "shown_storage",
-           "study_figures", "study_files_folder", "with_installed_driver"]
+           "Plan", "SearchInterrupted", "check_space", "fail_dead_trials", "finish", "load_space", "objective_of",
+           "open_storage", "param_importances", "parse_dimension", "parse_param", "process_alive", "search",
+           "shown_storage", "study_figures", "study_files_folder", "summary_lines", "with_installed_driver"]
 
 
 def search(name: str, trials: int | None = None, space: list[str] | None = None, sets: list[str] | None = None,
            study_name: str | None = None, storage: str | None = None, workers: int = 1,
            pruner: str = "median", metric: str | None = None, direction: str | None = None,
            runs_dir: str | None = None, device: str = "auto", sampler: str | None = None,
-           grid_points: int = GRID_POINTS) -> dict:
+           grid_points: int = GRID_POINTS, baseline: bool = True) -> dict:
     """Add ``trials`` trials to the study (created or continued), ``workers`` at a time.
 
     ``space``: ``KEY=SPEC`` strings (default: experiments/NAME/search.json); ``sets``:
     fixed ``KEY=VALUE`` overrides for every trial. ``sampler``: tpe (default), gp, botorch,
     random or grid (every point of the space, ``grid_points`` values per numeric range;
     without ``trials``, all the points not tried yet); a continued study keeps its own.
-    Returns the best trial so far and where best_params.json and the figures were written.
+    ``baseline``: a new study's trial 0 runs the defaults (the parameters ``run`` would use, with
+    ``sets``), so that the end can say whether a trial beat them.
+    Returns the best trial so far (never worse than the defaults), how it compares with them, and
+    where best_params.json and the figures were written; :func:`summary_lines` reads it for a person.
+    Ctrl-C (or SIGTERM) stops it as :class:`SearchInterrupted`, its running trials queued again.
     """
     messages.console()
-    plan, dims, params = checked_plan(name, space=space, sets=sets, study_name=study_name, storage=storage,
-                                      pruner=pruner, metric=metric, direction=direction, runs_dir=runs_dir,
-                                      device=device)
-    check_counts(trials, workers, grid_points, sampler)
+    call = summary.Call(name=name, trials=trials, space=tuple(space or ()), sets=tuple(sets or ()),
+                        study_name=study_name, storage=storage, workers=workers, pruner=pruner, metric=metric,
+                        direction=direction, runs_dir=runs_dir, device=device, sampler=sampler,
+                        grid_points=grid_points, baseline=baseline)
+    progress = Progress()
+    with pool.stopped_once():
+        try:
+            return searched(call, progress)
+        except KeyboardInterrupt:
+            raise stopped(call, progress) from None
+
+
+@dataclasses.dataclass
+class Progress:
+    """How far a search got, for the line that says how to continue it after Ctrl-C."""
+
+    plan: Plan | None = None
+    study: object = None
+    trials: int | None = None   # the trials this command owes the study, once known
+
+
+def searched(call: summary.Call, progress: Progress) -> dict:
+    plan, dims, params = checked_plan(call.name, space=list(call.space), sets=list(call.sets),
+                                      study_name=call.study_name, storage=call.storage, pruner=call.pruner,
+                                      metric=call.metric, direction=call.direction, runs_dir=call.runs_dir,
+                                      device=call.device)
+    check_counts(call.trials, call.workers, call.grid_points, call.sampler)
     with quiet_optuna():
         opened = open_storage(plan.storage, create=False)  # a journal not there yet stays so (None)
         existing = storages.find_study(opened, plan.study)
-    plan = with_sampler(plan, dims, sampler, grid_points, existing)
+    plan = with_sampler(plan, dims, call.sampler, call.grid_points, existing)
     check_against_study(plan, dims, existing)
-    trials = trials_to_run(existing, trials, dict(plan.grid))
-    workers = min(workers, max(trials, 1))
-    plan = dataclasses.replace(plan, threads=threads_per_worker(workers, params, dims))
+    defaults = baselines.baseline(params, dims) if call.baseline and existing is None else None
+    trials = trials_to_run(existing, call.trials, dict(plan.grid), extra=defaults is not None)
+    workers = min(call.workers, max(trials, 1))
+    plan = dataclasses.replace(plan, threads=threads_per_worker(workers, params, dims), command=uuid.uuid4().hex)
+    progress.plan, progress.trials = plan, trials
     # Every check has passed: from here on the study may be written.
     announce(plan, existing, trials, workers)
-    study, trials = started_study(plan, opened, existing, trials)
-    problems = run_trials_of_command(plan, trials, min(workers, max(trials, 1)), study)
+    study, left = started_study(plan, opened, existing, trials, defaults if trials else None, progress)
+    problems = run_trials_of_command(plan, left, min(workers, max(left, 1)), study)
     with quiet_optuna():
         # On a database only the workers seen dying are this command's to fail; the heartbeat does the rest.
         fail_dead_trials(study, problems.dead_pids if is_url(plan.storage) else None)
@@ -129,6 +163,51 @@ def search(name: str, trials: int | None = None, space: list[str] | None = None,
                         shown_storage(plan.storage))
     raise_problems(plan, problems)
     return result
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a search; ``command`` continues it (already said in one line)."""
+
+    def __init__(self, line: str, command: str):
+        super().__init__(line)
+        self.line, self.command = line, command
+
+
+def stopped(call: summary.Call, progress: Progress) -> SearchInterrupted:
+    """After Ctrl-C: this command's trials still running are recorded interrupted (pruned, queued again),
+    and one line says how many trials are left and the command that runs them."""
+    from ..core import interrupts
+
+    with interrupts.held():  # Ctrl-C again while the study is written: it is finishing already
+        done = 0
+        if progress.study is not None and progress.plan is not None:
+            with quiet_optuna():
+                settle_interrupted(progress.study, progress.plan)
+                done = summary.trials_done(progress.study, progress.plan.command)
+        left = None if progress.trials is None else max(progress.trials - done, 0)
+        command = summary.continue_command(call, left, grid=progress.plan is not None and bool(progress.plan.grid))
+        who = progress.plan.study if progress.plan is not None else call.name
+        owed = f"{done} of {progress.trials} trial(s) done; " if progress.trials is not None else ""
+        line = f"search {who}: interrupted; {owed}continue with: {command}"
+        messages.status(line)
+    return SearchInterrupted(line, command)
+
+
+def settle_interrupted(study, plan: Plan) -> list[int]:
+    """This command's trials left RUNNING (stopped outside the objective, or a worker that had to be
+    killed): told PRUNED through Optuna's own ``tell``, marked interrupted, and queued again."""
+    from optuna.trial import TrialState
+
+    settled = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get("command") != plan.command:
+            continue
+        with contextlib.suppress(Exception):  # finished meanwhile: nothing to do
+            study._storage.set_trial_user_attr(trial._trial_id, baselines.INTERRUPTED_ATTR, True)
+            study.tell(trial.number, state=TrialState.PRUNED, skip_if_finished=True)
+            queue_again(study, trial.number, trial.params, trial.user_attrs)
+            settled.append(trial.number)
+    return settled
 
 
 def announce(plan: Plan, existing, trials: int, workers: int) -> None:
@@ -150,17 +229,27 @@ def announce(plan: Plan, existing, trials: int, workers: int) -> None:
                       "Optuna removes a lock untouched for 30 s, so this may wait that long")
 
 
-def started_study(plan: Plan, opened, existing, trials: int):
-    """(the study, created or continued, trials still to run): a metric the experiment does not declare
-    is first shown by a trial run outside the study (see :func:`first_trial`)."""
+def started_study(plan: Plan, opened, existing, trials: int, defaults: baselines.Baseline | None,
+                  progress: Progress | None = None):
+    """(the study, created or continued, trials still to run). A new study's first trial is the defaults
+    (``defaults``; None: none). A metric the experiment does not declare is first shown by a trial run
+    outside the study (see :func:`first_trial`)."""
     first = None
+    if defaults is not None:
+        say(plan, defaults.announcement(len(existing.trials) if existing is not None else 0))
     if trials and not metric_is_known(plan, existing):
-        first = first_trial(plan, existing)  # refuses, leaving the study untouched, if the metric is not there
+        first = first_trial(plan, existing, defaults)  # refuses, leaving the study untouched, if no metric
         trials -= 1
+        defaults = None  # the first trial ran them
     with quiet_optuna():
         study = open_study(plan, opened if opened is not None else open_storage(plan.storage))
+        if progress is not None:
+            progress.study = study
         if first is not None:
             study.add_trial(first)
+        if defaults is not None:
+            # skip_if_exists: two commands starting the same new study at once queue the defaults once
+            study.enqueue_trial(defaults.params, user_attrs={baselines.BASELINE_ATTR: True}, skip_if_exists=True)
     return study, trials
 
 
@@ -291,11 +380,11 @@ def open_study(plan: Plan, storage):
     return study
 
 
-def first_trial(plan: Plan, existing):
+def first_trial(plan: Plan, existing, defaults: baselines.Baseline | None = None):
     """The first trial of a study searching a metric the experiment does not declare, run outside the
-    study (in memory) and returned once its run shows the metric, to be added to the study. Refused
-    otherwise, with the study untouched and the trial's run folder removed (its summary would name a
-    trial the study does not have)."""
+    study (in memory; the defaults when given) and returned once its run shows the metric, to be added
+    to the study. Refused otherwise, with the study untouched and the trial's run folder removed (its
+    summary would name a trial the study does not have)."""
     import optuna
 
     number = len(existing.trials) if existing is not None else 0
@@ -309,9 +398,11 @@ def first_trial(plan: Plan, existing):
         with quiet_optuna():
             trial_study = optuna.create_study(direction=plan.direction, sampler=make_sampler(plan.sampler, plan.grid),
                                               pruner=optuna.pruners.NopPruner())
+            if defaults is not None:
+                trial_study.enqueue_trial(defaults.params, user_attrs={baselines.BASELINE_ATTR: True})
             try:
                 trial_study.optimize(make_objective(plan, owner(), number=number, reporters=reporters), n_trials=1,
-                                     catch=(UserError,))
+                                     catch=(UserError,), callbacks=[raise_if_interrupted])
             except MetricMissing as err:
                 raise err.user_error(f" Nothing was written to study '{plan.study}'.") from None
         trial = trial_study.trials[0]
@@ -348,13 +439,22 @@ def study_figures(study, folder: Path, metric: str | None = None) -> dict:
     return studies.write_pngs(study, Path(folder))
 
 
-def best_record(study, plan: Plan) -> dict:
-    """best_params.json: the study's best as the storage holds it now."""
-    from optuna.trial import TrialState
+def importances_of(study) -> dict:
+    """The parameters' importances; {} where Optuna's fANOVA cannot tell (every complete trial with one value,
+    e.g. the defaults drawn again by the sampler: "zero total variance"), rather than losing the search's end."""
+    try:
+        return studies.param_importances(study)
+    except RuntimeError:
+        return {}
 
+
+def best_record(study, plan: Plan) -> tuple[dict, dict]:
+    """best_params.json: the study's best as the storage holds it now, never a worse model than the
+    defaults (when no trial beat them, their own trial: ``best_is_baseline``); and the comparison."""
     trials = study.get_trials(deepcopy=False)
-    best = study.best_trial if any(t.state == TrialState.COMPLETE for t in trials) else None
-    return {
+    seen = summary.compared(trials, plan.direction)
+    best = seen["best"]
+    record = {
         "experiment": plan.name,
         "study": plan.study,
         "metric": plan.metric,
@@ -365,8 +465,16 @@ def best_record(study, plan: Plan) -> dict:
         "best_trial": best.number if best else None,
         "n_trials": len(trials),
         "best_run_dir": best.user_attrs.get("run_dir") if best else None,
-        "importances": studies.param_importances(study),
+        "importances": importances_of(study),
+        "baseline_trial": seen["baseline_trial"],
+        "baseline_value": seen["baseline_value"],
+        "best_is_baseline": seen["best_is_baseline"],
+        "vs_baseline_pct": seen["vs_baseline_pct"],
     }
+    if seen["best_is_baseline"]:
+        record["note"] = (f"no trial beat the defaults: these are the defaults' parameters (trial "
+                          f"{seen['baseline_trial']})")
+    return record, seen
 
 
 def finish(study, plan: Plan, folder: Path, storage_shown: str) -> dict:
@@ -379,15 +487,24 @@ def finish(study, plan: Plan, folder: Path, storage_shown: str) -> dict:
 
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder / layout.LOCK), timeout=LOCK_WAIT_S), quiet_optuna():
-        record = best_record(study, plan)
+        record, seen = best_record(study, plan)
         best_path = write_json(folder / layout.BEST_PARAMS, record)
         figures = studies.write_pngs(study, folder)
         states: dict[str, int] = {}
+        stopped_trials = []  # pruned by Ctrl-C, not by the pruner: queued again
         for trial in study.get_trials(deepcopy=False):
             states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+            if trial.user_attrs.get(baselines.INTERRUPTED_ATTR):
+                stopped_trials.append(trial.number)
+    best = seen["best"]
+    sets = best.user_attrs.get("sets", list(plan.sets)) if best is not None else list(plan.sets)
     return {"study": plan.study, "storage": storage_shown, "metric": plan.metric, "direction": plan.direction,
             "sampler": plan.sampler, "n_trials": record["n_trials"], "trials_by_state": states,
             "best_value": record["best_value"], "best_params": record["best_params"],
             "best_trial": record["best_trial"], "best_run_dir": record["best_run_dir"],
             "importances": record["importances"], "best_params_path": str(best_path),
+            **{key: seen[key] for key in ("baseline_trial", "baseline_state", "baseline_value", "baseline_params",
+                                          "best_is_baseline", "vs_baseline_pct", "best_other")},
+            "interrupted_trials": stopped_trials,
+            "retrain_command": summary.retrain_command(plan.name, best_path, sets),
             **{f"{key}_path": str(path) for key, path in figures.items()}}

@@ -86,18 +86,22 @@ def choose_sampler(asked: str | None, remembered: str | None, study_name: str) -
 
 
 def untried_points(study, grid: dict) -> int:
-    """Points of ``grid`` that no finished trial of ``study`` (None: a new one) has tried."""
+    """Points of ``grid`` that no finished trial of ``study`` (None: a new one) has tried. The defaults'
+    trial is not one of the grid's (the grid sampler does not count it), and an interrupted trial did not
+    try its point (its rerun, queued, will)."""
     keys = sorted(grid)
     trials = study.get_trials(deepcopy=False) if study is not None else []
-    tried = {tuple(t.params[k] for k in keys) for t in trials if t.state.is_finished() and set(t.params) == set(keys)}
+    tried = {tuple(t.params[k] for k in keys) for t in trials if t.state.is_finished() and set(t.params) == set(keys)
+             and not t.user_attrs.get("baseline") and not t.user_attrs.get("interrupted")}
     return sum(1 for point in itertools.product(*(grid[k] for k in keys)) if point not in tried)
 
 
-def trials_to_run(study, asked: int | None, grid: dict) -> int:
-    """``asked``, else 10; a grid runs its points not yet tried, at most ``asked`` of them."""
+def trials_to_run(study, asked: int | None, grid: dict, extra: bool = False) -> int:
+    """``asked``, else 10; a grid runs its points not yet tried, at most ``asked`` of them, and
+    (``extra``) the defaults' trial besides."""
     if not grid:
         return DEFAULT_TRIALS if asked is None else asked
-    untried = untried_points(study, grid)
+    untried = untried_points(study, grid) + int(extra)
     return untried if asked is None else min(asked, untried)
 
 

@@ -4,6 +4,7 @@ trial marker (rundir.records.TrialMarker) saying how the trial ended."""
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from ..rundir.metrics import Objective, guessed_mode
 from ..rundir.reader import RunFolder
 from ..rundir.records import TrialMarker
 from ..rundir.writer import write_trial_marker
+from .baseline import BASELINE_ATTR, INTERRUPTED_ATTR, RERUN_ATTR
 
 REPORTS_PER_TRIAL = 50
 
@@ -39,6 +41,7 @@ class Plan:
     report_every: int = 1  # epochs between two intermediate values
     sampler: str = "tpe"  # one of samplers.SAMPLERS
     grid: tuple = ()      # the grid sampler's (key, values) pairs
+    command: str = ""     # this search command's id, kept with each of its trials (an interruption counts them)
 
     def trial_folder(self, number: int) -> Path:
         return layout.trial_path(self.runs_root, self.name, self.study, number)
@@ -118,8 +121,15 @@ def say(plan: Plan, message: str) -> None:
     messages.status(f"search {plan.study}: {message}")
 
 
+def shown_value(value) -> str:
+    """Four significant digits for a float, JSON's spelling for the rest (null, true; a string bare)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def shown_params(params: dict) -> str:
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+    return " ".join(f"{k}={shown_value(v)}" for k, v in params.items())
 
 
 @contextlib.contextmanager
@@ -154,29 +164,53 @@ def mark(plan: Plan, run_path: Path, number: int, params: dict, state: str, **de
                                              params=dict(params), threads=threads_of(plan, run_path), **details))
 
 
+def raise_if_interrupted(study, trial) -> None:
+    """Optuna callback, after each trial is recorded: stop the loop when the trial was interrupted."""
+    if trial.user_attrs.get(INTERRUPTED_ATTR):
+        raise KeyboardInterrupt
+
+
+def interrupted(trial, reason: str) -> None:
+    """Ctrl-C or SIGTERM stopped ``trial`` mid-run. Optuna has no INTERRUPTED state, and FAIL (what it
+    records for a KeyboardInterrupt) would count against the parameters and stay in the study for good.
+    So the trial ends PRUNED (the objective raises TrialPruned: Optuna's own path, its last reported
+    value kept), marked ``interrupted``, and its parameters are queued again as a WAITING trial (as
+    Optuna's RetryFailedTrialCallback does for a dead one), which the next search runs first."""
+    trial.set_user_attr(INTERRUPTED_ATTR, True)
+    queue_again(trial.study, trial.number, trial.params, trial.user_attrs)
+
+
+def queue_again(study, number: int, params: dict, user_attrs: dict) -> None:
+    """An interrupted trial's parameters as a WAITING trial, run first by the next trial asked for; the
+    defaults' trial stays the defaults'. Not skipped as existing: its interrupted twin has the same params."""
+    again = {RERUN_ATTR: number, **({BASELINE_ATTR: True} if user_attrs.get(BASELINE_ATTR) else {})}
+    study.enqueue_trial(dict(params), user_attrs=again, skip_if_exists=False)
+
+
 def make_objective(plan: Plan, stamp: dict, number: int | None = None, reporters: list | None = None):
     """Optuna's objective: train one run with the sampled parameters, return its metric.
 
     ``stamp``: the worker's host and process, kept with the trial (a dead worker's trials are found
     by it). ``number``: the trial's number in the study when it is not the trial's own (a first
     trial run outside the study, see search.first_trial). ``reporters`` collects each trial's
-    EpochReporter for the caller."""
+    EpochReporter for the caller. Run it with ``callbacks=[raise_if_interrupted]``."""
     import optuna
 
     from ..api import run
 
     def objective(trial) -> float:
         n = trial.number if number is None else number
-        for key, value in stamp.items():
-            trial.set_user_attr(key, value)
-        sampled = {dim.key: dim.suggest(trial) for dim in plan.space}
         out = plan.trial_folder(n)
-        trial.set_user_attr("run_dir", str(out.resolve()))
         reporter = EpochReporter(trial, plan.metric, plan.report_every)
-        if reporters is not None:
-            reporters.append(reporter)
-        threads = {"threads": plan.threads} if plan.threads else {}
+        sampled: dict = {}
         try:
+            for key, value in {**stamp, "command": plan.command, "sets": list(plan.sets)}.items():
+                trial.set_user_attr(key, value)
+            sampled.update({dim.key: dim.suggest(trial) for dim in plan.space})
+            trial.set_user_attr("run_dir", str(out.resolve()))
+            if reporters is not None:
+                reporters.append(reporter)
+            threads = {"threads": plan.threads} if plan.threads else {}
             result = run(plan.name, runs_dir=plan.runs_root, out=out, device=plan.device, quiet=True,
                          figures=False, sets=list(plan.sets), report=reporter,
                          summary_extra={"study": plan.study, "trial": n}, **threads, **sampled)
@@ -184,7 +218,12 @@ def make_objective(plan: Plan, stamp: dict, number: int | None = None, reporters
             mark(plan, out, n, trial.params, "pruned", epoch=reporter.epoch, value=reporter.value)
             say(plan, f"trial {n} {err}: {shown_params(sampled)}")
             raise
-        except (Exception, KeyboardInterrupt) as err:
+        except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM: the search stops; the trial is not at fault
+            reason = str(err) or "interrupted"
+            mark(plan, out, n, trial.params, "interrupted", reason=reason, epoch=reporter.epoch, value=reporter.value)
+            interrupted(trial, reason)
+            raise optuna.TrialPruned(reason) from None
+        except Exception as err:
             mark(plan, out, n, trial.params, "failed", reason=str(err) or type(err).__name__)
             say(plan, f"trial {n} failed: {err}")
             raise

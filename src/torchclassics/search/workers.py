@@ -5,7 +5,7 @@ The command owes the study a number of trials. Each worker asks the command for 
 it starts it, so a worker that dies (SIGKILL, out of memory) leaves its unstarted trials to the
 others, and its running trial, failed, is given back too: the asked number of trials is reached.
 A worker dies with the command that started it (a parent-death signal on Linux, a watchdog thread
-everywhere), its running trial marked failed as after Ctrl-C.
+everywhere), its running trial interrupted as after Ctrl-C (pruned, marked interrupted, queued again).
 """
 from __future__ import annotations
 
@@ -29,9 +29,10 @@ from ..core import messages
 from ..core.errors import UserError
 from . import samplers
 from .storage import open_storage
-from .trials import MetricMissing, Plan, make_objective, quiet_optuna
+from .trials import MetricMissing, Plan, make_objective, quiet_optuna, raise_if_interrupted
 
 PARENT_CHECK_S = 0.5   # how often a worker's watchdog looks for its parent
+STOP_WAIT_S = 30       # after Ctrl-C, how long the command waits for each worker to record its trial
 EXIT_GRACE_S = 10      # a worker whose parent died ends by itself; after this long it is ended outright
 SAME_START_S = 1.0     # two start times closer than this are one process (the clock's ticks are 10 ms)
 
@@ -145,8 +146,9 @@ def run_trials(plan: Plan, next_trial: Callable[[], bool]) -> None:
                                   pruner=samplers.make_pruner(plan.pruner, plan.warmup))
         objective = make_objective(plan, stamp)
         while next_trial():
-            # A UserError inside one trial (e.g. training diverged at a high lr) fails that trial only.
-            study.optimize(objective, n_trials=1, catch=(UserError,))
+            # A UserError inside one trial (e.g. training diverged at a high lr) fails that trial only;
+            # an interrupted one is recorded first, then ends the loop (a KeyboardInterrupt).
+            study.optimize(objective, n_trials=1, catch=(UserError,), callbacks=[raise_if_interrupted])
 
 
 def countdown(n: int) -> Callable[[], bool]:
@@ -157,14 +159,48 @@ def countdown(n: int) -> Callable[[], bool]:
 
 class ParentGone(KeyboardInterrupt):
     """SIGTERM: the search command that started this worker ended (or stops it): stop as after Ctrl-C,
-    the running trial marked failed."""
+    the running trial interrupted."""
 
 
-def _stop_for_parent(signum, frame) -> None:
-    # Once: a second SIGTERM (the kernel's and the watchdog's) must not interrupt the first one's cleanup;
-    # if this one is lost (raised where Python cannot propagate it), the watchdog ends the worker outright.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise ParentGone("the search command that started this worker ended or stopped it")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _stop_once(stopped: type[KeyboardInterrupt], why: str):
+    """A handler of SIGINT and SIGTERM that raises ``stopped`` once, then ignores both: a second Ctrl-C,
+    or the kernel's and the watchdog's SIGTERM after the first, must not interrupt the first one's
+    cleanup (the running trial being recorded as interrupted rather than failed). If the first is lost
+    (raised where Python cannot propagate it), a worker's watchdog ends it outright."""
+
+    def handler(signum, frame) -> None:
+        for each in STOP_SIGNALS:
+            # A Python no-op, not SIG_IGN: a signal already pending when its handler became SIG_IGN is
+            # raised by Python as "OSError: Signal 15 ignored due to race condition".
+            signal.signal(each, _ignored)
+        raise stopped(why if signum == signal.SIGTERM else "interrupted")
+
+    return handler
+
+
+def _ignored(signum, frame) -> None:
+    """A stop signal after the first: the first one's cleanup goes on."""
+
+
+@contextlib.contextmanager
+def stopped_once():
+    """In this block (the search command's own process, main thread only), Ctrl-C and SIGTERM stop the
+    search once, as a KeyboardInterrupt; the handlers before are put back after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {each: signal.getsignal(each) for each in STOP_SIGNALS}
+    handler = _stop_once(KeyboardInterrupt, "stopped by SIGTERM")
+    for each in STOP_SIGNALS:
+        signal.signal(each, handler)
+    try:
+        yield
+    finally:
+        for each, old in before.items():
+            signal.signal(each, old if old is not None else signal.SIG_DFL)
 
 
 def _quiet_about_parent(hook):
@@ -181,8 +217,10 @@ def _quiet_about_parent(hook):
 def die_with_parent(parent_pid: int, parent_start) -> None:
     """End this worker when its parent ends, even by SIGKILL: the kernel sends SIGTERM (Linux's
     parent-death signal), and a watchdog thread does the same on any system. SIGTERM ends the running
-    trial as Ctrl-C would (marked failed); the watchdog ends the process outright if that hangs."""
-    signal.signal(signal.SIGTERM, _stop_for_parent)
+    trial as Ctrl-C would (interrupted); the watchdog ends the process outright if that hangs."""
+    handler = _stop_once(ParentGone, "the search command that started this worker ended or stopped it")
+    for each in STOP_SIGNALS:  # SIGINT too: a worker started from a background job inherits it ignored
+        signal.signal(each, handler)
     sys.unraisablehook = _quiet_about_parent(sys.unraisablehook)
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
@@ -222,8 +260,8 @@ def _worker_main(plan: Plan, conn, parent_pid: int, parent_start) -> None:
         problem = ("user", str(err.user_error()))
     except UserError as err:
         problem = ("user", str(err))
-    except KeyboardInterrupt:
-        problem = ("user", "interrupted")
+    except KeyboardInterrupt as err:  # its running trial is recorded interrupted and queued again
+        problem = ("interrupted", str(err) or "interrupted")
     except Exception:  # a bug: keep the traceback for the report
         problem = ("bug", traceback.format_exc())
     with contextlib.suppress(OSError, ValueError):
@@ -322,14 +360,28 @@ def run_workers(plan: Plan, trials: int, workers: int, study) -> WorkerProblems:
                 with contextlib.suppress(OSError):
                     live[i].conn.send(answer)
     except KeyboardInterrupt:
-        for worker in live.values():  # Ctrl-C reached the workers too: let them mark their trials
-            worker.process.join(timeout=30)
-            if worker.process.is_alive():
-                worker.process.terminate()
+        stop_workers(live.values())
         raise
     if dispatcher.owed and problems.deaths:
         problems.deaths.append(f"{dispatcher.owed} trial(s) were not run: no worker was left to run them")
     return problems
+
+
+def stop_workers(workers) -> None:
+    """Ctrl-C (or SIGTERM) stopped the command: each worker is told (SIGTERM: a terminal's Ctrl-C reached
+    it already, ``kill -INT`` of the command did not; it acts on the first only), and given time to record
+    its running trial as interrupted; one that does not end is killed (the command records its trial
+    interrupted then: search.settle_interrupted)."""
+    workers = list(workers)
+    for worker in workers:
+        with contextlib.suppress(OSError, ValueError):
+            worker.process.terminate()
+    deadline = time.monotonic() + STOP_WAIT_S
+    for worker in workers:
+        worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join()
 
 
 def _serve(i: int, worker: Worker, dispatcher: Dispatcher) -> None:
@@ -348,12 +400,18 @@ def _serve(i: int, worker: Worker, dispatcher: Dispatcher) -> None:
                     worker.conn.send(answer)
         elif isinstance(message, tuple) and message[0] == "end":
             worker.said_end, worker.problem = True, message[1]
-            if worker.problem is not None:
+            if worker.problem is not None and worker.problem[0] == "interrupted":
+                dispatcher.lost(i)  # its trial was queued again: the other workers run it
+            elif worker.problem is not None:
                 dispatcher.stop(i)
 
 
 def _ended(i: int, worker: Worker, dispatcher: Dispatcher, problems: WorkerProblems, study) -> None:
     process = worker.process
+    if worker.problem is not None and worker.problem[0] == "interrupted":
+        problems.deaths.append(f"{process.name} (pid {process.pid}) was stopped ({worker.problem[1]}); its running "
+                               "trial is queued again, and its trials are left to the other workers")
+        return
     if worker.problem is not None:
         problems.errors.append(worker.problem)
     if worker.said_end and process.exitcode == 0:
