@@ -125,6 +125,12 @@ def value_study(path, name: str, values: list[float], direction: str = "minimize
     return study
 
 
+def test_a_study_whose_trials_all_gave_one_value_has_no_importances_and_says_why(tmp_path):
+    study = value_study(tmp_path / "journal.log", "flat", [0.5, 0.5, 0.5, 0.5])  # fANOVA: "zero total variance"
+    assert studies.param_importances(study) == {}
+    assert studies.plot_notes(study, "png")["importances"].startswith("every complete trial has the same value")
+
+
 def test_studies_compared_by_best_so_far_and_trials_to_come_within_five_percent(tmp_path):
     slow = value_study(tmp_path / "a.log", "slow", [1.0, 0.9, 0.5, 0.2, 0.104])
     fast = value_study(tmp_path / "b.log", "fast", [1.0, 0.1, 0.3])

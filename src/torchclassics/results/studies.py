@@ -112,8 +112,9 @@ def importance_evaluator():
 
 
 def param_importances(study) -> dict:
-    """Each searched parameter's share of the objective's variance; {} while the study is too small."""
-    if len(complete_trials(study)) < MIN_TRIALS_FOR_IMPORTANCES or not searched_params(study):
+    """Each searched parameter's share of the objective's variance; {} while the study is too small, or while
+    every complete trial has the same value (fANOVA refuses a zero total variance: e.g. the defaults drawn again)."""
+    if importances_note(study):
         return {}
     with quiet_optuna() as optuna:
         shares = optuna.importance.get_param_importances(study, evaluator=importance_evaluator())
@@ -121,6 +122,16 @@ def param_importances(study) -> dict:
 
 
 # -- what a study is too small for ----------------------------------------------------------------
+def importances_note(study) -> str | None:
+    """Why ``study`` has no parameter importances yet, or None when it has."""
+    complete = complete_trials(study)
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCES or not searched_params(study):
+        return f"need {MIN_TRIALS_FOR_IMPORTANCES} complete trials; this study has {len(complete)} so far"
+    if len({trial.value for trial in complete}) < 2:
+        return "every complete trial has the same value: no parameter explains a difference"
+    return None
+
+
 def applies(plot: StudyPlot, study) -> bool:
     """Contours are of pairs of parameters: a study of one parameter has none (no figure, no note)."""
     return plot.key != "contour" or len(searched_params(study)) >= 2
@@ -134,8 +145,8 @@ def plot_note(plot: StudyPlot, study) -> str | None:
     if plot.key == "history":
         finished = complete + len(pruned_points(study))
         return None if finished else "no finished trial yet"
-    if plot.key == "importances" and (complete < MIN_TRIALS_FOR_IMPORTANCES or not names):
-        return f"need {MIN_TRIALS_FOR_IMPORTANCES} complete trials; this study has {complete} so far"
+    if plot.key == "importances":
+        return importances_note(study)
     if plot.key == "contour" and complete < 2:
         return f"need 2 complete trials; this study has {complete} so far"
     if plot.key in ("slice", "parallel") and not (complete and names):

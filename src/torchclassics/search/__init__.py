@@ -439,15 +439,6 @@ def study_figures(study, folder: Path, metric: str | None = None) -> dict:
     return studies.write_pngs(study, Path(folder))
 
 
-def importances_of(study) -> dict:
-    """The parameters' importances; {} where Optuna's fANOVA cannot tell (every complete trial with one value,
-    e.g. the defaults drawn again by the sampler: "zero total variance"), rather than losing the search's end."""
-    try:
-        return studies.param_importances(study)
-    except RuntimeError:
-        return {}
-
-
 def best_record(study, plan: Plan) -> tuple[dict, dict]:
     """best_params.json: the study's best as the storage holds it now, never a worse model than the
     defaults (when no trial beat them, their own trial: ``best_is_baseline``); and the comparison."""
@@ -465,7 +456,7 @@ def best_record(study, plan: Plan) -> tuple[dict, dict]:
         "best_trial": best.number if best else None,
         "n_trials": len(trials),
         "best_run_dir": best.user_attrs.get("run_dir") if best else None,
-        "importances": importances_of(study),
+        "importances": studies.param_importances(study),
         "baseline_trial": seen["baseline_trial"],
         "baseline_value": seen["baseline_value"],
         "best_is_baseline": seen["best_is_baseline"],
