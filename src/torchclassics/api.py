@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,15 @@ class RunResult:
     run_dir: Path
     metrics: dict
     summary: dict
-    model: Any  # the trained torch.nn.Module
+    trained: Any = field(default=None, repr=False)  # the model, when training just made it
+    complete_already: bool = False  # ``resume`` found the run complete: nothing trained, nothing drawn
+
+    @property
+    def model(self):
+        """The trained torch.nn.Module (a run that was already complete: read from its last checkpoint)."""
+        if self.trained is None:
+            self.trained = finished_run(self.run_dir, layout.LAST, need_data=False).model
+        return self.trained
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in self.metrics.items() if isinstance(v, float))
@@ -126,6 +134,9 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
         if resume:
             run_dir.claim(resume=True)
             params = _resumed_params(name, run_dir, sets, overrides)
+            done = _complete(run_dir, name, params)
+            if done is not None:  # nothing to train or draw: say so at once
+                return RunResult(name, run_dir.path, done.metrics, done.to_json(), complete_already=True)
         else:
             params = fresh
         experiment = registry.get(name)
@@ -137,16 +148,24 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
             _checked(experiment, name, params, task, target)  # memory, optimizer, scheduler, precision
             if dist:
                 task.train.shard(dist.rank, dist.world)
-            interrupts.honour()  # imported and built: a Ctrl-C held since the start stops the command here
+            interrupts.honour(terminate=True)  # imported and built: a Ctrl-C held since the start stops it here
             if run_dir is None:
                 run_dir = _claim_new(name, out, runs_dir, writer, dist)
             run_dir.planned = {"experiment": name, **params}
-            finished = _train(experiment, name, params, task, run_dir, target, dist, report, resume)
-            summary = _summary(finished, dist, summary_extra)
-            if writer and figures:
-                seed_everything(params["seed"])
-                with progress.phase("drawing figures"):
-                    experiment.figures(finished, run_dir.real_folder(run_dir.figures))
+            finished = None
+            try:
+                finished = _train(experiment, name, params, task, run_dir, target, dist, report, resume)
+                summary = _summary(finished, dist, summary_extra)
+                if writer and figures:
+                    seed_everything(params["seed"])
+                    with progress.phase("drawing figures"):
+                        experiment.figures(finished, run_dir.real_folder(run_dir.figures))
+            except KeyboardInterrupt as err:
+                if not run_dir.started or isinstance(err, interrupts.Interrupted):
+                    raise
+                saved = getattr(err, "saved_epoch", int(params["epochs"]) if finished is not None else None)
+                raise interrupts.Interrupted(name, run_dir.path, saved, int(params["epochs"]), getattr(err, "tag", ""),
+                                             terminated=isinstance(err, interrupts.Terminated)) from err
         summary.wall_s = round(time.perf_counter() - started, 4)
         run_dir.write_summary(summary)
         run_dir.info(f"done: {summary.metrics}")
@@ -156,6 +175,15 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
         if dist:
             dist.close()
     return RunResult(name, run_dir.path, summary.metrics, summary.to_json(), finished.model)
+
+
+def _complete(run_dir, name: str, params: dict) -> Summary | None:
+    """The summary of a run that has trained all its ``epochs`` (None when there is more to do: a run
+    stopped early, or ``epochs`` raised since)."""
+    summary = run_dir.folder.summary() if run_dir.folder.has(layout.SUMMARY) else None
+    if summary is None or summary.experiment != name or summary.epochs is None:
+        return None
+    return summary if int(summary.epochs) == int(params["epochs"]) else None
 
 
 def _built(experiment, name: str, params: dict, device):

@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -229,6 +230,26 @@ def _written(run_dir: Path) -> list[str]:
     return lines
 
 
+def _shown_path(path) -> str:
+    """A path as a user types it here: relative below the current folder, else absolute; quoted for a shell."""
+    path = Path(path).resolve()
+    with contextlib.suppress(ValueError):
+        path = path.relative_to(Path.cwd())
+    return shlex.quote(str(path))
+
+
+def _module_flags(args) -> str:
+    """`` --module FILE`` for each --module of this command: a copied command finds the experiment too."""
+    return "".join(f" --module {shlex.quote(module)}" for module in getattr(args, "modules", None) or ())
+
+
+def _continue_command(args, run_dir, extra: str = "") -> str:
+    """The command that continues the run in ``run_dir``, as it can be copied."""
+    device = f" --device {shlex.quote(args.device)}" if getattr(args, "device", "auto") != "auto" else ""
+    return (f"torchclassics run {shlex.quote(args.name)} --out {_shown_path(run_dir)} --resume"
+            f"{_module_flags(args)}{device}{extra}")
+
+
 def _cmd_run(args) -> int:
     from .api import run
 
@@ -237,6 +258,13 @@ def _cmd_run(args) -> int:
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun, rank 0 speaks for all
     summary = result.summary
+    if result.complete_already:
+        epochs = summary.get("epochs")
+        print(f"{args.name}: {result.run_dir} is complete ({epochs} epochs): nothing trained or drawn again")
+        _print_metrics(result.metrics)
+        print("to train longer:")
+        print(f"  {_continue_command(args, result.run_dir, f' --set epochs={2 * int(epochs)}')}")
+        return 0
     print(f"{args.name}: {result.run_dir}  (training {summary['train_s']:.2f} s, whole run {summary['wall_s']:.1f} s)")
     _print_metrics(result.metrics)
     best = summary.get("best") or {}
@@ -249,8 +277,8 @@ def _cmd_run(args) -> int:
 
     in_root = result.run_dir.resolve().parent.parent == runs_root(args.runs_dir).resolve()
     print("next:")
-    print(f"  torchclassics evaluate {result.run_dir}")
-    print(f"  torchclassics report {runs_root(args.runs_dir) if in_root else result.run_dir}")
+    print(f"  torchclassics evaluate {_shown_path(result.run_dir)}{_module_flags(args)}")
+    print(f"  torchclassics report {_shown_path(runs_root(args.runs_dir) if in_root else result.run_dir)}")
     return 0
 
 
@@ -299,7 +327,8 @@ def _cmd_search(args) -> int:
                     direction=args.direction, runs_dir=args.runs_dir, device=args.device, sampler=args.sampler,
                     grid_points=args.grid_points)
     print(json.dumps(result, indent=2, default=str))
-    print(f"next: torchclassics run {args.name} --params {result['best_params_path']}", file=sys.stderr)
+    best = _shown_path(result['best_params_path'])
+    print(f"next: torchclassics run {args.name} --params {best}{_module_flags(args)}", file=sys.stderr)
     return 0
 
 
@@ -405,10 +434,15 @@ def _command(args) -> int:
             print(err.details, end="", file=sys.stderr)
         print(error_line(err), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except interrupts.Interrupted as stop:
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+            print(f"torchclassics: {printable(stop.what(_shown_path(stop.run_dir)))}; continue with: "
+                  f"{printable(_continue_command(args, stop.run_dir))}", file=sys.stderr)
+        return 143 if stop.terminated else 130
+    except KeyboardInterrupt as stop:
         print("torchclassics: interrupted; checkpoints/last.pt holds the last saved epoch (--resume continues).",
               file=sys.stderr)
-        return 130
+        return 143 if isinstance(stop, interrupts.Terminated) else 130
 
 
 if __name__ == "__main__":
