@@ -123,6 +123,7 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
     from .engine import threads
     from .engine.device import pick_device, seed_everything
     from .engine.distributed import from_env as distributed_from_env
+    from .engine.precision import Precision
     from .rundir.writer import RunWriter
 
     target = pick_device(device)  # a bad device fails before any work
@@ -139,6 +140,7 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
                 return RunResult(name, run_dir.path, done.metrics, done.to_json(), complete_already=True)
         else:
             params = fresh
+        Precision.check(params.get("precision", "fp32"), target)  # what the device allows, before any data loads
         experiment = registry.get(name)
         seed_everything(params["seed"])
         with progress.phase(f"preparing {name} (data, model)"):

@@ -99,8 +99,24 @@ def _add_search(sub) -> None:
     _add_module_option(p)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, adding the choice a mistyped one most likely meant (``rnu`` -> ``run``)."""
+
+    def error(self, message: str):
+        import difflib
+        import re
+
+        wrong = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if wrong:
+            choices = re.findall(r"'([^']*)'", wrong.group(2))
+            close = difflib.get_close_matches(wrong.group(1), choices, n=1, cutoff=0.5)
+            if close:
+                message = f"{message}; did you mean '{close[0]}'?"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="torchclassics", description="The classic PyTorch lessons as "
+    parser = Parser(prog="torchclassics", description="The classic PyTorch lessons as "
                                      "reproducible experiments.", epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"torchclassics {__version__}")
@@ -109,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_module_option(p)
     p = sub.add_parser("params", help="an experiment's parameters as JSON (defaults, your files, --set applied)")
     p.add_argument("name")
+    p.add_argument("--describe", action="store_true",
+                   help="each parameter with its value, default, type, bounds and description, instead of JSON")
     _add_params_sources(p)
     _add_module_option(p)
     p = sub.add_parser("init", help="copy an experiment's params.json (and search.json) into DIR/experiments/NAME/ "
@@ -195,7 +213,13 @@ def _cmd_params(args) -> int:
     from .api import params
     from .params.sources import rules_note
 
-    print(json.dumps(params(args.name, sets=args.sets, params_file=args.params_file), indent=2))
+    values = params(args.name, sets=args.sets, params_file=args.params_file)
+    if args.describe:
+        from .params.describe import describe
+
+        print("\n".join(describe(args.name, values)))
+    else:
+        print(json.dumps(values, indent=2))
     note = rules_note(args.name)
     if note:
         messages.note(note)
@@ -300,15 +324,18 @@ def _cmd_figures(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .api import predict
-
     if not args.files and not args.texts:
         raise UserError("predict: give image files, or --text TEXT for a run that classifies text.")
+    missing = [name for name in args.files if not Path(name).is_file()]
+    if missing:  # said at once, before torch is imported
+        raise UserError(f"predict: no such file: {', '.join(missing)}.")
+    from .api import predict
+
     failed = 0
     for row in predict(args.run_dir, args.files, args.checkpoint, args.device, texts=args.texts):
         if "error" in row:
             failed += 1
-            print(f"{row['file']}: error: {row['error']}")
+            print(f"{row['file']}: error: {row['error']}", file=sys.stderr)
         else:
             print(f"{row['file']}: {row['label']} ({row['probability']:.3f})")
     return 1 if failed else 0
