@@ -120,11 +120,12 @@ def _resumed_params(name: str, run_dir, sets: list[str], overrides: dict) -> dic
 
 
 def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides, report, summary_extra, started):
-    from .engine import threads
-    from .engine.device import pick_device, seed_everything
-    from .engine.distributed import from_env as distributed_from_env
-    from .engine.precision import Precision
-    from .rundir.writer import RunWriter
+    with progress.phase("loading torch"):
+        from .engine import threads
+        from .engine.device import pick_device, seed_everything
+        from .engine.distributed import from_env as distributed_from_env
+        from .engine.precision import Precision
+        from .rundir.writer import RunWriter
 
     target = pick_device(device)  # a bad device fails before any work
     dist = distributed_from_env()
@@ -157,7 +158,8 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
             finished = None
             try:
                 finished = _train(experiment, name, params, task, run_dir, target, dist, report, resume)
-                summary = _summary(finished, dist, summary_extra)
+                with progress.phase("evaluating the trained model"):
+                    summary = _summary(finished, dist, summary_extra)
                 if writer and figures:
                     seed_everything(params["seed"])
                     with progress.phase("drawing figures"):
@@ -322,16 +324,17 @@ def finished_run(run_path: str | Path, checkpoint: str = "last", device: str = "
 
 def evaluate(run_path: str | Path, checkpoint_name: str = "best", device: str = "cpu") -> dict:
     """Held-out metrics of a run's best or last checkpoint."""
-    import torch
-
-    from .engine import threads
-    from .engine.loop import Trainer, evaluate_task
-    from .experiments.finished import threads_of
-
     messages.console()
-    run = finished_run(run_path, checkpoint_name, device, need_data=True)
+    with progress.phase("loading torch"):
+        import torch
+
+        from .engine import threads
+        from .engine.loop import Trainer, evaluate_task
+        from .experiments.finished import threads_of
+    with progress.phase("loading the run and its data"):
+        run = finished_run(run_path, checkpoint_name, device, need_data=True)
     task = run.task
-    with threads.using(threads_of(run)), torch.no_grad():
+    with threads.using(threads_of(run)), torch.no_grad(), progress.phase("evaluating"):
         if task.evaluate is not None:  # the experiment's own held-out measure (a policy's return, a GAN's distance)
             evaluator = Trainer(task, run.parts[run.main].params, None, run.device)
             evaluator.epoch = int(run.params["epochs"]) - 1  # it measures as at the end of training
@@ -351,7 +354,8 @@ def predict(run_path: str | Path, files: list[str | Path] = (), checkpoint_name:
     from .experiments.finished import threads_of
 
     messages.console()
-    run = finished_run(run_path, checkpoint_name, device, need_data=False)
+    with progress.phase("loading the run"):
+        run = finished_run(run_path, checkpoint_name, device, need_data=False)
     with threads.using(threads_of(run)):
         return run.experiment.predict(run, [Path(f) for f in files] + list(texts))
 

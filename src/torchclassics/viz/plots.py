@@ -12,6 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, MaxNLocator
 
+from .. import progress
 from ..core.files import replaced_atomically
 
 # Fewer epochs than this, with every step's loss at hand: the loss figure's x axis is the step,
@@ -42,6 +43,7 @@ def save(fig: Figure, path: Path) -> Path:
     kind = path.suffix.lstrip(".").lower() or "png"
     with replaced_atomically(path) as tmp:  # a PNG says who drew it: a lesson's folder replaces only its own
         fig.savefig(tmp, format=kind, metadata={"Software": DRAWN_BY} if kind == "png" else None)
+    progress.part_done(path.name)  # "drawing figures" names each slow one
     return path
 
 
