@@ -66,6 +66,9 @@ def _add_run(sub) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     p.add_argument("--no-figures", action="store_true", help="skip figures and GIFs")
+    p.add_argument("--offline", action="store_true",
+                   help="never try a download (MNIST falls back to its offline subset at once); "
+                        "the same as TORCHCLASSICS_OFFLINE=1")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="errors only on stderr: no progress lines, notes or warnings (train.log keeps them)")
 
@@ -277,6 +280,8 @@ def _continue_command(args, run_dir, extra: str = "") -> str:
 def _cmd_run(args) -> int:
     from .api import run
 
+    if args.offline:
+        os.environ["TORCHCLASSICS_OFFLINE"] = "1"  # data code reads it; processes started from here inherit it
     result = run(args.name, out=args.out, runs_dir=args.runs_dir, device=args.device, resume=args.resume,
                  quiet=args.quiet, figures=not args.no_figures, sets=args.sets, params_file=args.params_file)
     if os.environ.get("RANK", "0") != "0":

@@ -15,6 +15,7 @@ No torch here: phases wrap work in any layer (data loading, figures, t-SNE, GIFs
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -33,7 +34,8 @@ quiet = messages.silenced_progress  # ``with quiet(): ...`` silences progress li
 
 
 def is_quiet() -> bool:
-    return messages.progress_silenced()
+    """Progress silenced in this block, or a process other than rank 0 under torchrun (rank 0 speaks for all)."""
+    return messages.progress_silenced() or os.environ.get("RANK", "0") != "0"
 
 
 _parts = threading.local()  # the phase now running in this thread: when its last part ended
