@@ -63,7 +63,7 @@ params = parameters  # the parameters ``run`` would use, validated, without runn
 def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None = None,
         device: str = "auto", resume: bool = False, quiet: bool = False, figures: bool = True,
         sets: list[str] | None = None, params_file: str | Path | None = None, report=None,
-        summary_extra: dict | None = None, **overrides: Any) -> RunResult:
+        summary_extra: dict | None = None, tensorboard: bool | None = None, **overrides: Any) -> RunResult:
     """Train, evaluate and draw one experiment; returns a :class:`RunResult`.
 
     Parameters come from the experiment's defaults, then ``params_file`` (a params.json or
@@ -71,7 +71,8 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
     ``out`` is the run directory itself; without it a new ``<runs_dir>/<name>/<timestamp>`` is
     made. ``resume`` continues the run in ``out`` from its last checkpoint (only ``epochs`` may
     change). ``report(epoch, row)`` is called after every epoch (search prunes with it).
-    ``quiet`` silences the progress lines on stderr.
+    ``quiet`` silences the progress lines on stderr. ``tensorboard``: TensorBoard curves in the run's
+    tensorboard/ folder (None: when TensorBoard is installed; True: required; False: none).
     """
     from .engine.cadence import checkpoint_interval
 
@@ -86,6 +87,7 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
         raise UserError.for_option("params_file", str(params_file), "a resumed run continues with its own "
                                    "params.json; leave {params_file} out.")
     checkpoint_interval()  # a bad $TORCHCLASSICS_CHECKPOINT_SECONDS fails before any work
+    tensorboard = _tensorboard_wanted(tensorboard)
     fresh = None if resume else sources.resolve(name, params_file=params_file, sets=sets or (), overrides=overrides)
     if fresh is not None and out is not None and RunFolder(Path(out)).is_run:
         raise UserError.for_option("out", str(out), "already holds a run; choose a new folder, or add {resume} to "
@@ -94,7 +96,7 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
     with progress.quiet(quiet):
         return _run(name, fresh, out=out, runs_dir=runs_dir, device=device, resume=resume, figures=figures,
                     sets=sets or [], overrides=overrides, report=report, summary_extra=summary_extra,
-                    started=started)
+                    started=started, tensorboard=tensorboard)
 
 
 def _elastic_restart() -> bool:
@@ -119,7 +121,19 @@ def _resumed_params(name: str, run_dir, sets: list[str], overrides: dict) -> dic
     return params
 
 
-def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides, report, summary_extra, started):
+def _tensorboard_wanted(wanted: bool | None) -> bool:
+    """TensorBoard curves: on when installed, unless turned off; asked for without it, refused in one line."""
+    from .core.extras import install_hint, installed
+
+    if wanted is None:
+        return installed("tensorboard")
+    if wanted and not installed("tensorboard"):
+        raise UserError.for_option("tensorboard", True, f"TensorBoard is not installed: {install_hint('tensorboard')}.")
+    return bool(wanted)
+
+
+def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides, report, summary_extra, started,
+         tensorboard=True):
     with progress.phase("loading torch"):
         from .engine import threads
         from .engine.device import pick_device, seed_everything
@@ -157,7 +171,7 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
             run_dir.planned = {"experiment": name, **params}
             finished = None
             try:
-                finished = _train(experiment, name, params, task, run_dir, target, dist, report, resume)
+                finished = _train(experiment, name, params, task, run_dir, target, dist, report, resume, tensorboard)
                 with progress.phase("evaluating the trained model"):
                     summary = _summary(finished, dist, summary_extra)
                 if writer and figures:
@@ -222,7 +236,7 @@ def _checked(experiment, name: str, params: dict, task, device) -> None:
         raise UserError(f"{name}: {str(err).rstrip('.')}{_changed_note(name, params)}.") from None
 
 
-def _train(experiment, name, params, task, run_dir, device, dist, report, resume):
+def _train(experiment, name, params, task, run_dir, device, dist, report, resume, tensorboard=True):
     """Train the experiment's parts; the finished run, from the live objects (nothing reloaded)."""
     from .engine.loop import Diverged, Trainer
     from .experiments.finished import FinishedRun
@@ -230,8 +244,10 @@ def _train(experiment, name, params, task, run_dir, device, dist, report, resume
     goal = experiment.goal(task)
 
     def make_trainer(part_task, part_params=None, tag=""):
-        return Trainer(part_task, part_params or params, run_dir, device, objective=goal, tag=tag, distributed=dist,
-                       report=report)
+        trainer = Trainer(part_task, part_params or params, run_dir, device, objective=goal, tag=tag, distributed=dist,
+                          report=report)
+        trainer.tensorboard = tensorboard
+        return trainer
 
     parts = experiment.parts(task, params)
     try:

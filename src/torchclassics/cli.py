@@ -66,6 +66,9 @@ def _add_run(sub) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     p.add_argument("--no-figures", action="store_true", help="skip figures and GIFs")
+    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", default=None,
+                   help="no TensorBoard curves (by default written to the run's tensorboard/ when TensorBoard is "
+                        "installed)")
     p.add_argument("--offline", action="store_true",
                    help="never try a download (MNIST falls back to its offline subset at once); "
                         "the same as TORCHCLASSICS_OFFLINE=1")
@@ -81,7 +84,8 @@ def _add_search(sub) -> None:
     p.add_argument("--trials", type=int, help="trials to add to the study (default 10; a grid: its points not "
                                               "tried yet)")
     p.add_argument("--sampler", choices=["tpe", "gp", "botorch", "random", "grid"],
-                   help="tpe (default), gp (Gaussian process), botorch (pip install \"torchclassics[botorch]\"), "
+                   help="tpe (default), gp (Gaussian process), botorch (pip install \"torchclassics[botorch]\", "
+                        "or in a clone pip install \".[botorch]\"), "
                         "random, or grid (every point, in turn); a continued study keeps its own")
     p.add_argument("--grid-points", type=int, default=3,
                    help="values per numeric range in a grid, ends included (default 3; choices are taken as listed)")
@@ -100,6 +104,20 @@ def _add_search(sub) -> None:
     p.add_argument("--runs-dir")
     p.add_argument("--device", default="auto")
     _add_module_option(p)
+
+
+class VersionAndExtras(argparse.Action):
+    """``--version``: the version, then each optional extra, installed or not, and what it enables."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .core.extras import report
+
+        print(f"torchclassics {__version__}\nextras (optional features):")
+        print("\n".join(report()))
+        parser.exit()
 
 
 class Parser(argparse.ArgumentParser):
@@ -122,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="torchclassics", description="The classic PyTorch lessons as "
                                      "reproducible experiments.", epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"torchclassics {__version__}")
+    parser.add_argument("--version", action=VersionAndExtras, help="the version, and which optional extras are "
+                                                                   "installed and what each enables")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="every experiment, one line each (yours too)")
     _add_module_option(p)
@@ -176,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "torchscript", "exported", "executorch"],
                    help="executorch: a .pte program for Android and iOS apps "
-                        "(pip install \"torchclassics[executorch]\")")
+                        "(pip install \"torchclassics[executorch]\", or in a clone pip install \".[executorch]\")")
     p.add_argument("--quantize", choices=["int8"],
                    help="with --format executorch: int8 weights and activations (XNNPACK's quantizer), calibrated "
                         "on the run's training data; size and held-out metrics before and after")
@@ -252,6 +271,8 @@ def _written(run_dir: Path) -> list[str]:
                        if p.is_file() and not p.name.startswith("."))
         if names:
             lines.append(f"  {folder}/: {', '.join(names)}")
+    if (run_dir / layout.TENSORBOARD).is_dir():
+        lines.append(f"  {layout.TENSORBOARD}/: TensorBoard curves (tensorboard --logdir {_shown_path(run_dir)})")
     top = [name for name in (layout.PARAMS, layout.METRICS, layout.SUMMARY, layout.LOG) if (run_dir / name).is_file()]
     lines.append(f"  {', '.join(top)}")
     return lines
@@ -283,7 +304,8 @@ def _cmd_run(args) -> int:
     if args.offline:
         os.environ["TORCHCLASSICS_OFFLINE"] = "1"  # data code reads it; processes started from here inherit it
     result = run(args.name, out=args.out, runs_dir=args.runs_dir, device=args.device, resume=args.resume,
-                 quiet=args.quiet, figures=not args.no_figures, sets=args.sets, params_file=args.params_file)
+                 quiet=args.quiet, figures=not args.no_figures, sets=args.sets, params_file=args.params_file,
+                 tensorboard=args.tensorboard)
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun, rank 0 speaks for all
     summary = result.summary

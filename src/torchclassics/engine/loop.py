@@ -106,6 +106,7 @@ class Trainer:
         self.saved_epoch = 0  # the epoch last.pt holds (an interrupted run says where it will continue)
         self.last_save = time.monotonic()
         self.checkpoint_seconds = checkpoint_interval()
+        self.tensorboard = True  # curves in the run's tensorboard/ when TensorBoard is installed (False: none)
 
     @property
     def writes(self) -> bool:
@@ -309,7 +310,7 @@ class Trainer:
         self.progress = progress.Progress(epochs, self.epoch, steps, self.run.info,
                                           label=self.tag or self.run.path.name, enabled=self.run.writer)
         self.curves = Curves(lambda: self.run.real_folder(self.run.path / layout.TENSORBOARD), self.tag, self.epoch,
-                             resumed=resume, enabled=self.run.writer)
+                             resumed=resume, enabled=self.run.writer and self.tensorboard)
         keep_freed_memory()
         try:
             while self.epoch < epochs:
