@@ -177,7 +177,7 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
                 if writer and figures:
                     seed_everything(params["seed"])
                     with progress.phase("drawing figures"):
-                        experiment.figures(finished, run_dir.real_folder(run_dir.figures))
+                        _draw_figures(finished, run_dir.real_folder(run_dir.figures))
             except KeyboardInterrupt as err:
                 if not run_dir.started or isinstance(err, interrupts.Interrupted):
                     raise
@@ -193,6 +193,19 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
         if dist:
             dist.close()
     return RunResult(name, run_dir.path, summary.metrics, summary.to_json(), finished.model)
+
+
+def _draw_figures(run, folder: Path) -> None:
+    """The experiment's figures; where it draws none (an experiment of one's own, say), the loss and metric
+    curves every run has."""
+    from .experiments._base import default_figures
+    from .rundir.reader import image_files
+
+    before = {path: path.stat().st_mtime_ns for path in image_files(folder, folder)}
+    run.experiment.figures(run, folder)
+    after = {path: path.stat().st_mtime_ns for path in image_files(folder, folder)}
+    if after == before and run.fit is not None:
+        default_figures(run, folder)
 
 
 def _complete(run_dir, name: str, params: dict) -> Summary | None:
@@ -397,7 +410,7 @@ def figures(run_path: str | Path, device: str = "cpu") -> list[Path]:
         with threads.using(threads_of(run)):
             seed_everything(run.params["seed"])
             with progress.phase("drawing figures"):
-                run.experiment.figures(run, writer.real_folder(writer.figures))
+                _draw_figures(run, writer.real_folder(writer.figures))
     finally:
         writer.close()
     return RunFolder(run.path).figures()

@@ -160,6 +160,22 @@ def _plot_series(ax, history: list[dict], x: np.ndarray, series, marker) -> None
             ax.plot(x, values, marker=marker, ms=4, color=colour, label=f"{label} (last {_last(values)})")
 
 
+def metric_curves(history: list[dict], metrics: list[str], path: Path, title: str = "", *,
+                  held_out: str = "test") -> Path:
+    """One panel per metric, train and held-out per epoch (``f1``, ``mse``: whatever a Task measures)."""
+    fig = new_figure(4.2 * len(metrics), 3.8)
+    x = _values(history, "epoch")
+    marker = marker_for(len(history))
+    for index, name in enumerate(metrics, start=1):
+        ax = fig.add_subplot(1, len(metrics), index)
+        _plot_series(ax, history, x, [(name, "train", "tab:blue"), (f"{held_out}_{name}", held_out, "tab:orange")],
+                     marker)
+        whole_number_ticks(ax, x)
+        ax.set(xlabel="epoch", ylabel=name, title=f"{title}: {name}" if title else name)
+        ax.legend(fontsize=8)
+    return save(fig, path)
+
+
 def loss_curves(history: list[dict], path: Path, title: str = "", *, loss: str = "loss", held_out: str = "test",
                 step_losses: list[float] | None = None) -> Path:
     """:func:`loss_figure`, written to ``path``."""
