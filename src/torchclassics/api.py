@@ -378,7 +378,13 @@ def evaluate(run_path: str | Path, checkpoint_name: str = "best", device: str = 
 def predict(run_path: str | Path, files: list[str | Path] = (), checkpoint_name: str = "best", device: str = "cpu",
             texts: list[str] = ()) -> list[dict]:
     """One dict per file (a ``Path``) or text (a ``str``): ``file``, and ``label`` + ``probability``,
-    or ``error``."""
+    or ``error``. ``run_path`` may also be an exported .onnx file: its own metadata says how to prepare
+    the files and names the classes."""
+    if Path(run_path).suffix == ".onnx" and Path(run_path).is_file():
+        from .deploy.described import predict_files
+
+        messages.console()
+        return predict_files(Path(run_path), [Path(f) for f in files] + list(texts))
     from .engine import threads
     from .experiments.finished import threads_of
 

@@ -80,11 +80,22 @@ def export(run_path, fmt: str = "onnx", output=None, checkpoint_name: str = "bes
     sidecar.check_target(path, run_path, force, formats=SUFFIX)
     if fmt == "executorch":
         details = executorch.write_program(tools, trained.experiment, trained.task, path, quantize)
+        details["metadata"] = metadata(trained, run_path, checkpoint_name, details.get("input_shape"))
     else:
         example = trained.experiment.example_input(trained.task)
-        details = formats.write_and_verify(fmt, trained.task.model.eval(), example, path)
+        described = metadata(trained, run_path, checkpoint_name, list(example.shape[1:]))
+        details = formats.write_and_verify(fmt, trained.task.model.eval(), example, path, described)
+        details["metadata"] = described
     sidecar.write(path, run_path, checkpoint_name, fmt, details)
     return path
+
+
+def metadata(trained: TrainedModel, run_path, checkpoint_name: str, input_shape) -> dict:
+    """What the export says about itself (in an ONNX file's metadata_props and every sidecar): the
+    experiment, one input's shape, where it came from, and the experiment's own preparation and classes."""
+    return {"experiment": trained.experiment.name, "input_shape": input_shape,
+            "source_run": str(Path(run_path).resolve()), "checkpoint": checkpoint_name,
+            **trained.experiment.export_metadata(trained.task)}
 
 
 def describe(path) -> list[str]:

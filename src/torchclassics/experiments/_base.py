@@ -81,6 +81,12 @@ class Experiment:
         """The models a run trains one after another, by tag (their checkpoints: checkpoints/<tag>/)."""
         return {MAIN: Part(task, params)}
 
+    def export_metadata(self, task: Task) -> dict:
+        """What an exported model needs to be used without this package's run folder: ``classes`` (the
+        label of each output), ``prepare`` (how a file becomes an input: "mnist_digit" or "image"),
+        ``normalisation`` (``mean`` and ``std`` per channel), ``image_size``. Default: nothing more."""
+        return {}
+
     def example_input(self, task: Task) -> torch.Tensor:
         """Two real inputs of the model, for export: the held-out split's first batch."""
         data = task.test if task.test is not None else task.train

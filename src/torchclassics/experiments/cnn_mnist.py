@@ -105,6 +105,10 @@ class MnistClassifier(Experiment):
         draw_loss(run, folder / "loss.png", f"{self.name}: cross-entropy")
 
     # -- image files ------------------------------------------------------------------
+    def export_metadata(self, task):
+        return {"classes": [str(digit) for digit in range(10)], "prepare": "mnist_digit",
+                "normalisation": {"mean": [mnist.MEAN], "std": [mnist.STD]}}
+
     @torch.no_grad()
     def predict(self, run, inputs):
         model, device = run.model.eval(), run.device
