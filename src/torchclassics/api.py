@@ -156,15 +156,18 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
         else:
             params = fresh
         Precision.check(params.get("precision", "fp32"), target)  # what the device allows, before any data loads
-        experiment = registry.get(name)
-        seed_everything(params["seed"])
         with progress.phase(f"preparing {name} (data, model)"):
+            experiment = registry.get(name)
+            seed_everything(params["seed"])
             task = _built(experiment, name, params, target)  # data errors surface here, before anything is written
         params = {**params, "threads": threads.planned(params.get("threads"), task.model, task.cpu_threads)}
         with threads.using(params["threads"]):
             _checked(experiment, name, params, task, target)  # memory, optimizer, scheduler, precision
             if dist:
                 task.train.shard(dist.rank, dist.world)
+            if tensorboard and writer:
+                with progress.phase("loading TensorBoard"):  # its import takes a second or more
+                    from torch.utils.tensorboard import SummaryWriter  # noqa: F401
             interrupts.honour(terminate=True)  # imported and built: a Ctrl-C held since the start stops it here
             if run_dir is None:
                 run_dir = _claim_new(name, out, runs_dir, writer, dist)
