@@ -96,3 +96,18 @@ def test_resume_of_a_complete_run_from_the_command_line_exits_0(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in times} == times
     longer = cli("run", "regression", "--out", str(out), "--resume", "--set", "epochs=5", "--no-figures")
     assert longer.returncode == 0 and "resumed training at epoch 3" in longer.stderr, longer.stderr
+
+
+@pytest.mark.integration
+def test_a_complete_run_whose_params_json_was_edited_is_checked_not_called_complete(tmp_path, capsys):
+    import json
+
+    from torchclassics.cli import main
+
+    out = tmp_path / "r"
+    assert main(["run", "regression", "--out", str(out), "--set", "epochs=3", "--no-figures", "-q"]) == 0
+    params = json.loads((out / "params.json").read_text())
+    (out / "params.json").write_text(json.dumps({**params, "hidden": 11}))
+    capsys.readouterr()
+    assert main(["run", "regression", "--out", str(out), "--resume", "-q"]) == 2
+    assert "hidden 10 -> 11" in capsys.readouterr().err

@@ -212,10 +212,12 @@ def _draw_figures(run, folder: Path) -> None:
 
 
 def _complete(run_dir, name: str, params: dict) -> Summary | None:
-    """The summary of a run that has trained all its ``epochs`` (None when there is more to do: a run
-    stopped early, or ``epochs`` raised since)."""
+    """The summary of a run that has trained all its ``epochs`` with the parameters its params.json holds
+    (None when there is more to do, a run stopped early or ``epochs`` raised since, or something to check)."""
     summary = run_dir.folder.summary() if run_dir.folder.has(layout.SUMMARY) else None
     if summary is None or summary.experiment != name or summary.epochs is None:
+        return None
+    if summary.params != params:  # params.json edited since: training's own checks answer (and refuse)
         return None
     return summary if int(summary.epochs) == int(params["epochs"]) else None
 
