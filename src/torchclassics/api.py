@@ -14,6 +14,7 @@ objects the end of training had, from the run directory.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -166,8 +167,8 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
             if dist:
                 task.train.shard(dist.rank, dist.world)
             if tensorboard and writer:
-                with progress.phase("loading TensorBoard"):  # its import takes a second or more
-                    from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+                with progress.phase("loading TensorBoard"), contextlib.suppress(ImportError):  # a second or more
+                    from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (the engine says if it fails)
             interrupts.honour(terminate=True)  # imported and built: a Ctrl-C held since the start stops it here
             if run_dir is None:
                 run_dir = _claim_new(name, out, runs_dir, writer, dist)
