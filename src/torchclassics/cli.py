@@ -137,9 +137,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="torchclassics", description="The classic PyTorch lessons as "
-                                     "reproducible experiments.", epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="torchclassics", description="The classic PyTorch lessons as reproducible experiments.",
+                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action=VersionAndExtras, help="the version, and which optional extras are "
                                                                    "installed and what each enables")
     sub = parser.add_subparsers(dest="command", required=True)
