@@ -76,3 +76,16 @@ def test_next_hints_name_the_module_of_an_experiment_of_ones_own(tmp_path, capsy
     evaluate = next(line.strip() for line in hints if "evaluate" in line)
     assert evaluate == "torchclassics evaluate r --module mine.py"
     assert main(shlex.split(evaluate)[1:]) == 0
+
+
+@pytest.mark.integration
+def test_search_next_hint_can_be_copied_as_it_is(tmp_path, capsys, monkeypatch):
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TORCHCLASSICS_RUNS")
+    assert main(["init", "mine", ".", "--module", "mine.py"]) == 0
+    assert main(["search", "mine", "--module", "mine.py", "--trials", "1", "--set", "epochs=1"]) == 0
+    hint = capsys.readouterr().err.strip().splitlines()[-1]
+    assert hint.startswith("next: torchclassics run mine --params runs/") and hint.endswith(" --module mine.py"), hint
+    assert main([*shlex.split(hint.removeprefix("next: "))[1:], "--no-figures", "-q"]) == 0
