@@ -400,10 +400,13 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .deploy import describe, export
+    from . import progress
 
-    path = export(args.run_dir, fmt=args.fmt, output=args.output, checkpoint_name=args.checkpoint, force=args.force,
-                  quantize=args.quantize)
+    with progress.phase("loading torch"):
+        from .deploy import describe, export
+    with progress.phase(f"exporting to {args.fmt} and checking the file"):
+        path = export(args.run_dir, fmt=args.fmt, output=args.output, checkpoint_name=args.checkpoint,
+                      force=args.force, quantize=args.quantize)
     print(path)
     print("\n".join(describe(path)))
     return 0
