@@ -52,3 +52,20 @@ def test_an_onnx_export_names_its_axes_and_carries_its_description(cnn, tmp_path
     from_run = capsys.readouterr().out
     labels = [line.split(": ")[1].split(" (")[0] for line in from_export.splitlines()]
     assert labels == [line.split(": ")[1].split(" (")[0] for line in from_run.splitlines()] and len(labels) == 4
+
+
+@pytest.mark.external
+def test_an_executorch_program_carries_the_same_description(cnn, tmp_path):
+    pytest.importorskip("executorch")
+    from executorch.runtime import Runtime
+
+    from torchclassics.deploy import export
+    from torchclassics.deploy.executorch import METADATA_METHOD
+
+    path = export(cnn.run_dir, fmt="executorch", output=tmp_path / "cnn.pte")
+    program = Runtime.get().load_program(str(path))
+    (text,) = program.load_method(METADATA_METHOD).execute([])
+    described = json.loads(text)
+    assert described["experiment"] == "cnn_mnist" and described["input_shape"] == [1, 28, 28]
+    assert described["classes"] == [str(d) for d in range(10)]
+    assert json.loads(path.with_name(path.name + ".json").read_text())["metadata"] == described

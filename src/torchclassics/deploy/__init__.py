@@ -79,8 +79,10 @@ def export(run_path, fmt: str = "onnx", output=None, checkpoint_name: str = "bes
     path = Path(output) if output else default_path(run_path, fmt, quantize)
     sidecar.check_target(path, run_path, force, formats=SUFFIX)
     if fmt == "executorch":
-        details = executorch.write_program(tools, trained.experiment, trained.task, path, quantize)
-        details["metadata"] = metadata(trained, run_path, checkpoint_name, details.get("input_shape"))
+        row = trained.experiment.example_input(trained.task)[:1]
+        described = metadata(trained, run_path, checkpoint_name, list(row.shape[1:]))
+        details = executorch.write_program(tools, trained.experiment, trained.task, path, quantize, described)
+        details["metadata"] = described
     else:
         example = trained.experiment.example_input(trained.task)
         described = metadata(trained, run_path, checkpoint_name, list(example.shape[1:]))
