@@ -116,5 +116,6 @@ def test_evaluate_and_export_of_an_optimizers_run_use_the_best_optimizer(tmp_pat
 
 def test_predict_on_a_run_that_does_not_classify_is_one_line(tmp_path, capsys):
     result = run("regression", out=tmp_path / "r", figures=False, epochs=2)
-    assert main(["predict", str(result.run_dir), "x.png"]) == 2
+    (tmp_path / "x.png").write_bytes(b"")  # a file that exists: a missing one is refused before the run is read
+    assert main(["predict", str(result.run_dir), str(tmp_path / "x.png")]) == 2
     assert "runs do not classify files or texts" in capsys.readouterr().err

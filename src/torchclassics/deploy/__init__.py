@@ -79,12 +79,25 @@ def export(run_path, fmt: str = "onnx", output=None, checkpoint_name: str = "bes
     path = Path(output) if output else default_path(run_path, fmt, quantize)
     sidecar.check_target(path, run_path, force, formats=SUFFIX)
     if fmt == "executorch":
-        details = executorch.write_program(tools, trained.experiment, trained.task, path, quantize)
+        row = trained.experiment.example_input(trained.task)[:1]
+        described = metadata(trained, run_path, checkpoint_name, list(row.shape[1:]))
+        details = executorch.write_program(tools, trained.experiment, trained.task, path, quantize, described)
+        details["metadata"] = described
     else:
         example = trained.experiment.example_input(trained.task)
-        details = formats.write_and_verify(fmt, trained.task.model.eval(), example, path)
+        described = metadata(trained, run_path, checkpoint_name, list(example.shape[1:]))
+        details = formats.write_and_verify(fmt, trained.task.model.eval(), example, path, described)
+        details["metadata"] = described
     sidecar.write(path, run_path, checkpoint_name, fmt, details)
     return path
+
+
+def metadata(trained: TrainedModel, run_path, checkpoint_name: str, input_shape) -> dict:
+    """What the export says about itself (in an ONNX file's metadata_props and every sidecar): the
+    experiment, one input's shape, where it came from, and the experiment's own preparation and classes."""
+    return {"experiment": trained.experiment.name, "input_shape": input_shape,
+            "source_run": str(Path(run_path).resolve()), "checkpoint": checkpoint_name,
+            **trained.experiment.export_metadata(trained.task)}
 
 
 def describe(path) -> list[str]:

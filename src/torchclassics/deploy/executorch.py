@@ -9,6 +9,7 @@ with size and held-out metrics before and after. Latency is measured on this CPU
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import statistics
@@ -97,14 +98,19 @@ def _outside_delegate(graph) -> dict[str, int]:
     return counts
 
 
-def _lower(et: ExecuTorch, model, row: torch.Tensor, name: str) -> tuple[bytes, dict]:
-    """The .pte bytes of ``model`` for inputs shaped like ``row``, and how XNNPACK took it."""
+METADATA_METHOD = "metadata"  # a .pte's method returning the export's description as JSON text
+
+
+def _lower(et: ExecuTorch, model, row: torch.Tensor, name: str, metadata: dict | None = None) -> tuple[bytes, dict]:
+    """The .pte bytes of ``model`` for inputs shaped like ``row``, and how XNNPACK took it; ``metadata`` as a
+    constant method (``program.load_method("metadata").execute([])`` gives its JSON text)."""
     try:
         with warnings.catch_warnings():
             # nn.RNN/LSTM/GRU keep their weights in a list torch.export warns about; the program is right
             warnings.filterwarnings("ignore", message=".*were assigned during export")
             program = torch.export.export(model, (row,))
-        edge = et.lower(program, partitioner=[et.partitioner()])
+        constants = {METADATA_METHOD: json.dumps(metadata)} if metadata else None
+        edge = et.lower(program, partitioner=[et.partitioner()], constant_methods=constants)
         graph = edge.exported_program().graph
         buffer = edge.to_executorch().buffer
     except Exception as err:  # torch.export and ExecuTorch raise many kinds; all mean "not this model"
@@ -212,7 +218,8 @@ def _check_program(method, reference, rows: torch.Tensor, quantize: str | None) 
     return difference, limit
 
 
-def write_program(et: ExecuTorch, experiment, task, path: Path, quantize: str | None) -> dict:
+def write_program(et: ExecuTorch, experiment, task, path: Path, quantize: str | None,
+                  metadata: dict | None = None) -> dict:
     """The run's model as an ExecuTorch program for one input at a time, written to ``path`` only
     once ExecuTorch's runtime has run it as the model does. Returns what the sidecar records."""
     name = experiment.name
@@ -227,7 +234,7 @@ def write_program(et: ExecuTorch, experiment, task, path: Path, quantize: str | 
             reference, calibrated = _int8_model(model, task, rows)
             checked_on = _held_out_rows(task)  # real inputs: int8 ranges are set for them, not for noise
             record = {"quantize": quantize, "calibration_samples": calibrated, "held_out_samples": task.test.n_samples}
-        program, lowering = _lower(et, reference, row, name)
+        program, lowering = _lower(et, reference, row, name, metadata)
         with files.replaced_atomically(path) as tmp:
             tmp.write_bytes(program)
             method = _load_method(et, tmp)  # what was written is what is checked

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .. import progress
-from ..core import messages
+from ..core import interrupts, messages
 from ..core.errors import UserError
 from ..rundir import layout
 from ..rundir.metrics import Objective, held_out
@@ -103,8 +103,10 @@ class Trainer:
         self.pending_best: state.BestWeights | None = None
         self.restored = False
         self.resumed_from = 0
+        self.saved_epoch = 0  # the epoch last.pt holds (an interrupted run says where it will continue)
         self.last_save = time.monotonic()
         self.checkpoint_seconds = checkpoint_interval()
+        self.tensorboard = True  # curves in the run's tensorboard/ when TensorBoard is installed (False: none)
 
     @property
     def writes(self) -> bool:
@@ -249,7 +251,7 @@ class Trainer:
             raise UserError(f"epochs={epochs}: {last} has already trained {saved.epoch} epochs; give "
                             f"epochs >= {saved.epoch} to continue the run.")
         self.load_state(saved, last)
-        self.resumed_from = self.epoch
+        self.resumed_from = self.saved_epoch = self.epoch
         return self.epoch
 
     def check_same_params(self, saved: state.TrainingState, path) -> None:
@@ -286,10 +288,12 @@ class Trainer:
         if not self.writes or not (final or due):
             return
         self.run.real_folder(self.checkpoint(layout.LAST).parent)
-        if self.pending_best is not None:
-            state.save(self.pending_best, self.checkpoint(layout.BEST))
-            self.pending_best = None
-        state.save(self.state(), self.checkpoint(layout.LAST))
+        with interrupts.deferred():  # last.pt and the epoch an interrupted run names agree
+            if self.pending_best is not None:
+                state.save(self.pending_best, self.checkpoint(layout.BEST))
+                self.pending_best = None
+            state.save(self.state(), self.checkpoint(layout.LAST))
+            self.saved_epoch = self.epoch
         self.last_save = time.monotonic()
 
     # -- the whole fit -------------------------------------------------------------------------------
@@ -306,14 +310,16 @@ class Trainer:
         self.progress = progress.Progress(epochs, self.epoch, steps, self.run.info,
                                           label=self.tag or self.run.path.name, enabled=self.run.writer)
         self.curves = Curves(lambda: self.run.real_folder(self.run.path / layout.TENSORBOARD), self.tag, self.epoch,
-                             resumed=resume, enabled=self.run.writer)
+                             resumed=resume, enabled=self.run.writer and self.tensorboard)
         keep_freed_memory()
         try:
             while self.epoch < epochs:
                 self.run_epoch(self.epoch + 1, final=self.epoch + 1 == epochs)
-        except BaseException:  # Ctrl-C, a divergence, a full disk: end the curves without waiting on them
+        except BaseException as err:  # Ctrl-C, a divergence, a full disk: end the curves without waiting on them
             self.progress.close()
             self.curves.close(interrupted=True)
+            if isinstance(err, KeyboardInterrupt) and not hasattr(err, "saved_epoch"):
+                err.saved_epoch, err.tag = self.saved_epoch, self.tag  # where --resume will continue
             raise
         self.progress.close()
         self.curves.close()

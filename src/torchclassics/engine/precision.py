@@ -22,13 +22,18 @@ KINDS = ("fp32", "bf16", "fp16")
 
 class Precision:
     def __init__(self, kind: str, device: torch.device):
+        self.check(kind, device)
+        self.kind, self.device = kind, device
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(kind)
+        self.scaler = torch.amp.GradScaler("cuda") if kind == "fp16" else None
+
+    @staticmethod
+    def check(kind: str, device: torch.device) -> None:
+        """``kind`` on ``device``, refused in one line; cheap, so a run checks it before loading any data."""
         if kind not in KINDS:
             raise UserError(f"precision={kind!r}: choose one of {', '.join(KINDS)}.")
         if kind == "fp16" and device.type != "cuda":
             raise UserError(f"precision=fp16 needs a CUDA GPU (its GradScaler); on {device.type} use bf16 or fp32.")
-        self.kind, self.device = kind, device
-        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(kind)
-        self.scaler = torch.amp.GradScaler("cuda") if kind == "fp16" else None
 
     def autocast(self, cache: bool = True):
         """The forward pass and loss of a step (``cache=False`` inside a CUDA graph capture)."""

@@ -81,6 +81,12 @@ class Experiment:
         """The models a run trains one after another, by tag (their checkpoints: checkpoints/<tag>/)."""
         return {MAIN: Part(task, params)}
 
+    def export_metadata(self, task: Task) -> dict:
+        """What an exported model needs to be used without this package's run folder: ``classes`` (the
+        label of each output), ``prepare`` (how a file becomes an input: "mnist_digit" or "image"),
+        ``normalisation`` (``mean`` and ``std`` per channel), ``image_size``. Default: nothing more."""
+        return {}
+
     def example_input(self, task: Task) -> torch.Tensor:
         """Two real inputs of the model, for export: the held-out split's first batch."""
         data = task.test if task.test is not None else task.train
@@ -142,9 +148,10 @@ class Experiment:
         return {}
 
     def figures(self, run: FinishedRun, folder: Path) -> None:
-        """Draw into ``folder``. Never trains. Default: the loss curves (an experiment of one's own gets
-        them without a line of its own)."""
-        draw_loss(run, folder / "loss.png", f"{self.name}: {run.task.loss_name}")
+        """Draw into ``folder``. Never trains. Default: the loss curves and the held-out metrics' curves
+        (an experiment of one's own gets them without a line of its own; so does one whose figures()
+        draws nothing)."""
+        default_figures(run, folder)
 
     def stopped_parts(self, summary: Summary | None) -> dict[str, str]:
         """Parts that stopped early in a finished run (tag -> why), as its summary says: no Fit for them."""
@@ -153,6 +160,20 @@ class Experiment:
     def predict(self, run: FinishedRun, inputs: list) -> list[dict]:
         raise UserError(f"predict: {self.name} runs do not classify files or texts (cnn_mnist, lstm_mnist, "
                         "dogs_vs_cats and char_rnn_names runs do).")
+
+
+def default_figures(run: FinishedRun, folder: Path) -> list[Path]:
+    """loss.png (with accuracy beside the loss when measured), and metrics.png for the other metrics the
+    Task measures (train and held-out per epoch)."""
+    from ..viz.plots import metric_curves
+
+    name = run.experiment.name
+    drawn = [draw_loss(run, folder / "loss.png", f"{name}: {run.task.loss_name}")]
+    history = run.fit.history if run.fit is not None else []
+    others = [metric for metric in run.task.metrics if metric != "accuracy" and any(metric in row for row in history)]
+    if others:
+        drawn.append(metric_curves(history, others, folder / "metrics.png", name, held_out=run.task.held_out))
+    return drawn
 
 
 def draw_loss(run: FinishedRun, path: Path, title: str) -> Path:

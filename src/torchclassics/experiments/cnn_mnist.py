@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import progress
 from ..data import mnist
 from ..data.digits import DigitError, load_digit
 from ..engine.loop import Task, accuracy_sum
@@ -104,6 +105,10 @@ class MnistClassifier(Experiment):
         draw_loss(run, folder / "loss.png", f"{self.name}: cross-entropy")
 
     # -- image files ------------------------------------------------------------------
+    def export_metadata(self, task):
+        return {"classes": [str(digit) for digit in range(10)], "prepare": "mnist_digit",
+                "normalisation": {"mean": [mnist.MEAN], "std": [mnist.STD]}}
+
     @torch.no_grad()
     def predict(self, run, inputs):
         model, device = run.model.eval(), run.device
@@ -172,13 +177,15 @@ def tsne_figures(run: FinishedRun, figures_dir: Path) -> None:
         frames.append({"step": run.fit.steps, "weights": run.model.state_dict()})
     snapshot_net = CNN().to(memory_format=torch.channels_last)
     points, animation = None, TsneAnimation(labels)
-    for frame in frames:
-        weights = {k: v.detach().cpu() for k, v in frame["weights"].items() if not k.startswith("out.")}
-        snapshot_net.load_state_dict({**snapshot_net.state_dict(), **weights})
-        with torch.no_grad():
-            features = snapshot_net.eval().features(images).numpy()
-        points = tsne(features, seed=int(params["seed"]), start=points, max_iter=int(params.get("tsne_iter", 500)))
-        animation.frame(points, f"t-SNE of the CNN's features, step {frame['step']}")
+    with progress.phase(f"t-SNE of {count} test digits' features, {len(frames)} frames"):  # the slowest figure
+        for frame in frames:
+            weights = {k: v.detach().cpu() for k, v in frame["weights"].items() if not k.startswith("out.")}
+            snapshot_net.load_state_dict({**snapshot_net.state_dict(), **weights})
+            with torch.no_grad():
+                features = snapshot_net.eval().features(images).numpy()
+            points = tsne(features, seed=int(params["seed"]), start=points,
+                          max_iter=int(params.get("tsne_iter", 500)))
+            animation.frame(points, f"t-SNE of the CNN's features, step {frame['step']}")
     tsne_figure(points, labels, figures_dir / "tsne.png",
                 f"t-SNE of the trained CNN's 1568-d features ({count} test digits)")
     animation.write(figures_dir / "animation.gif", fps=3)

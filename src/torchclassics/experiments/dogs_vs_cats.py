@@ -118,6 +118,12 @@ class DogsVsCats(Experiment):
         prediction_grid(found, classes, folder / "predictions.png")
 
     # -- predict --------------------------------------------------------------------------------
+    def export_metadata(self, task):
+        from ..data.images import IMAGENET_MEAN, IMAGENET_STD
+
+        return {"classes": list(task.record["classes"]), "prepare": "image", "image_size": task.context["image_size"],
+                "normalisation": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}}
+
     def predict(self, run, inputs):
         model, classes, size = run.model.eval(), run.task.record["classes"], run.params["image_size"]
         return [predict_file(model, item, size, classes, run.device) if isinstance(item, Path) else

@@ -6,6 +6,7 @@ import itertools
 import warnings
 
 from ..core.errors import UserError
+from ..core.extras import install_hint
 
 SAMPLERS = ("tpe", "gp", "botorch", "random", "grid")
 PRUNERS = ("median", "none")
@@ -25,8 +26,8 @@ def check_sampler_installed(kind: str) -> None:
                 import botorch  # noqa: F401
                 from optuna_integration import BoTorchSampler  # noqa: F401
         except ImportError:
-            raise UserError.for_option("sampler", kind, 'needs BoTorch and optuna-integration: '
-                                                        'pip install "torchclassics[botorch]".') from None
+            raise UserError.for_option("sampler", kind, "needs BoTorch and optuna-integration: "
+                                                        f"{install_hint('botorch')}.") from None
 
 
 def check_pruner(kind: str) -> None:

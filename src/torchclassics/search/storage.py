@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from ..core.errors import UserError
+from ..core.extras import install_hint
 from ..rundir import layout
 
 # On an RDB storage a trial silent (no heartbeat) for the grace period is failed by the next
@@ -164,7 +165,7 @@ def open_storage(storage: str, create: bool = True):
     except ImportError as err:
         raise UserError.for_option("storage", shown_storage(storage),
                                    f"the database driver is missing ({err}). For PostgreSQL: "
-                                   "pip install \"torchclassics[postgres]\" (psycopg2-binary).") from None
+                                   f"{install_hint('postgres')}.") from None
     except Exception as err:  # sqlalchemy's errors: bad URL, unreachable server, refused login
         raise UserError.for_option("storage", shown_storage(storage),
                                    f"cannot open the study database: {str(err).splitlines()[0]}") from None

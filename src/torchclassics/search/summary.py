@@ -8,8 +8,8 @@ import math
 import os
 import shlex
 from dataclasses import dataclass
-from pathlib import Path
 
+from ..core.text import as_typed
 from .baseline import BASELINE_ATTR, INTERRUPTED_ATTR
 from .space import GRID_POINTS
 from .trials import shown_params
@@ -47,15 +47,7 @@ def module_options(name: str) -> list[str]:
     if not is_plugin(name):
         return []
     plugin = plugin_experiments()[name]
-    return ["--module", plugin.source] if plugin.origin == f"${PLUGINS_VARIABLE}" else []
-
-
-def _shown_path(path: str | os.PathLike) -> str:
-    """A path as short as it can be copied: relative to the working directory when inside it."""
-    try:
-        return os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd().resolve()) else str(path)
-    except (OSError, ValueError):
-        return str(path)
+    return ["--module", as_typed(plugin.source)] if plugin.origin == f"${PLUGINS_VARIABLE}" else []
 
 
 def command(words: list[str]) -> str:
@@ -64,7 +56,7 @@ def command(words: list[str]) -> str:
 
 def retrain_command(name: str, best_params_path: str | os.PathLike, sets=()) -> str:
     """``torchclassics run NAME --params .../best_params.json`` with the trial's fixed ``--set`` values."""
-    words = ["run", name, "--params", _shown_path(best_params_path)]
+    words = ["run", name, "--params", as_typed(best_params_path)]
     for text in sets:
         words += ["--set", text]
     return command(words + module_options(name))

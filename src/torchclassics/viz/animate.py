@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .. import progress
 from ..core.files import replaced_atomically
 from .plots import new_figure
 
@@ -113,6 +114,7 @@ def write_gif(frames: list[np.ndarray], path: Path, fps: float = 8.0) -> Path:
         # A list of durations with a single frame trips Pillow's GIF writer: give it a number.
         indexed[0].save(tmp, format="GIF", save_all=True, append_images=indexed[1:], loop=0, optimize=False,
                         duration=durations if len(durations) > 1 else durations[0])
+    progress.part_done(path.name)
     return path
 
 
@@ -130,4 +132,5 @@ def write_png(frame: np.ndarray, path: Path) -> Path:
     """An RGB array as a PNG, written atomically."""
     with replaced_atomically(path) as tmp:
         Image.fromarray(np.asarray(frame, dtype=np.uint8)).save(tmp, format="PNG")
+    progress.part_done(Path(path).name)
     return Path(path)

@@ -12,6 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, MaxNLocator
 
+from .. import progress
 from ..core.files import replaced_atomically
 
 # Fewer epochs than this, with every step's loss at hand: the loss figure's x axis is the step,
@@ -42,6 +43,7 @@ def save(fig: Figure, path: Path) -> Path:
     kind = path.suffix.lstrip(".").lower() or "png"
     with replaced_atomically(path) as tmp:  # a PNG says who drew it: a lesson's folder replaces only its own
         fig.savefig(tmp, format=kind, metadata={"Software": DRAWN_BY} if kind == "png" else None)
+    progress.part_done(path.name)  # "drawing figures" names each slow one
     return path
 
 
@@ -156,6 +158,22 @@ def _plot_series(ax, history: list[dict], x: np.ndarray, series, marker) -> None
         if any(key in row for row in history):
             values = _values(history, key)
             ax.plot(x, values, marker=marker, ms=4, color=colour, label=f"{label} (last {_last(values)})")
+
+
+def metric_curves(history: list[dict], metrics: list[str], path: Path, title: str = "", *,
+                  held_out: str = "test") -> Path:
+    """One panel per metric, train and held-out per epoch (``f1``, ``mse``: whatever a Task measures)."""
+    fig = new_figure(4.2 * len(metrics), 3.8)
+    x = _values(history, "epoch")
+    marker = marker_for(len(history))
+    for index, name in enumerate(metrics, start=1):
+        ax = fig.add_subplot(1, len(metrics), index)
+        _plot_series(ax, history, x, [(name, "train", "tab:blue"), (f"{held_out}_{name}", held_out, "tab:orange")],
+                     marker)
+        whole_number_ticks(ax, x)
+        ax.set(xlabel="epoch", ylabel=name, title=f"{title}: {name}" if title else name)
+        ax.legend(fontsize=8)
+    return save(fig, path)
 
 
 def loss_curves(history: list[dict], path: Path, title: str = "", *, loss: str = "loss", held_out: str = "test",
