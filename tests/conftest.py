@@ -25,6 +25,8 @@ UNMARKED_LIMIT_CPU_S = 3.0
 @pytest.fixture(autouse=True)
 def isolated_runs_root(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCHCLASSICS_RUNS", str(tmp_path / "runs"))
+    # an in-process `--module` adds its file here for the processes it starts: none outlives its test
+    monkeypatch.delenv("TORCHCLASSICS_PLUGINS", raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     return tmp_path / "runs"
 

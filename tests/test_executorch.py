@@ -11,6 +11,7 @@ import sys
 import pytest
 import torch
 
+from helpers import one_line_error
 from torchclassics import run
 from torchclassics.cli import main
 from torchclassics.deploy import executorch as executorch_export
@@ -27,9 +28,8 @@ def regression(tmp_path_factory):
 
 
 def error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1, err
-    return err
+    """The one error line (the command's phase lines before it aside), no traceback."""
+    return one_line_error(capsys.readouterr().err)
 
 
 def test_without_executorch_the_export_is_one_line_naming_the_extra(regression, monkeypatch, capsys):

@@ -317,3 +317,19 @@ def test_the_old_names_keep_working():
     # the package params/ shares its name with the API's function: both calls work
     assert torchclassics.params("regression", lr=0.3)["lr"] == 0.3
     assert params("regression", sets=["hidden=4"])["hidden"] == 4
+
+
+def test_the_file_named_now_runs_when_another_file_registered_the_name_before(tmp_path, capsys):
+    """One process (a notebook): ``--module a/mine.py``, then ``--module b/mine.py``: b's experiment runs."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "mine.py").write_text(
+            "from torchclassics.registry import Experiment, experiment\n\n"
+            "@experiment('mine')\nclass Mine(Experiment):\n    def build(self, params, device):\n"
+            f"        raise ValueError('built by {folder}')\n")
+        (tmp_path / folder / "experiments" / "mine").mkdir(parents=True)
+        (tmp_path / folder / "experiments" / "mine" / "params.json").write_text('{"seed": 1, "epochs": 1}')
+    for folder in ("a", "b"):
+        code = main(["run", "mine", "--module", str(tmp_path / folder / "mine.py"), "--out",
+                     str(tmp_path / f"run-{folder}"), "-q"])
+        assert code == 2 and f"built by {folder}" in capsys.readouterr().err

@@ -15,6 +15,8 @@ An experiment of one's own imports what it needs from here::
 from __future__ import annotations
 
 import importlib
+import sys
+from pathlib import Path
 
 from .core.errors import UserError
 from .params.packaged import experiment_names
@@ -63,12 +65,24 @@ def listing() -> list[tuple[str, str]]:
 def get(name: str):
     """An instance of the experiment called ``name``; a clear error for an unknown name."""
     check_name(name)
-    if name not in _EXPERIMENTS:
+    if name not in _EXPERIMENTS or _from_another_file(name):
         if is_plugin(name):
             _import_plugin(plugin_experiments()[name])
         else:
             importlib.import_module(f"{__package__}.experiments.{name}")
     return _EXPERIMENTS[name]()
+
+
+def _from_another_file(name: str) -> bool:
+    """Whether ``name`` was registered in this process by another file than the one its plugin names now
+    (``--module b/mine.py`` after ``a/mine.py`` in one notebook): the file named now is the one to run."""
+    if not is_plugin(name):
+        return False
+    source = plugin_experiments()[name].source
+    if not source.endswith(".py"):
+        return False
+    registered = sys.modules.get(_EXPERIMENTS[name].__module__)
+    return Path(getattr(registered, "__file__", "") or "").resolve() != Path(source).expanduser().resolve()
 
 
 def _import_plugin(plugin: Plugin) -> None:

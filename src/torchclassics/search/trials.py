@@ -187,6 +187,16 @@ def queue_again(study, number: int, params: dict, user_attrs: dict) -> None:
     study.enqueue_trial(dict(params), user_attrs=again, skip_if_exists=False)
 
 
+def why_stopped(err: KeyboardInterrupt) -> str:
+    """Why a trial's run stopped: the search's own reason (a worker's parent gone, SIGTERM), not the single
+    run's advice to resume it that ``run`` wraps the interrupt in (a search continues as a search)."""
+    from ..core.interrupts import Interrupted
+
+    if isinstance(err, Interrupted):
+        err = err.__cause__ or KeyboardInterrupt()
+    return str(err) or "interrupted"
+
+
 def make_objective(plan: Plan, stamp: dict, number: int | None = None, reporters: list | None = None):
     """Optuna's objective: train one run with the sampled parameters, return its metric.
 
@@ -219,7 +229,7 @@ def make_objective(plan: Plan, stamp: dict, number: int | None = None, reporters
             say(plan, f"trial {n} {err}: {shown_params(sampled)}")
             raise
         except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM: the search stops; the trial is not at fault
-            reason = str(err) or "interrupted"
+            reason = why_stopped(err)
             mark(plan, out, n, trial.params, "interrupted", reason=reason, epoch=reporter.epoch, value=reporter.value)
             interrupted(trial, reason)
             raise optuna.TrialPruned(reason) from None
