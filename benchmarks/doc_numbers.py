@@ -633,11 +633,19 @@ def unscaled_run(name: str) -> Callable[[], dict]:
     return summary
 
 
+# What a reader's fresh shell does not set: the page's runs go to ./runs, its plugin is the one the command names.
+READERS_UNSET = ("TORCHCLASSICS_RUNS", "TORCHCLASSICS_PLUGINS", "TORCHCLASSICS_EXPERIMENTS")
+
+
+def readers_environment(**env: str) -> dict:
+    return {**{k: v for k, v in os.environ.items() if k not in READERS_UNSET}, **env}
+
+
 def torchclassics_cli(*words: str, **env: str) -> str:
     """A command as the page types it, in its own process (an experiment of one's own stays out of this one)."""
     import subprocess
 
-    done = subprocess.run([sys.executable, "-m", "torchclassics", *words], env={**os.environ, **env},
+    done = subprocess.run([sys.executable, "-m", "torchclassics", *words], env=readers_environment(**env),
                           capture_output=True, text=True, check=True)
     return done.stdout
 
@@ -675,7 +683,7 @@ def my_mlp_ddp_summary() -> dict:
         torchclassics_cli("init", "my_mlp", "--module", "my_mlp.py")
         subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                         "-m", "torchclassics", "run", "my_mlp", "--module", "my_mlp.py", "--out", "ddp",
-                        "--no-figures", "-q"], check=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+                        "--no-figures", "-q"], check=True, env=readers_environment(CUDA_VISIBLE_DEVICES=""),
                        capture_output=True)
         return summary_json(folder / "ddp")
 
