@@ -220,6 +220,12 @@ MY_MLP_INIT = "torchclassics init my_mlp --module my_mlp.py"
 MY_MLP_SESSION = (f"{MY_MLP_INIT}; torchclassics run my_mlp --module my_mlp.py; "
                   "TORCHCLASSICS_PLUGINS=$PWD/my_mlp.py torchclassics search my_mlp --trials 3 --set epochs=5; "
                   "torchclassics evaluate RUN; torchclassics export RUN --format onnx")
+# deploy_mobile.md: a CNN's run exported to an ExecuTorch program, as it is and in int8 (ExecuTorch installed).
+PHONE_EXPORTS = ("; torchclassics export RUN --format executorch"
+                 "; torchclassics export RUN --format executorch --quantize int8")
+PHONE_CNN = "torchclassics run cnn_mnist" + PHONE_EXPORTS
+PHONE_SHAPES = ("python -m torchclassics.data.shapes shapes/ --n 400 --layout kaggle; "
+                "torchclassics run dogs_vs_cats --set data_root=shapes --set epochs=4" + PHONE_EXPORTS)
 MY_MLP_DDP = (f"{MY_MLP_INIT}; CUDA_VISIBLE_DEVICES= torchrun --standalone --nproc_per_node=2 -m torchclassics run "
               "my_mlp --module my_mlp.py --out ddp")
 
@@ -372,6 +378,17 @@ MEASUREMENTS: dict[str, Number] = {
     "my_mlp.evaluate.test_accuracy.4": Number(MY_MLP_SESSION, "evaluate.test_accuracy", ".4g", SLOW),
     "my_mlp.export.max_difference": Number(MY_MLP_SESSION, "export.max_difference", ".3g", SLOW),
     "my_mlp.ddp2.test_accuracy": Number(MY_MLP_DDP, "test_accuracy", ".4f", RECORDED),
+    # deploy_mobile.md: held-out metrics before and after int8, the programs' sizes (ExecuTorch's version sets them)
+    **{f"phone.{name}.{when}.{metric}": Number(command, f"{when}.{metric}", digits, RECORDED)
+       for name, command, metrics in (("cnn_mnist", PHONE_CNN, ("test_accuracy", "test_loss", "bytes")),
+                                      ("dogs_vs_cats", PHONE_SHAPES, ("val_accuracy", "bytes")))
+       for when in ("before", "after") for metric in metrics
+       for digits in [{"bytes": ",", "test_loss": ".4g"}.get(metric, ".3f")]},
+    **{f"phone.{name}.smaller": Number(command, "smaller", ".1f", RECORDED)
+       for name, command in (("cnn_mnist", PHONE_CNN), ("dogs_vs_cats", PHONE_SHAPES))},
+    **{f"phone.{name}.int8_wrong": Number(command, "int8_wrong", "d", RECORDED)
+       for name, command in (("cnn_mnist", PHONE_CNN), ("dogs_vs_cats", PHONE_SHAPES))},
+    "phone.cnn_mnist.fp32.max_difference": Number(PHONE_CNN, "fp32.max_difference", ".3g", RECORDED),
 }
 
 # Numbers that a page shows in a transcript (a fenced block of a command's output), where no marker can go: each
@@ -385,6 +402,9 @@ TRANSCRIBED: dict[str, tuple[str, ...]] = {
         "my_mlp.trial0.test_accuracy", "my_mlp.trial0.test_loss.4", "my_mlp.trial0.test_accuracy.4",
         "my_mlp.trial0.best.value.4", "my_mlp.evaluate.test_loss", "my_mlp.evaluate.test_accuracy",
         "my_mlp.export.max_difference"),
+    "docs/deploy_mobile.md": (
+        "phone.cnn_mnist.before.bytes", "phone.cnn_mnist.after.bytes", "phone.cnn_mnist.before.test_loss",
+        "phone.cnn_mnist.after.test_loss", "phone.cnn_mnist.fp32.max_difference"),
 }
 
 # The files of the course notes (shared/seeds/): the tutorial series, the book, the course project, the LSTM notes.
@@ -675,6 +695,31 @@ def my_mlp_session_summary() -> dict:
                 "evaluate": evaluated, "export": {"max_difference": exported["max_difference"]}}
 
 
+def phone_programs(command: str, shapes: int = 0) -> Callable[[], dict]:
+    """The run of ``command`` exported for phones as it is and in int8: the int8 sidecar's held-out metrics and
+    sizes before and after, how many more held-out samples int8 gets wrong, and the fp32 program's check."""
+    def summary() -> dict:
+        import torchclassics
+        from torchclassics.data import shapes as drawn
+        from torchclassics.deploy import export
+
+        run_command = next(part.strip() for part in command.split(";") if part.strip().startswith("torchclassics run"))
+        name, sets = run_arguments(run_command)
+        with in_a_fresh_folder() as folder, on_the_pages_cpu():
+            if shapes:
+                drawn.make_folder(folder / "shapes", n=shapes, layout="kaggle")
+            torchclassics.run(name, out=folder / "run", figures=False, quiet=True, device="cpu",
+                              sets=offline(name, sets))
+            fp32, int8 = (json.loads(Path(f"{export(folder / 'run', fmt='executorch', quantize=q)}.json").read_text(
+                encoding="utf-8")) for q in (None, "int8"))
+        before, after = int8["before"], int8["after"]
+        accuracy = next(key for key in before if key.endswith("accuracy"))
+        wrong = round((before[accuracy] - after[accuracy]) * int8["held_out_samples"])
+        return {"before": before, "after": after, "smaller": before["bytes"] / after["bytes"], "int8_wrong": wrong,
+                "fp32": {"max_difference": fp32["max_difference"], "bytes": fp32["bytes"]}}
+    return summary
+
+
 def my_mlp_ddp_summary() -> dict:
     """init's my_mlp under torchrun on two CPU processes (1,347 training digits: each epoch leaves one out)."""
     import subprocess
@@ -698,7 +743,9 @@ LESSONS: dict[str, Callable[[], dict]] = {"torchclassics lesson pca": lesson_pca
                                           UNSCALED + "cnn_mnist": unscaled_run("cnn_mnist"),
                                           UNSCALED + "lstm_mnist": unscaled_run("lstm_mnist"),
                                           MY_MLP_SESSION: my_mlp_session_summary,
-                                          MY_MLP_DDP: my_mlp_ddp_summary}
+                                          MY_MLP_DDP: my_mlp_ddp_summary,
+                                          PHONE_CNN: phone_programs(PHONE_CNN),
+                                          PHONE_SHAPES: phone_programs(PHONE_SHAPES, shapes=400)}
 
 
 class Runs:
