@@ -811,7 +811,7 @@ def in_a_transcript(page: Path, written: str) -> bool:
 def transcript_mismatch(id_: str, number: Number, value: float) -> list[str]:
     """One line per page whose transcripts do not show the measured value as the command prints it."""
     written, command = number.written(value), " ; ".join(number.commands())
-    return [f"{page.relative_to(ROOT)}: no transcript shows {written}, what `{command}` ({metric_name(number)}) now "
+    return [f"{page.relative_to(ROOT)}: no transcript shows {written}, what `{command}` ({metric_name(number)}) "
             f"gives for {id_}; run the page's commands again and copy their output ({REGENERATE} {id_} measures it)"
             for page in transcribed_where(id_) if not in_a_transcript(page, written)]
 
