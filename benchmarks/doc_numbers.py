@@ -231,6 +231,9 @@ PATH_IN_PROGRAM = 512
 PHONE_PLAIN = {name: f"torchclassics run {name}; torchclassics export RUN --format executorch"
                for name in ("regression", "classification", "linear", "optimizers", "dqn_cartpole", "autoencoder",
                             "rnn_sincos", "lstm_mnist", "char_rnn_names")}
+# The phone commands' runs, whose parameters are recorded like a run command's: a changed default fails at once
+# (dogs_vs_cats' data_root is a fresh folder each time: not recorded).
+RUN_WITHIN = {PHONE_CNN: "torchclassics run cnn_mnist", **{c: f"torchclassics run {n}" for n, c in PHONE_PLAIN.items()}}
 MY_MLP_DDP = (f"{MY_MLP_INIT}; CUDA_VISIBLE_DEVICES= torchrun --standalone --nproc_per_node=2 -m torchclassics run "
               "my_mlp --module my_mlp.py --out ddp")
 
@@ -533,6 +536,7 @@ def offline(name: str, sets: list[str]) -> list[str]:
 
 def resolved_params(command: str) -> dict | None:
     """The parameters the command runs with now (None for a lesson's command); no torch imported."""
+    command = RUN_WITHIN.get(command, command)
     if command in LESSONS or not command.startswith("torchclassics run "):
         return None
     from torchclassics.params import sources

@@ -90,7 +90,8 @@ def test_recorded_numbers_were_measured_with_todays_parameters():
             now = numbers.resolved_params(command)
             differ = {k: (then.get(k), now.get(k)) for k in set(then) | set(now) if then.get(k) != now.get(k)}
             if differ:
-                where = ", ".join(m.where() for m in numbers.stated_where(id_)) or "no page"
+                where = ", ".join([m.where() for m in numbers.stated_where(id_)] + [
+                    f"{page.relative_to(ROOT)}'s transcript" for page in numbers.transcribed_where(id_)]) or "no page"
                 said = ", ".join(f"{k} {a!r} → {b!r}" for k, (a, b) in sorted(differ.items()))
                 changed.append(f"{where} states {record['written']} for {id_}, measured by `{command}` when its "
                                f"parameters were others ({said}); regenerate: {numbers.REGENERATE} {id_}")
