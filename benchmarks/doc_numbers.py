@@ -214,6 +214,29 @@ FULL_LIST = ("Adadelta", "Adagrad", "Adam", "Adamax", "ASGD", "LBFGS", "RMSprop"
 OPTIMIZERS_FULL_LIST = OPTIMIZERS + " --set 'optimizers=[" + ",".join(f'"{name}"' for name in FULL_LIST) + "]'"
 LSTM_CELL = "torchclassics run lstm_mnist --set threads=1 --set cell="  # the rnn lesson's three cells, one thread
 
+# own_experiment.md's session: the plugin `init` writes, trained, searched, evaluated and exported, in an empty
+# folder (RUN: the run's folder); and the same plugin on two processes.
+MY_MLP_INIT = "torchclassics init my_mlp --module my_mlp.py"
+MY_MLP_SESSION = (f"{MY_MLP_INIT}; torchclassics run my_mlp --module my_mlp.py; "
+                  "TORCHCLASSICS_PLUGINS=$PWD/my_mlp.py torchclassics search my_mlp --trials 3 --set epochs=5; "
+                  "torchclassics evaluate RUN; torchclassics export RUN --format onnx")
+# deploy_mobile.md: a CNN's run exported to an ExecuTorch program, as it is and in int8 (ExecuTorch installed).
+PHONE_EXPORTS = ("; torchclassics export RUN --format executorch"
+                 "; torchclassics export RUN --format executorch --quantize int8")
+PHONE_CNN = "torchclassics run cnn_mnist" + PHONE_EXPORTS
+PHONE_SHAPES = ("python -m torchclassics.data.shapes shapes/ --n 400 --layout kaggle; "
+                "torchclassics run dogs_vs_cats --set data_root=shapes --set epochs=4" + PHONE_EXPORTS)
+# A program's metadata holds its run's absolute path: its size moves with the path's length (in 128-byte steps).
+PATH_IN_PROGRAM = 512
+PHONE_PLAIN = {name: f"torchclassics run {name}; torchclassics export RUN --format executorch"
+               for name in ("regression", "classification", "linear", "optimizers", "dqn_cartpole", "autoencoder",
+                            "rnn_sincos", "lstm_mnist", "char_rnn_names")}
+# The phone commands' runs, whose parameters are recorded like a run command's: a changed default fails at once
+# (dogs_vs_cats' data_root is a fresh folder each time: not recorded).
+RUN_WITHIN = {PHONE_CNN: "torchclassics run cnn_mnist", **{c: f"torchclassics run {n}" for n, c in PHONE_PLAIN.items()}}
+MY_MLP_DDP = (f"{MY_MLP_INIT}; CUDA_VISIBLE_DEVICES= torchrun --standalone --nproc_per_node=2 -m torchclassics run "
+              "my_mlp --module my_mlp.py --out ddp")
+
 MEASUREMENTS: dict[str, Number] = {
     "regression.test_mse": Number("torchclassics run regression", "test_mse"),
     "regression.mse": Number("torchclassics run regression", "mse"),
@@ -348,6 +371,53 @@ MEASUREMENTS: dict[str, Number] = {
     **{f"optimizers.full_list.{name}": Number(OPTIMIZERS_FULL_LIST, f"test_mse_{name}", ".5f", SLOW)
        for name in FULL_LIST},
     **{f"rnn.cells.{cell}": Number(LSTM_CELL + cell, "test_accuracy", ".3f", SLOW) for cell in ("lstm", "gru", "rnn")},
+    # own_experiment.md: as its transcripts print them (6 digits; synthesize's table 4), and in its words
+    **{f"my_mlp.{metric}": Number(MY_MLP_SESSION, metric, ".6g", SLOW)
+       for metric in ("loss", "accuracy", "test_loss", "test_accuracy", "best.value")},
+    "my_mlp.best.epoch": Number(MY_MLP_SESSION, "best.epoch", "d", SLOW),
+    **{f"my_mlp.{metric}.4": Number(MY_MLP_SESSION, metric, ".4g", SLOW)
+       for metric in ("test_loss", "test_accuracy", "best.value")},
+    **{f"my_mlp.trial0.{metric}": Number(MY_MLP_SESSION, f"trial0.{metric}", ".6g", SLOW)
+       for metric in ("test_accuracy", )},
+    **{f"my_mlp.trial0.{metric}.4": Number(MY_MLP_SESSION, f"trial0.{metric}", ".4g", SLOW)
+       for metric in ("test_loss", "test_accuracy", "best.value")},
+    **{f"my_mlp.evaluate.{metric}": Number(MY_MLP_SESSION, f"evaluate.{metric}", ".6g", SLOW)
+       for metric in ("test_loss", "test_accuracy")},
+    "my_mlp.evaluate.test_accuracy.4": Number(MY_MLP_SESSION, "evaluate.test_accuracy", ".4g", SLOW),
+    "my_mlp.export.max_difference": Number(MY_MLP_SESSION, "export.max_difference", ".3g", SLOW),
+    "my_mlp.ddp2.test_accuracy": Number(MY_MLP_DDP, "test_accuracy", ".4f", RECORDED),
+    # deploy_mobile.md: held-out metrics before and after int8, the programs' sizes (ExecuTorch's version sets them)
+    **{f"phone.{name}.{when}.{metric}": Number(command, f"{when}.{metric}", digits, RECORDED, tolerance)
+       for name, command, metrics in (("cnn_mnist", PHONE_CNN, ("test_accuracy", "test_loss", "bytes")),
+                                      ("dogs_vs_cats", PHONE_SHAPES, ("val_accuracy", "bytes")))
+       for when in ("before", "after") for metric in metrics
+       for digits in [{"bytes": ",", "test_loss": ".4g"}.get(metric, ".3f")]
+       for tolerance in [PATH_IN_PROGRAM if metric == "bytes" else 0.0]},
+    **{f"phone.{name}.smaller": Number(command, "smaller", ".1f", RECORDED)
+       for name, command in (("cnn_mnist", PHONE_CNN), ("dogs_vs_cats", PHONE_SHAPES))},
+    **{f"phone.{name}.int8_wrong": Number(command, "int8_wrong", "d", RECORDED)
+       for name, command in (("cnn_mnist", PHONE_CNN), ("dogs_vs_cats", PHONE_SHAPES))},
+    "phone.cnn_mnist.fp32.max_difference": Number(PHONE_CNN, "fp32.max_difference", ".3g", RECORDED),
+    **{f"phone.{name}.bytes": Number(command, "bytes", ",", RECORDED, PATH_IN_PROGRAM)
+       for name, command in PHONE_PLAIN.items()},
+    **{f"phone.{name}.{what}": Number(command, what, "d", RECORDED) for name, command in PHONE_PLAIN.items()
+       if name in ("rnn_sincos", "lstm_mnist", "char_rnn_names") for what in ("outside", "delegated_parts")},
+}
+
+# Numbers that a page shows in a transcript (a fenced block of a command's output), where no marker can go: each
+# id's value, written as the command prints it, must stand in one of the page's fenced blocks, in both languages.
+# They are measured like the others; `python benchmarks/doc_numbers.py my_mlp.` prints them, the page is edited by
+# hand (the script rewrites markers only).
+TRANSCRIBED: dict[str, tuple[str, ...]] = {
+    "docs/own_experiment.md": (
+        "my_mlp.loss", "my_mlp.accuracy", "my_mlp.test_loss", "my_mlp.test_accuracy", "my_mlp.best.value",
+        "my_mlp.test_loss.4", "my_mlp.test_accuracy.4", "my_mlp.best.value.4",
+        "my_mlp.trial0.test_accuracy", "my_mlp.trial0.test_loss.4", "my_mlp.trial0.test_accuracy.4",
+        "my_mlp.trial0.best.value.4", "my_mlp.evaluate.test_loss", "my_mlp.evaluate.test_accuracy",
+        "my_mlp.export.max_difference"),
+    "docs/deploy_mobile.md": (
+        "phone.cnn_mnist.before.test_loss",
+        "phone.cnn_mnist.after.test_loss", "phone.cnn_mnist.fp32.max_difference"),
 }
 
 # The files of the course notes (shared/seeds/): the tutorial series, the book, the course project, the LSTM notes.
@@ -466,6 +536,7 @@ def offline(name: str, sets: list[str]) -> list[str]:
 
 def resolved_params(command: str) -> dict | None:
     """The parameters the command runs with now (None for a lesson's command); no torch imported."""
+    command = RUN_WITHIN.get(command, command)
     if command in LESSONS or not command.startswith("torchclassics run "):
         return None
     from torchclassics.params import sources
@@ -596,6 +667,104 @@ def unscaled_run(name: str) -> Callable[[], dict]:
     return summary
 
 
+# What a reader's fresh shell does not set: the page's runs go to ./runs, its plugin is the one the command names.
+READERS_UNSET = ("TORCHCLASSICS_RUNS", "TORCHCLASSICS_PLUGINS", "TORCHCLASSICS_EXPERIMENTS")
+
+
+def readers_environment(**env: str) -> dict:
+    return {**{k: v for k, v in os.environ.items() if k not in READERS_UNSET}, **env}
+
+
+def torchclassics_cli(*words: str, **env: str) -> str:
+    """A command as the page types it, in its own process (an experiment of one's own stays out of this one)."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "torchclassics", *words], env=readers_environment(**env),
+                          capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def printed_metrics(output: str) -> dict:
+    """{'test_loss': 0.10763, ...} from evaluate's lines '  test loss   0.10763'."""
+    return {m[1].replace(" ", "_"): float(m[2]) for m in re.finditer(r"^  (test \w+) +(\S+)$", output, re.M)}
+
+
+def summary_json(run: Path) -> dict:
+    return json.loads((run / layout.SUMMARY).read_text(encoding="utf-8"))
+
+
+def my_mlp_session_summary() -> dict:
+    """own_experiment.md's commands in an empty folder: init's my_mlp trained, searched (3 trials of 5 epochs:
+    trial 0 is the defaults; TPE draws the others unseeded, so only trial 0 is a number), evaluated, exported."""
+    with in_a_fresh_folder() as folder:
+        torchclassics_cli("init", "my_mlp", "--module", "my_mlp.py")
+        torchclassics_cli("run", "my_mlp", "--module", "my_mlp.py", "--no-figures", "-q", "--out", "runs/my_mlp/run")
+        run, plugins = folder / "runs" / "my_mlp" / "run", {"TORCHCLASSICS_PLUGINS": str(folder / "my_mlp.py")}
+        torchclassics_cli("search", "my_mlp", "--trials", "3", "--set", "epochs=5", **plugins)
+        evaluated = printed_metrics(torchclassics_cli("evaluate", str(run)))
+        torchclassics_cli("export", str(run), "--format", "onnx")
+        trial0 = summary_json(folder / "runs" / "my_mlp" / "my_mlp-trial-0")
+        exported = json.loads((run / "export" / "model.onnx.json").read_text(encoding="utf-8"))
+        return {**summary_json(run), "trial0": {**trial0["metrics"], "best": trial0["best"]},
+                "evaluate": evaluated, "export": {"max_difference": exported["max_difference"]}}
+
+
+def exported_for_phones(run: Path, *options: str) -> dict:
+    """`torchclassics export RUN --format executorch` in its own process, as the page runs it: exported in the
+    process that trained the run, a small program comes out a few bytes longer. Its sidecar."""
+    output = torchclassics_cli("export", str(run), "--format", "executorch", *options)
+    program = next(line for line in output.splitlines() if line.endswith(".pte"))
+    return json.loads(Path(f"{program}.json").read_text(encoding="utf-8"))
+
+
+def phone_programs(command: str, shapes: int = 0) -> Callable[[], dict]:
+    """The run of ``command`` exported for phones as it is and in int8: the int8 sidecar's held-out metrics and
+    sizes before and after, how many more held-out samples int8 gets wrong, and the fp32 program's check."""
+    def summary() -> dict:
+        import torchclassics
+        from torchclassics.data import shapes as drawn
+        run_command = next(part.strip() for part in command.split(";") if part.strip().startswith("torchclassics run"))
+        name, sets = run_arguments(run_command)
+        with in_a_fresh_folder() as folder, on_the_pages_cpu():
+            if shapes:
+                drawn.make_folder(folder / "shapes", n=shapes, layout="kaggle")
+            torchclassics.run(name, out=folder / "run", figures=False, quiet=True, device="cpu",
+                              sets=offline(name, sets))
+            fp32, int8 = (exported_for_phones(folder / "run", *q) for q in ((), ("--quantize", "int8")))
+        before, after = int8["before"], int8["after"]
+        accuracy = next(key for key in before if key.endswith("accuracy"))
+        wrong = round((before[accuracy] - after[accuracy]) * int8["held_out_samples"])
+        return {"before": before, "after": after, "smaller": before["bytes"] / after["bytes"], "int8_wrong": wrong,
+                "fp32": {"max_difference": fp32["max_difference"], "bytes": fp32["bytes"]}}
+    return summary
+
+
+def phone_program(name: str) -> Callable[[], dict]:
+    """The experiment's default run exported for phones: the program's sidecar (its size; the operators left
+    outside XNNPACK, ``outside``, and the parts XNNPACK took)."""
+    def summary() -> dict:
+        import torchclassics
+        with in_a_fresh_folder() as folder, on_the_pages_cpu():
+            torchclassics.run(name, out=folder / "run", figures=False, quiet=True, device="cpu",
+                              sets=offline(name, []))
+            record = exported_for_phones(folder / "run")
+        return {**record, "outside": sum(record["outside_delegate"].values())}
+    return summary
+
+
+def my_mlp_ddp_summary() -> dict:
+    """init's my_mlp under torchrun on two CPU processes (1,347 training digits: each epoch leaves one out)."""
+    import subprocess
+
+    with in_a_fresh_folder() as folder:
+        torchclassics_cli("init", "my_mlp", "--module", "my_mlp.py")
+        subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        "-m", "torchclassics", "run", "my_mlp", "--module", "my_mlp.py", "--out", "ddp",
+                        "--no-figures", "-q"], check=True, env=readers_environment(CUDA_VISIBLE_DEVICES=""),
+                       capture_output=True)
+        return summary_json(folder / "ddp")
+
+
 LESSONS: dict[str, Callable[[], dict]] = {"torchclassics lesson pca": lesson_pca_summary,
                                           FIFTEEN_POINTS: fifteen_points_summary,
                                           SHAPES: shapes_summary,
@@ -604,7 +773,12 @@ LESSONS: dict[str, Callable[[], dict]] = {"torchclassics lesson pca": lesson_pca
                                           "torchclassics lesson sklearn": lesson_sklearn_summary,
                                           BATCHNORM_DATA: batchnorm_data_summary,
                                           UNSCALED + "cnn_mnist": unscaled_run("cnn_mnist"),
-                                          UNSCALED + "lstm_mnist": unscaled_run("lstm_mnist")}
+                                          UNSCALED + "lstm_mnist": unscaled_run("lstm_mnist"),
+                                          MY_MLP_SESSION: my_mlp_session_summary,
+                                          MY_MLP_DDP: my_mlp_ddp_summary,
+                                          PHONE_CNN: phone_programs(PHONE_CNN),
+                                          PHONE_SHAPES: phone_programs(PHONE_SHAPES, shapes=400),
+                                          **{command: phone_program(name) for name, command in PHONE_PLAIN.items()}}
 
 
 class Runs:
@@ -649,6 +823,32 @@ def mismatch(id_: str, number: Number, value: float, marks: list[Marked]) -> lis
             f"{number.written(value)}; regenerate: {REGENERATE} {id_}" for mark in wrong]
 
 
+FENCED_BLOCK = re.compile(r"^```.*?^```[ \t]*$", re.S | re.M)
+
+
+def twins(page: str) -> list[Path]:
+    english = ROOT / page
+    return [english, english.with_name(english.name.removesuffix(".md") + ".zh.md")]
+
+
+def transcribed_where(id_: str) -> list[Path]:
+    return [path for page, ids in TRANSCRIBED.items() if id_ in ids for path in twins(page)]
+
+
+def in_a_transcript(page: Path, written: str) -> bool:
+    """Whether one of the page's fenced blocks shows ``written`` as a whole number (not inside a longer one)."""
+    shown = re.compile(rf"(?<![\d.]){re.escape(written)}(?![\d])")
+    return any(shown.search(block) for block in FENCED_BLOCK.findall(page.read_text(encoding="utf-8")))
+
+
+def transcript_mismatch(id_: str, number: Number, value: float) -> list[str]:
+    """One line per page whose transcripts do not show the measured value as the command prints it."""
+    written, command = number.written(value), " ; ".join(number.commands())
+    return [f"{page.relative_to(ROOT)}: no transcript shows {written}, what `{command}` ({metric_name(number)}) "
+            f"gives for {id_}; run the page's commands again and copy their output ({REGENERATE} {id_} measures it)"
+            for page in transcribed_where(id_) if not in_a_transcript(page, written)]
+
+
 def metric_name(number: Number) -> str:
     return number.metric if isinstance(number.metric, str) else number.metric.__doc__
 
@@ -681,7 +881,7 @@ def main(argv: list[str] | None = None) -> int:
         value = runs.value(number)
         more = f" (and {len(number.commands()) - 1} more)" if len(number.commands()) > 1 else ""
         print(f"{id_:45} {number.written(value):>10}   {number.commands()[0]}{more}", flush=True)
-        wrong += mismatch(id_, number, value, stated_where(id_))
+        wrong += mismatch(id_, number, value, stated_where(id_)) + transcript_mismatch(id_, number, value)
         if not args.check:  # kept as measured, one by one: a failure later loses nothing
             records[id_] = record_of(number, value)
             write_records(records)
