@@ -52,3 +52,15 @@ def test_tensorboard_curves_are_on_when_installed_listed_and_can_be_turned_off(t
                  "--no-tensorboard"]) == 0
     assert "tensorboard" not in capsys.readouterr().out
     assert not (tmp_path / "off" / "tensorboard").exists()
+
+
+def test_the_extras_listed_are_those_pyproject_declares():
+    """core/extras.py names what `pip install "torchclassics[NAME]"` installs: the same names as pyproject's."""
+    import tomllib
+    from pathlib import Path
+
+    from torchclassics.core.extras import EXTRAS
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = set(pyproject["project"]["optional-dependencies"]) - {"dev"}
+    assert {extra.name for extra in EXTRAS} == declared
