@@ -93,13 +93,6 @@ def metric_of(summary: dict, metric: str):
     return value
 
 
-def worst(metric: str = "test_mse") -> Callable[[list[dict]], float]:
-    def largest(summaries: list[dict]) -> float:
-        return max(metric_of(s, metric) for s in summaries)
-    largest.__doc__ = f"the largest {metric} of the runs"
-    return largest
-
-
 def same(metric: str, twin: str, digits: str) -> Callable[[list[dict]], float]:
     def both(summaries: list[dict]) -> float:
         value, other = metric_of(summaries[0], metric), metric_of(summaries[0], twin)
@@ -274,9 +267,12 @@ MEASUREMENTS: dict[str, Number] = {
     **per_seed("rnn_sincos.tutorial", RNN_TUTORIAL, "test_mse", range(1, 11), lane=SLOW),
     **per_seed("rnn_sincos.constant", RNN_CONSTANT, "test_mse", range(1, 11), lane=SLOW),
     **per_seed("rnn_sincos.default", RNN_DEFAULT, "test_mse", range(1, 11), lane=SLOW),
-    "rnn_sincos.tutorial.worst": Number("", worst("test_mse"), ".2f", SLOW, over=seeds(RNN_TUTORIAL, range(1, 11))),
-    "rnn_sincos.constant.worst": Number("", worst("test_mse"), ".2f", SLOW, over=seeds(RNN_CONSTANT, range(1, 11))),
-    "rnn_sincos.default.worst": Number("", worst("test_mse"), ".4f", SLOW, over=seeds(RNN_DEFAULT, range(1, 11))),
+    "rnn_sincos.tutorial.worst": Number("", largest_of("test_mse"), ".2f", SLOW,
+                                     over=seeds(RNN_TUTORIAL, range(1, 11))),
+    "rnn_sincos.constant.worst": Number("", largest_of("test_mse"), ".2f", SLOW,
+                                     over=seeds(RNN_CONSTANT, range(1, 11))),
+    "rnn_sincos.default.worst": Number("", largest_of("test_mse"), ".4f", SLOW,
+                                     over=seeds(RNN_DEFAULT, range(1, 11))),
     "pca.test_mse": Number("torchclassics lesson pca", "pca_test_mse"),
     **{f"sklearn.{metric}": Number("torchclassics lesson sklearn", metric, digits, SLOW)
        for metric, digits in (("engine_test_accuracy", ".3f"), ("grid_test_accuracy", ".3f"),
@@ -353,9 +349,9 @@ MEASUREMENTS: dict[str, Number] = {
        for setting, command in DROPOUT_SETTINGS.items()},
     "dropout.lesson.worse": Number("", how_many("test_mse_plain", "test_mse_dropout"), "d", RECORDED,
                                    over=seeds(DROPOUT_SETTINGS["lesson"], range(1, 11))),
-    **{f"dropout.{setting}.train_mse.{end}": Number("", reduce_(metric="mse_plain"), lane=RECORDED,
+    **{f"dropout.{setting}.train_mse.{end}": Number("", reduce_("mse_plain"), lane=RECORDED,
                                                     over=seeds(DROPOUT_SETTINGS[setting], range(1, 11)))
-       for setting in ("lesson", "default") for end, reduce_ in (("lowest", lowest), ("highest", worst))},
+       for setting in ("lesson", "default") for end, reduce_ in (("lowest", lowest), ("highest", largest_of))},
     **{f"batchnorm.seed{seed}.keep_last.{net}": Number(f"{BATCHNORM} --set seed={seed} --set drop_last=false",
                                                        f"test_mse_{net}", ".1f", RECORDED)
        for seed in range(1, 6) for net in ("tanh_bn", "relu_bn")},

@@ -168,14 +168,15 @@ def test_each_quoted_number_is_in_the_words_it_quotes():
             f"{mark.where()} quotes {mark.text} as the notes' ({mark.id}), but the notes' words are: {quote.text!r}"
 
 
-@pytest.mark.parametrize("id_", sorted(numbers.QUOTES))
-def test_quoted_words_are_the_notes_words(id_):
+@pytest.mark.parametrize("id_", sorted(numbers.QUOTES) + sorted(numbers.FLAGGED))
+def test_words_said_to_be_the_notes_are_in_the_notes(id_):
+    """A quoted number's words and a flagged mistake's words, each in the notes' file it names."""
     folder = numbers.notes_folder()
     if folder is None:
         pytest.skip("the course notes (shared/seeds) are not beside this checkout; set $TORCHCLASSICS_NOTES")
-    quote = numbers.QUOTES[id_]
-    assert quote.text in (folder / quote.source).read_text(encoding="utf-8"), \
-        f"{id_}: {quote.text!r} is not in the notes' {quote.source}"
+    said = numbers.QUOTES.get(id_) or numbers.FLAGGED[id_]
+    assert said.text in (folder / said.source).read_text(encoding="utf-8"), \
+        f"{id_}: {said.text!r} is not in the notes' {said.source}"
 
 
 @pytest.mark.parametrize("id_", sorted(numbers.FLAGGED))
@@ -185,16 +186,6 @@ def test_each_flagged_mistake_of_the_notes_is_shown_on_its_page_in_both_language
     for page in (english, english.with_name(english.name.removesuffix(".md") + ".zh.md")):
         text = " ".join(page.read_text(encoding="utf-8").split())
         assert flagged.shown in text, f"{page.relative_to(ROOT)} does not show the notes' {flagged.shown!r} ({id_})"
-
-
-@pytest.mark.parametrize("id_", sorted(numbers.FLAGGED))
-def test_each_flagged_mistake_is_in_the_notes_words(id_):
-    folder = numbers.notes_folder()
-    if folder is None:
-        pytest.skip("the course notes (shared/seeds) are not beside this checkout; set $TORCHCLASSICS_NOTES")
-    flagged = numbers.FLAGGED[id_]
-    assert flagged.text in (folder / flagged.source).read_text(encoding="utf-8"), \
-        f"{id_}: {flagged.text!r} is not in the notes' {flagged.source}"
 
 
 # -- unmarked numbers ---------------------------------------------------------------------------------------------

@@ -56,8 +56,9 @@ def test_tensorboard_curves_are_on_when_installed_listed_and_can_be_turned_off(t
 
 def test_the_extras_listed_are_those_pyproject_declares():
     """core/extras.py names what `pip install "torchclassics[NAME]"` installs: the same names as pyproject's."""
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     from torchclassics.core.extras import EXTRAS
 
